@@ -1,0 +1,46 @@
+# uythac — the two commands that matter: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+RUN_DIR ?= var/demo
+
+.PHONY: run test lint typecheck unit bench venv kafka-up kafka-down clean schemas
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## run: generate a demo province, replay it, print the distribution table
+run: $(STAMP)
+	$(BIN)/uythac demo --dir $(RUN_DIR)
+
+## test: lint, types, then every test (unit, property, integration)
+test: $(STAMP) lint typecheck
+	$(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check services rules schemas tests
+	$(BIN)/ruff format --check services rules schemas tests
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest -q -m "not kafka"
+
+## bench: throughput and memory benchmarks (prints numbers; not part of `make test`)
+bench: $(STAMP)
+	$(BIN)/python -m tests.bench.replay_bench
+
+## schemas: regenerate the JSON Schema files in schemas/json from the marshmallow schemas
+schemas: $(STAMP)
+	$(BIN)/uythac schemas --out schemas/json
+
+clean:
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache
