@@ -1,1 +1,190 @@
-print("hi")
+"""The `uythac` command: parses arguments and calls the application; no domain logic lives here."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from uythac import logs, scorecard, settings, views
+from uythac.errors import UythacError
+from uythac.processor import Processor
+from uythac.replay import Summary, replay
+from uythac.store import Store
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text) if len(text) == 10 else date.fromisoformat("x")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a YYYY-MM-DD date: {text!r}") from None
+
+
+def build_parser(config: settings.Settings) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="uythac", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    replay_cmd = commands.add_parser("replay", help="replay a JSON Lines file of events and write the report")
+    replay_cmd.add_argument("events", type=Path, help="EVENTS.jsonl or EVENTS.jsonl.gz")
+    replay_cmd.add_argument("--as-of", type=_day, help="score at this day; later events are left out")
+    replay_cmd.add_argument("--report", type=Path, required=True, help="where to write the JSON report")
+    replay_cmd.add_argument("--rejects", type=Path, help="where to write rejected lines (JSON Lines)")
+    replay_cmd.add_argument("--db", help="keep state in this store and continue from it (default: a fresh one)")
+    _common(replay_cmd, config)
+
+    report_cmd = commands.add_parser("report", help="print the report of a store at its clock")
+    report_cmd.add_argument("--db", default=config.db, help=f"store (default {config.db})")
+    report_cmd.add_argument("--out", type=Path, help="write to this file instead of standard output")
+    report_cmd.add_argument("--scorecard", type=Path, default=config.scorecard_path)
+
+    generate_cmd = commands.add_parser("generate", help="write a synthetic province's events (JSON Lines)")
+    generate_cmd.add_argument("--out", type=Path, required=True, help="FILE.jsonl or FILE.jsonl.gz")
+    generate_cmd.add_argument("--seed", type=int, default=7)
+    generate_cmd.add_argument("--districts", type=int, default=27)
+    generate_cmd.add_argument("--communes", type=int, default=520)
+    generate_cmd.add_argument("--months", type=int, default=12)
+    generate_cmd.add_argument("--start", type=_day, default=date(2022, 12, 1))
+    generate_cmd.add_argument("--events", type=int, help="aim for about this many events (sets the size)")
+
+    demo_cmd = commands.add_parser("demo", help="generate a demo province, replay it, show the distribution")
+    demo_cmd.add_argument("--dir", type=Path, default=Path("var/demo"))
+    demo_cmd.add_argument("--communes", type=int, default=520)
+
+    schemas_cmd = commands.add_parser("schemas", help="write the JSON Schema file of every event type")
+    schemas_cmd.add_argument("--out", type=Path, default=Path("schemas/json"))
+    return parser
+
+
+def _common(command: argparse.ArgumentParser, config: settings.Settings) -> None:
+    command.add_argument("--scorecard", type=Path, default=config.scorecard_path, help="scorecard YAML")
+    command.add_argument("--batch-size", type=int, default=config.batch_size, help="events per transaction")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    config = settings.load()
+    logs.configure(config.log_level)
+    args = build_parser(config).parse_args(argv)
+    try:
+        command: Callable[[argparse.Namespace, settings.Settings], int] = COMMANDS[args.command]
+        return command(args, config)
+    except UythacError as error:
+        print(f"uythac: error: {error}", file=sys.stderr)
+        return 2
+
+
+def run_replay(args: argparse.Namespace, config: settings.Settings) -> int:
+    card = scorecard.load(args.scorecard)
+    with tempfile.TemporaryDirectory(prefix="uythac-") as scratch:
+        store = Store.at(args.db or Path(scratch) / "replay.db")
+        try:
+            summary = _replay_file(args, store, card)
+            if summary is None:
+                return 1
+            _write_json(args.report, views.current_report(store, card))
+        finally:
+            store.close()
+    print(summary.line())
+    return 0
+
+
+def _replay_file(args: argparse.Namespace, store: Store, card: scorecard.Scorecard) -> Summary | None:
+    processor = Processor(store, card)
+    try:
+        rejects = args.rejects.open("w", encoding="utf-8") if args.rejects else None
+        try:
+            with _progress(args.events) as progress:
+                return replay(
+                    args.events,
+                    processor,
+                    as_of=args.as_of,
+                    rejects=rejects,
+                    batch_size=args.batch_size,
+                    progress=progress,
+                )
+        finally:
+            if rejects is not None:
+                rejects.close()
+    except (OSError, EOFError) as error:
+        print(f"uythac: cannot read {args.events}: {error}", file=sys.stderr)
+        return None
+
+
+@contextmanager
+def _progress(path: Path) -> Iterator[Callable[[int], None] | None]:
+    """A rich progress bar over the input's bytes, only when a person watches a terminal."""
+    if not sys.stderr.isatty() or not path.is_file():
+        yield None
+        return
+    from rich.progress import Progress
+
+    with Progress(transient=True) as bar:
+        task = bar.add_task(f"replay {path.name}", total=path.stat().st_size)
+        yield lambda done: bar.update(task, completed=done)
+
+
+def _write_json(path: Path, report: dict[str, Any]) -> None:
+    from uythac.report import render
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render(report), encoding="utf-8")
+
+
+def run_report(args: argparse.Namespace, config: settings.Settings) -> int:
+    from uythac.report import render
+
+    card = scorecard.load(args.scorecard)
+    store = Store.at(args.db)
+    text = render(views.current_report(store, card))
+    if args.out:
+        args.out.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def run_generate(args: argparse.Namespace, config: settings.Settings) -> int:
+    from uythac import generate
+
+    shape = {"seed": args.seed, "districts": args.districts, "months": args.months, "start": args.start}
+    if args.events:
+        options = generate.options_for_events(args.events, **shape)
+    else:
+        options = generate.GenerateOptions(communes=args.communes, **shape)
+    summary = generate.write(args.out, options)
+    print(
+        f"wrote {summary.lines} lines to {args.out}: {summary.events} events, {summary.duplicates} duplicates, "
+        f"{summary.invalid} invalid, {summary.first_day} to {summary.last_day}"
+    )
+    return 0
+
+
+def run_demo(args: argparse.Namespace, config: settings.Settings) -> int:
+    from uythac import demo
+
+    return demo.run(Path(args.dir), int(args.communes))
+
+
+def run_schemas(args: argparse.Namespace, config: settings.Settings) -> int:
+    from uythac.schemas import jsonschema
+
+    for path in jsonschema.write(args.out):
+        print(path)
+    return 0
+
+
+COMMANDS = {
+    "replay": run_replay,
+    "report": run_report,
+    "generate": run_generate,
+    "demo": run_demo,
+    "schemas": run_schemas,
+}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,200 @@
+"""The event contract (SPEC §2) as marshmallow schemas: the one place its field rules are written.
+
+`uythac.validation` uses these schemas for the field-level reasons of a rejection, and compiles the JSON
+Schema generated from them (`schemas/jsonschema.py`) for the fast path. Each schema may carry
+`JSON_SCHEMA_EXTRA`, the JSON Schema form of its cross-field rules (`validates_schema`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from uythac.dates import DATE_PATTERN, DATETIME_PATTERN, business_date, parse_datetime
+
+ORGS = ("HND", "HPN", "HCCB", "DTN")
+MAX_AMOUNT = 10_000_000_000  # the largest loan the SPEC allows; also bounds every other money field
+ID_PATTERN = r"^[A-Za-z0-9._:-]{1,64}\Z"
+AREA_PATTERN = r"^[A-Za-z0-9._:-]{1,32}\Z"
+ID_RULE = "1-64 characters of A-Z a-z 0-9 . _ : -"
+AREA_RULE = "1-32 characters of A-Z a-z 0-9 . _ : -"
+
+
+class Id(fields.String):
+    """An identifier: `event_id`, `loan_id`, `group_id`."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(validate=validate.Regexp(ID_PATTERN, error=f"must be {ID_RULE}"), **kwargs)
+
+
+class AreaId(fields.String):
+    """A `district_id` or `commune_id`."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(validate=validate.Regexp(AREA_PATTERN, error=f"must be {AREA_RULE}"), **kwargs)
+
+
+class Money(fields.Integer):
+    """Whole VND. JSON `true` and `1.0` are not integers here."""
+
+    def __init__(self, minimum: int, **kwargs: Any) -> None:
+        rule = validate.Range(min=minimum, max=MAX_AMOUNT, error=f"must be between {minimum} and {MAX_AMOUNT}")
+        super().__init__(strict=True, validate=rule, **kwargs)
+
+    def _validated(self, value: Any) -> int:
+        if isinstance(value, bool):
+            raise self.make_error("invalid")
+        return super()._validated(value)
+
+
+class OccurredAt(fields.String):
+    """A `YYYY-MM-DD` date or an RFC 3339 date-time; its business date is taken in UTC+07:00."""
+
+    json_patterns: ClassVar[tuple[str, ...]] = (DATE_PATTERN, DATETIME_PATTERN)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text: str = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            business_date(text)
+        except ValueError as error:
+            raise ValidationError(f"must be YYYY-MM-DD or an RFC 3339 date-time ({error})") from error
+        return text
+
+
+class RecordedAt(fields.String):
+    """An RFC 3339 date-time (informational)."""
+
+    json_patterns: ClassVar[tuple[str, ...]] = (DATETIME_PATTERN,)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text: str = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            parse_datetime(text)
+        except ValueError as error:
+            raise ValidationError(f"must be an RFC 3339 date-time ({error})") from error
+        return text
+
+
+def one_of(*choices: str) -> validate.OneOf:
+    return validate.OneOf(choices, error=f"must be one of {' '.join(choices)}")
+
+
+class Envelope(Schema):
+    """Fields on every event."""
+
+    TYPE: ClassVar[str] = ""
+    JSON_SCHEMA_EXTRA: ClassVar[dict[str, Any]] = {}
+
+    event_id = Id(required=True)
+    type = fields.String(required=True)
+    occurred_at = OccurredAt(required=True)
+    recorded_at = RecordedAt()
+    schema_version = fields.Integer(strict=True, validate=validate.Equal(1, error="must be 1"))
+
+    @validates_schema
+    def _type_matches(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("type") != self.TYPE:
+            raise ValidationError(f"must be {self.TYPE}", "type")
+
+
+class UnitEnvelope(Envelope):
+    """Events that belong to a unit: a (commune, organization)."""
+
+    district_id = AreaId(required=True)
+    commune_id = AreaId(required=True)
+    org = fields.String(required=True, validate=one_of(*ORGS))
+
+
+class ClockTick(Envelope):
+    """Nothing happened; only moves the clock. Area fields are allowed but mean nothing."""
+
+    TYPE = "clock.tick"
+    district_id = AreaId()
+    commune_id = AreaId()
+    org = fields.String(validate=one_of(*ORGS))
+
+
+class GroupRegistered(UnitEnvelope):
+    TYPE = "group.registered"
+    group_id = Id(required=True)
+
+
+class GroupClosed(UnitEnvelope):
+    TYPE = "group.closed"
+    group_id = Id(required=True)
+
+
+class LoanDisbursed(UnitEnvelope):
+    TYPE = "loan.disbursed"
+    loan_id = Id(required=True)
+    group_id = Id(required=True)
+    amount = Money(1, required=True)
+    program = fields.String(validate=validate.Length(min=1, max=32, error="must be 1-32 characters"))
+
+
+class RepaymentRecorded(UnitEnvelope):
+    TYPE = "repayment.recorded"
+    JSON_SCHEMA_EXTRA: ClassVar[dict[str, Any]] = {
+        "anyOf": [
+            {"properties": {"principal": {"minimum": 1}}},
+            {"properties": {"interest": {"minimum": 1}}},
+        ]
+    }
+    loan_id = Id(required=True)
+    principal = Money(0, required=True)
+    interest = Money(0, required=True)
+
+    @validates_schema
+    def _not_both_zero(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("principal") == 0 and data.get("interest") == 0:
+            raise ValidationError("principal and interest must not both be 0", "principal")
+
+
+class OverdueChanged(UnitEnvelope):
+    TYPE = "loan.overdue_changed"
+    loan_id = Id(required=True)
+    overdue_principal = Money(0, required=True)
+
+
+class SavingsDeposited(UnitEnvelope):
+    TYPE = "savings.deposited"
+    group_id = Id(required=True)
+    amount = Money(1, required=True)
+
+
+class InspectionRecorded(UnitEnvelope):
+    """A post-disbursement inspection names its loan; a periodic one names its group."""
+
+    TYPE = "inspection.recorded"
+    JSON_SCHEMA_EXTRA: ClassVar[dict[str, Any]] = {
+        "if": {"properties": {"kind": {"const": "post_disbursement"}}},
+        "then": {"required": ["loan_id"]},
+        "else": {"required": ["group_id"]},
+    }
+    kind = fields.String(required=True, validate=one_of("post_disbursement", "periodic"))
+    loan_id = Id()
+    group_id = Id()
+    result = fields.String(validate=one_of("compliant", "misuse"))
+
+    @validates_schema
+    def _names_its_subject(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("kind") == "post_disbursement" and "loan_id" not in data:
+            raise ValidationError("required when kind is post_disbursement", "loan_id")
+        if data.get("kind") == "periodic" and "group_id" not in data:
+            raise ValidationError("required when kind is periodic", "group_id")
+
+
+SCHEMAS: dict[str, type[Envelope]] = {
+    schema.TYPE: schema
+    for schema in (
+        GroupRegistered,
+        GroupClosed,
+        LoanDisbursed,
+        RepaymentRecorded,
+        OverdueChanged,
+        SavingsDeposited,
+        InspectionRecorded,
+        ClockTick,
+    )
+}
+EVENT_TYPES = tuple(SCHEMAS)

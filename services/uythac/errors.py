@@ -1,0 +1,13 @@
+"""The project's exceptions: one root, so an entry point can catch ours and let bugs through."""
+
+
+class UythacError(Exception):
+    """Root of every error uythac raises on purpose."""
+
+
+class ConfigError(UythacError):
+    """A setting, scorecard or command-line value is not usable."""
+
+
+class StoreError(UythacError):
+    """The store cannot be used as asked (another scorecard, a clock that would move back...)."""

@@ -1,0 +1,249 @@
+"""Loans and groups as order-independent summaries, and what each contributes to its unit's score.
+
+Every summary is a pure fold over the accepted events (SPEC §3: "exists an event such that ..."): a
+sum, a max, a min, or the value with the greatest (business date, event_id). So any arrival order
+gives the same summary. `contribution(entity, today)` is the entity's share of its unit's counts at
+`today`; `next_due(entity, today)` is the first later day on which that share can change without
+a new event (a deadline passing, a window sliding), so that moving the clock recomputes only the
+entities due, never every unit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any, NamedTuple
+
+from uythac.scorecard import Windows
+
+OPEN = ("pending", "due_soon")  # obligation states still waiting for an inspection
+
+
+class Counts(NamedTuple):
+    """Numerators and denominators of the five components (SPEC §5), summed over a unit."""
+
+    inspected: int = 0  # post_disbursement_inspection numerator
+    deadlines: int = 0  # ... denominator
+    groups_inspected: int = 0  # periodic_inspection
+    seasoned_groups: int = 0
+    overdue: int = 0  # overdue_ratio (VND)
+    outstanding: int = 0
+    inactive: int = 0  # inactive_loans
+    seasoned_loans: int = 0
+    groups_saving: int = 0  # savings_activity
+    saving_groups: int = 0
+
+    def plus(self, other: Counts) -> Counts:
+        return Counts(*(a + b for a, b in zip(self, other, strict=True)))
+
+    def minus(self, other: Counts) -> Counts:
+        return Counts(*(a - b for a, b in zip(self, other, strict=True)))
+
+
+NOTHING = Counts()
+
+
+def _later(current: Any, key: Any) -> bool:
+    return current is None or key > current
+
+
+def _earlier(current: Any, key: Any) -> bool:
+    return current is None or key < current
+
+
+@dataclass(slots=True)
+class Loan:
+    """A loan as the accepted events describe it; `status` is the obligation state the rules decided."""
+
+    loan_id: str
+    district_id: str | None = None
+    commune_id: str | None = None
+    org: str | None = None
+    group_id: str | None = None
+    amount: int = 0
+    disbursed_on: date | None = None
+    disbursal_event: str | None = None
+    principal_paid: int = 0
+    last_repayment_on: date | None = None
+    overdue_principal: int = 0
+    overdue_on: date | None = None
+    overdue_event: str | None = None
+    status: str | None = None  # pending | due_soon | missed | fulfilled; None until disbursed
+    inspected_on: date | None = None  # earliest on-time post-disbursement inspection
+    late_inspection_on: date | None = None
+    misuse: bool = False
+    next_change: date | None = None
+
+    @property
+    def unit(self) -> tuple[str, str] | None:
+        if self.commune_id is None or self.org is None:
+            return None
+        return self.commune_id, self.org
+
+    def deadline(self, windows: Windows) -> date | None:
+        if self.disbursed_on is None:
+            return None
+        return self.deadline_for(windows.inspection_deadline_days)
+
+    def deadline_for(self, days: int) -> date:
+        assert self.disbursed_on is not None
+        return self.disbursed_on + timedelta(days=days)
+
+    def disbursed(self, data: dict[str, Any], day: date) -> bool:
+        """Take this disbursement if it is the loan's earliest (date, event_id); True if it changed."""
+        key = (day, data["event_id"])
+        current = None if self.disbursed_on is None else (self.disbursed_on, self.disbursal_event)
+        if not _earlier(current, key):
+            return False
+        self.district_id, self.commune_id, self.org = data["district_id"], data["commune_id"], data["org"]
+        self.group_id, self.amount = data["group_id"], data["amount"]
+        self.disbursed_on, self.disbursal_event = day, data["event_id"]
+        self.status, self.inspected_on, self.late_inspection_on = "pending", None, None
+        return True
+
+    def repaid(self, data: dict[str, Any], day: date) -> None:
+        self.principal_paid += data["principal"]
+        if _later(self.last_repayment_on, day):
+            self.last_repayment_on = day
+
+    def overdue_changed(self, data: dict[str, Any], day: date) -> None:
+        key = (day, data["event_id"])
+        if _later(None if self.overdue_on is None else (self.overdue_on, self.overdue_event), key):
+            self.overdue_on, self.overdue_event = key
+            self.overdue_principal = data["overdue_principal"]
+
+    @property
+    def outstanding(self) -> int:
+        return max(self.amount - self.principal_paid, 0)
+
+    def contribution(self, today: date, windows: Windows) -> Counts:
+        deadline = self.deadline(windows)
+        if deadline is None or self.disbursed_on is None:
+            return NOTHING
+        assessed = today - timedelta(days=windows.scoring_days) < deadline < today
+        outstanding = self.outstanding
+        quiet_since = today - timedelta(days=windows.inactive_days)
+        seasoned = self.disbursed_on <= quiet_since and outstanding > 0
+        quiet = self.last_repayment_on is None or self.last_repayment_on <= quiet_since
+        return Counts(
+            inspected=int(assessed and self.status == "fulfilled"),
+            deadlines=int(assessed),
+            overdue=min(self.overdue_principal, outstanding),
+            outstanding=outstanding,
+            inactive=int(seasoned and quiet),
+            seasoned_loans=int(seasoned),
+        )
+
+    def next_due(self, today: date, windows: Windows) -> date | None:
+        """The first day after `today` on which `contribution` can change with no new event."""
+        deadline = self.deadline(windows)
+        if deadline is None or self.disbursed_on is None:
+            return None
+        candidates = [
+            deadline + timedelta(days=1),  # enters the assessed window (and is missed if not inspected)
+            deadline + timedelta(days=windows.scoring_days),  # leaves it
+            deadline - timedelta(days=windows.due_soon_days),  # joins the worklist
+        ]
+        if self.outstanding > 0:
+            candidates.append(self.disbursed_on + timedelta(days=windows.inactive_days))
+            if self.last_repayment_on is not None:
+                candidates.append(self.last_repayment_on + timedelta(days=windows.inactive_days))
+        return min((day for day in candidates if day > today), default=None)
+
+
+@dataclass(slots=True)
+class Group:
+    """A savings-and-loan group (Tổ TK&VV) as the accepted events describe it."""
+
+    group_id: str
+    district_id: str | None = None
+    commune_id: str | None = None
+    org: str | None = None
+    registered_on: date | None = None
+    registration_event: str | None = None
+    closed_on: date | None = None
+    last_periodic_on: date | None = None
+    last_deposit_on: date | None = None
+    misuse: bool = False
+    next_change: date | None = None
+
+    @property
+    def unit(self) -> tuple[str, str] | None:
+        if self.commune_id is None or self.org is None:
+            return None
+        return self.commune_id, self.org
+
+    def registered(self, data: dict[str, Any], day: date) -> None:
+        key = (day, data["event_id"])
+        current = None if self.registered_on is None else (self.registered_on, self.registration_event)
+        if _earlier(current, key):
+            self.district_id, self.commune_id, self.org = data["district_id"], data["commune_id"], data["org"]
+            self.registered_on, self.registration_event = key
+
+    def closed(self, day: date) -> None:
+        if _earlier(self.closed_on, day):
+            self.closed_on = day
+
+    def deposited(self, day: date) -> None:
+        if _later(self.last_deposit_on, day):
+            self.last_deposit_on = day
+
+    def inspected(self, day: date) -> None:
+        if _later(self.last_periodic_on, day):
+            self.last_periodic_on = day
+
+    def contribution(self, today: date, windows: Windows) -> Counts:
+        if self.registered_on is None or (self.closed_on is not None and self.closed_on <= today):
+            return NOTHING
+        seasoned = self.registered_on <= today - timedelta(days=windows.group_seasoning_days)
+        inspected = _after(self.last_periodic_on, today - timedelta(days=windows.scoring_days))
+        saving = self.registered_on <= today - timedelta(days=windows.savings_seasoning_days)
+        deposited = _after(self.last_deposit_on, today - timedelta(days=windows.savings_days))
+        return Counts(
+            groups_inspected=int(seasoned and inspected),
+            seasoned_groups=int(seasoned),
+            groups_saving=int(saving and deposited),
+            saving_groups=int(saving),
+        )
+
+    def next_due(self, today: date, windows: Windows) -> date | None:
+        """The first day after `today` on which `contribution` can change with no new event."""
+        if self.registered_on is None or (self.closed_on is not None and self.closed_on <= today):
+            return None
+        candidates = [
+            self.registered_on + timedelta(days=windows.group_seasoning_days),
+            self.registered_on + timedelta(days=windows.savings_seasoning_days),
+        ]
+        if self.last_periodic_on is not None:
+            candidates.append(self.last_periodic_on + timedelta(days=windows.scoring_days))
+        if self.last_deposit_on is not None:
+            candidates.append(self.last_deposit_on + timedelta(days=windows.savings_days))
+        return min((day for day in candidates if day > today), default=None)
+
+
+def _after(day: date | None, bound: date) -> bool:
+    return day is not None and day > bound
+
+
+@dataclass(slots=True)
+class Unit:
+    """A (commune, organization): reported once a group registration or a disbursement names it.
+
+    Its district is the one named by its earliest (business date, event_id) reporting event, so a
+    producer's inconsistency cannot make the report depend on arrival order.
+    """
+
+    commune_id: str
+    org: str
+    district_id: str
+    district_day: date
+    district_event: str
+    counts: Counts = NOTHING
+
+    def named_by(self, data: dict[str, Any], day: date) -> None:
+        if (day, data["event_id"]) < (self.district_day, self.district_event):
+            self.district_id, self.district_day, self.district_event = (
+                data["district_id"],
+                day,
+                data["event_id"],
+            )

@@ -1,0 +1,120 @@
+"""The machine-readable report (SPEC §6): units with their five components, flags, distribution.
+
+`build` is pure: counts in, JSON-ready dict out. `render` fixes the bytes (key order as in the SPEC,
+2-space indent, UTF-8), so a replay and the worker produce identical files from the same events.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from uythac.ledger import Counts, Loan, Unit
+from uythac.schemas.events import ORGS
+from uythac.scorecard import CLASSES, Scorecard, as_number, hundredths
+
+RATIOS: dict[str, tuple[str, str]] = {  # component → (numerator, denominator) fields of Counts
+    "post_disbursement_inspection": ("inspected", "deadlines"),
+    "periodic_inspection": ("groups_inspected", "seasoned_groups"),
+    "overdue_ratio": ("overdue", "outstanding"),
+    "inactive_loans": ("inactive", "seasoned_loans"),
+    "savings_activity": ("groups_saving", "saving_groups"),
+}
+
+
+@dataclass(frozen=True)
+class ComponentScore:
+    key: str
+    points: int  # hundredths
+    max: int  # hundredths
+    numerator: int
+    denominator: int
+
+
+@dataclass(frozen=True)
+class UnitScore:
+    score: int  # hundredths
+    klass: str
+    components: tuple[ComponentScore, ...]
+
+    @property
+    def flags(self) -> int:
+        """Missed inspections: the denominator minus the numerator of post_disbursement_inspection."""
+        first = self.components[0]
+        return first.denominator - first.numerator
+
+
+def score(counts: Counts, card: Scorecard) -> UnitScore:
+    """The unit's points, component by component, each rounded half up before they are summed."""
+    components = []
+    for component in card.components:
+        numerator_field, denominator_field = RATIOS[component.key]
+        numerator, denominator = getattr(counts, numerator_field), getattr(counts, denominator_field)
+        points = component.points(numerator, denominator)
+        components.append(ComponentScore(component.key, points, hundredths(component.max), numerator, denominator))
+    total = sum(c.points for c in components)
+    return UnitScore(total, card.classify(total), tuple(components))
+
+
+def window(today: date, card: Scorecard) -> tuple[date, date]:
+    """Deadlines in (today − W, today) are assessed; the flags listed are the missed ones among them."""
+    return today - timedelta(days=card.windows.scoring_days), today
+
+
+def unit_entry(unit: Unit, card: Scorecard) -> dict[str, Any]:
+    scored = score(unit.counts, card)
+    return {
+        "district_id": unit.district_id,
+        "commune_id": unit.commune_id,
+        "org": unit.org,
+        "score": as_number(scored.score),
+        "class": scored.klass,
+        "components": {
+            c.key: {
+                "points": as_number(c.points),
+                "max": as_number(c.max),
+                "numerator": c.numerator,
+                "denominator": c.denominator,
+            }
+            for c in scored.components
+        },
+    }
+
+
+def flag_entry(loan: Loan, card: Scorecard) -> dict[str, Any]:
+    assert loan.disbursed_on is not None
+    late = loan.late_inspection_on
+    return {
+        "loan_id": loan.loan_id,
+        "district_id": loan.district_id,
+        "commune_id": loan.commune_id,
+        "org": loan.org,
+        "disbursed_on": loan.disbursed_on.isoformat(),
+        "deadline": loan.deadline_for(card.windows.inspection_deadline_days).isoformat(),
+        "late_inspection_on": None if late is None else late.isoformat(),
+    }
+
+
+def unit_order(unit: Unit) -> tuple[str, str, str]:
+    return unit.district_id, unit.commune_id, unit.org
+
+
+def build(today: date | None, units: Iterable[Unit], flags: Iterable[Loan], card: Scorecard) -> dict[str, Any]:
+    """The report at `today`; `flags` are the missed loans whose deadline lies in the window."""
+    entries = [unit_entry(unit, card) for unit in sorted(units, key=unit_order)]
+    distribution: dict[str, dict[str, int]] = {}
+    for entry in entries:
+        distribution.setdefault(entry["org"], dict.fromkeys(CLASSES, 0))[entry["class"]] += 1
+    return {
+        "as_of": None if today is None else today.isoformat(),
+        "units": entries,
+        "flags": [flag_entry(loan, card) for loan in flags],
+        "distribution": {org: distribution[org] for org in ORGS if org in distribution},
+    }
+
+
+def render(report: dict[str, Any]) -> str:
+    return json.dumps(report, ensure_ascii=False, indent=2) + "\n"

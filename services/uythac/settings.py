@@ -1,0 +1,44 @@
+"""Configuration from `UYTHAC_*` environment variables, read once into one object (12-factor).
+
+Every setting has a documented default (README, "Configuration"); command-line flags override them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from uythac.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Settings:
+    db: str = "var/uythac.db"  # SQLite path, or a SQLAlchemy URL (postgresql+psycopg://...)
+    scorecard: str = ""  # a scorecard YAML file; empty: the packaged rules/scorecard.yaml
+    batch_size: int = 5000  # events per store transaction
+    log_level: str = "info"
+    kafka_bootstrap: str = "127.0.0.1:19092"
+    kafka_topic: str = "uythac.events"
+    kafka_partitions: int = 12
+
+    @property
+    def scorecard_path(self) -> Path | None:
+        return Path(self.scorecard) if self.scorecard else None
+
+
+def load(environ: Mapping[str, str] = os.environ) -> Settings:
+    values: dict[str, object] = {}
+    for field in fields(Settings):
+        raw = environ.get(f"UYTHAC_{field.name.upper()}")
+        if raw is None:
+            continue
+        if field.type in ("int", int):
+            try:
+                values[field.name] = int(raw)
+            except ValueError as error:
+                raise ConfigError(f"UYTHAC_{field.name.upper()}: not an integer: {raw!r}") from error
+        else:
+            values[field.name] = raw
+    return Settings(**values)  # type: ignore[arg-type]

@@ -1,0 +1,108 @@
+"""Helpers shared by the tests: build events tersely, replay them, read the report."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterable
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from uythac import scorecard, views
+from uythac.processor import Processor
+from uythac.replay import Summary, replay
+from uythac.store import Store
+
+_ids = itertools.count(1)
+CARD = scorecard.load()
+
+
+def ev(kind: str, on: str | date, event_id: str | None = None, **fields: Any) -> dict[str, Any]:
+    """A valid event of `kind` dated `on`; unit D01/C0001/HND unless fields say otherwise."""
+    data: dict[str, Any] = {
+        "event_id": event_id or f"e{next(_ids)}",
+        "type": kind,
+        "occurred_at": on.isoformat() if isinstance(on, date) else on,
+    }
+    if kind != "clock.tick":
+        data.update({"district_id": "D01", "commune_id": "C0001", "org": "HND"})
+    data.update(fields)
+    return data
+
+
+def group(group_id: str, on: str | date, **fields: Any) -> dict[str, Any]:
+    return ev("group.registered", on, group_id=group_id, **fields)
+
+
+def loan(loan_id: str, on: str | date, amount: int = 10_000_000, group_id: str = "G1", **fields: Any) -> dict[str, Any]:
+    return ev("loan.disbursed", on, loan_id=loan_id, group_id=group_id, amount=amount, **fields)
+
+
+def inspect(loan_id: str, on: str | date, **fields: Any) -> dict[str, Any]:
+    return ev("inspection.recorded", on, kind="post_disbursement", loan_id=loan_id, **fields)
+
+
+def periodic(group_id: str, on: str | date, **fields: Any) -> dict[str, Any]:
+    return ev("inspection.recorded", on, kind="periodic", group_id=group_id, **fields)
+
+
+def repay(loan_id: str, on: str | date, principal: int = 0, interest: int = 1000, **fields: Any) -> dict[str, Any]:
+    return ev("repayment.recorded", on, loan_id=loan_id, principal=principal, interest=interest, **fields)
+
+
+def overdue(loan_id: str, on: str | date, amount: int, **fields: Any) -> dict[str, Any]:
+    return ev("loan.overdue_changed", on, loan_id=loan_id, overdue_principal=amount, **fields)
+
+
+def deposit(group_id: str, on: str | date, amount: int = 50_000, **fields: Any) -> dict[str, Any]:
+    return ev("savings.deposited", on, group_id=group_id, amount=amount, **fields)
+
+
+def tick(on: str | date) -> dict[str, Any]:
+    return ev("clock.tick", on)
+
+
+def write_lines(path: Path, events: Iterable[dict[str, Any] | str]) -> Path:
+    with path.open("w", encoding="utf-8") as out:
+        for item in events:
+            out.write((item if isinstance(item, str) else json.dumps(item)) + "\n")
+    return path
+
+
+def replay_into(
+    db: Path, events: Iterable[dict[str, Any] | str], as_of: date | None = None, batch_size: int = 5000
+) -> Summary:
+    """Replay events (dicts or raw lines) onto the store at `db`, keeping what is already there."""
+    source = write_lines(db.with_name(f"{db.stem}-{next(_ids)}.jsonl"), events)
+    store = Store.at(db)
+    try:
+        return replay(source, Processor(store, CARD), as_of=as_of, batch_size=batch_size)
+    finally:
+        store.close()
+
+
+def report_at(db: Path) -> dict[str, Any]:
+    store = Store.at(db)
+    try:
+        return views.current_report(store, CARD)
+    finally:
+        store.close()
+
+
+def report_of(
+    tmp_path: Path, events: Iterable[dict[str, Any] | str], as_of: date | None = None, batch_size: int = 5000
+) -> dict[str, Any]:
+    """The report of these events replayed onto a fresh store."""
+    db = tmp_path / f"r{next(_ids)}.db"
+    replay_into(db, events, as_of=as_of, batch_size=batch_size)
+    return report_at(db)
+
+
+def unit_of(report: dict[str, Any], commune_id: str = "C0001", org: str = "HND") -> dict[str, Any]:
+    return next(u for u in report["units"] if u["commune_id"] == commune_id and u["org"] == org)
+
+
+def component(report: dict[str, Any], key: str, commune_id: str = "C0001", org: str = "HND") -> dict[str, Any]:
+    found: dict[str, Any] = unit_of(report, commune_id, org)["components"][key]
+    return found
