@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
 from uythac.dates import DATE_PATTERN, DATETIME_PATTERN, business_date, parse_datetime
 
 ORGS = ("HND", "HPN", "HCCB", "DTN")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from marshmallow import fields, validate
+
 from uythac.schemas.events import SCHEMAS, Envelope
 
 DRAFT = "http://json-schema.org/draft-07/schema#"

@@ -72,7 +72,7 @@ def reference_report(events: list[dict[str, Any]], as_of: date | None = None) ->
     for d, e in of("group.registered"):
         registration.setdefault(e["group_id"], (d, e))
     district: dict[tuple[str, str], str] = {}
-    for d, e in sorted(of("group.registered") + of("loan.disbursed"), key=lambda p: (p[0], p[1]["event_id"])):
+    for _, e in sorted(of("group.registered") + of("loan.disbursed"), key=lambda p: (p[0], p[1]["event_id"])):
         district.setdefault((e["commune_id"], e["org"]), e["district_id"])
 
     post = [(d, e) for d, e in of("inspection.recorded") if e["kind"] == "post_disbursement"]

@@ -18,14 +18,14 @@ _ids = itertools.count(1)
 CARD = scorecard.load()
 
 
-def ev(kind: str, on: str | date, event_id: str | None = None, **fields: Any) -> dict[str, Any]:
-    """A valid event of `kind` dated `on`; unit D01/C0001/HND unless fields say otherwise."""
+def ev(event_type: str, on: str | date, /, event_id: str | None = None, **fields: Any) -> dict[str, Any]:
+    """A valid event of `event_type` dated `on`; unit D01/C0001/HND unless fields say otherwise."""
     data: dict[str, Any] = {
         "event_id": event_id or f"e{next(_ids)}",
-        "type": kind,
+        "type": event_type,
         "occurred_at": on.isoformat() if isinstance(on, date) else on,
     }
-    if kind != "clock.tick":
+    if event_type != "clock.tick":
         data.update({"district_id": "D01", "commune_id": "C0001", "org": "HND"})
     data.update(fields)
     return data

@@ -56,4 +56,7 @@ def business_date(text: str) -> date:
     """The Vietnam calendar date of an `occurred_at` value; ValueError if it is neither form."""
     if len(text) == 10:
         return parse_day(text)
-    return parse_datetime(text).astimezone(VIETNAM).date()
+    try:
+        return parse_datetime(text).astimezone(VIETNAM).date()
+    except OverflowError as error:  # 9999-12-31T23:00:00-01:00 is in year 10000 in Vietnam
+        raise ValueError("its Vietnam date is off the calendar") from error

@@ -33,7 +33,7 @@ class Transition:
 
     kind: str  # flag.raised | flag.cleared | misuse.found
     subject: str  # loan_id, or group_id for misuse found by a periodic inspection
-    unit: tuple[str, str] | None
+    entity: Loan | Group
     day: date
     cause: str  # the event_id that caused it, or "clock:<day>"
 
@@ -44,7 +44,9 @@ class Outcome:
     duplicates: int = 0
     rejected: list[tuple[Ref, Rejection]] = field(default_factory=list)
     transitions: list[Transition] = field(default_factory=list)
-    changed_units: list[Unit] = field(default_factory=list)
+    changed_units: list[tuple[Unit, Counts]] = field(default_factory=list)  # (unit now, its counts before)
+    new_units: set[tuple[str, str]] = field(default_factory=set)  # units reported for the first time
+    decisions: list[Decision] = field(default_factory=list)  # every rule decision, for metrics
     today: date | None = None
 
 
@@ -117,25 +119,18 @@ class _Batch:
 
     # 1 ------------------------------------------------------------------------------------------
     def _dedupe(self, batch: Sequence[tuple[Ref, Event]]) -> list[Event]:
-        first: dict[str, Event] = {}
+        """Each event against the first seen with its id: the stored one, else the first of the batch."""
+        seen = self.uow.digests(list({event.event_id: None for _, event in batch}))
+        accepted = []
         for ref, event in batch:
-            prior = first.get(event.event_id)
-            if prior is None:
-                first[event.event_id] = event
-            elif prior.digest == event.digest:
+            first = seen.get(event.event_id)
+            if first is None:
+                seen[event.event_id] = event.digest
+                accepted.append(event)
+            elif first == event.digest:
                 self.outcome.duplicates += 1
             else:
                 self.outcome.rejected.append((ref, _conflict(event)))
-        stored = self.uow.digests(list(first))
-        accepted = []
-        refs = {event.event_id: ref for ref, event in reversed(batch)}
-        for event_id, event in first.items():
-            if event_id not in stored:
-                accepted.append(event)
-            elif stored[event_id] == event.digest:
-                self.outcome.duplicates += 1
-            else:
-                self.outcome.rejected.append((refs[event_id], _conflict(event)))
         self.outcome.accepted = accepted
         return accepted
 
@@ -211,6 +206,7 @@ class _Batch:
         unit = self.p.units.get(key)
         if unit is None:
             unit = self.p.units[key] = Unit(key[0], key[1], data["district_id"], day, data["event_id"])
+            self.outcome.new_units.add(key)
         else:
             unit.named_by(data, day)
         self.named[key] = unit
@@ -247,6 +243,7 @@ class _Batch:
             self._apply(engine.advance(today), f"clock:{today.isoformat()}")
 
     def _apply(self, decisions: list[Decision], cause: str) -> None:
+        self.outcome.decisions.extend(decisions)
         for decision in decisions:
             if decision.kind == "misuse":
                 self._misuse(decision, cause)
@@ -257,7 +254,7 @@ class _Batch:
                 loan = self.loans[decision.subject]
             transition = _decided(loan, decision)
             if transition is not None:
-                self.outcome.transitions.append(Transition(transition, loan.loan_id, loan.unit, decision.day, cause))
+                self.outcome.transitions.append(Transition(transition, loan.loan_id, loan, decision.day, cause))
 
     def _misuse(self, decision: Decision, cause: str) -> None:
         entity: Loan | Group
@@ -272,11 +269,12 @@ class _Batch:
         if not entity.misuse:
             entity.misuse = True
             subject = decision.subject.removeprefix("loan:").removeprefix("group:")
-            self.outcome.transitions.append(Transition("misuse.found", subject, entity.unit, decision.day, cause))
+            self.outcome.transitions.append(Transition("misuse.found", subject, entity, decision.day, cause))
 
     # 5 ------------------------------------------------------------------------------------------
     def _rescore(self, today: date) -> None:
         changed: dict[tuple[str, str], Unit] = dict(self.named)
+        previous = {key: unit.counts for key, unit in self.p.units.items() if key in changed}
         entities: list[tuple[tuple[str, str], Loan | Group]] = [(("loan", k), v) for k, v in self.loans.items()]
         entities += [(("group", k), v) for k, v in self.groups.items()]
         for key, entity in entities:
@@ -287,13 +285,15 @@ class _Batch:
                 continue
             if old_unit is not None and old_share != NOTHING:
                 unit = self.p.units[old_unit]
+                previous.setdefault(old_unit, unit.counts)
                 unit.counts = unit.counts.minus(old_share)
                 changed[old_unit] = unit
             if entity.unit is not None and new_share != NOTHING:
                 unit = self.p.units[entity.unit]
+                previous.setdefault(entity.unit, unit.counts)
                 unit.counts = unit.counts.plus(new_share)
                 changed[entity.unit] = unit
-        self.outcome.changed_units = list(changed.values())
+        self.outcome.changed_units = [(unit, previous[key]) for key, unit in changed.items()]
         self.uow.save_units(changed.values())
 
 

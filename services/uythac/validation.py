@@ -17,7 +17,7 @@ from typing import Any
 import fastjsonschema
 from marshmallow import fields
 
-from uythac.dates import business_date
+from uythac.dates import business_date, parse_datetime
 from uythac.schemas.events import EVENT_TYPES, SCHEMAS
 from uythac.schemas.jsonschema import all_schemas
 
@@ -95,6 +95,8 @@ def validate(data: dict[str, Any]) -> Event | Rejection:
             fast(data)
             if all(type(data[name]) is int for name in _INTEGERS[event_type] if name in data):
                 day = business_date(data["occurred_at"])
+                if "recorded_at" in data:
+                    parse_datetime(data["recorded_at"])  # the pattern lets 2023-02-30 through
                 return Event(data["event_id"], event_type, day, data, digest(data))
         except (fastjsonschema.JsonSchemaException, ValueError):
             pass

@@ -1,0 +1,335 @@
+"""SPEC §5 arithmetic: band edges, half-up rounding to 2 decimals, class thresholds, the scorecard file.
+
+Points are integer hundredths (`Component.points`); every expected value below is worked out by hand
+from the SPEC, and the large-denominator cases are ones where float division would pick the wrong band
+or rounding.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from decimal import Decimal
+from fractions import Fraction
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.support import deposit, ev, group, loan, report_of, unit_of
+from uythac import scorecard
+from uythac.errors import ConfigError
+from uythac.ledger import Counts
+from uythac.report import score
+from uythac.scorecard import as_number, hundredths
+
+CARD = scorecard.load()
+BY_KEY = {c.key: c for c in CARD.components}
+OVERDUE = BY_KEY["overdue_ratio"]
+INACTIVE = BY_KEY["inactive_loans"]
+DEFAULT_TEXT = resources.files("uythac.rules").joinpath("scorecard.yaml").read_text(encoding="utf-8")
+
+
+# --- bands A: overdue_ratio -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("numerator", "denominator", "expected"),
+    [
+        (0, 1000, 3500),
+        (5, 1000, 3500),  # 0.5 % exactly
+        (6, 1000, 2800),
+        (10, 1000, 2800),  # 1 %
+        (11, 1000, 2000),
+        (20, 1000, 2000),  # 2 %
+        (21, 1000, 1000),
+        (30, 1000, 1000),  # 3 %
+        (31, 1000, 500),
+        (50, 1000, 500),  # 5 %
+        (51, 1000, 0),
+        (1000, 1000, 0),
+        (1, 200, 3500),
+        (5_000_000, 1_000_000_001, 3500),
+        (5_000_001, 1_000_000_001, 2800),
+        (10_000_000, 1_000_000_001, 2800),
+        (10_000_001, 1_000_000_001, 2000),
+        (50_000_001, 1_000_000_001, 0),
+    ],
+)
+def test_overdue_bands_at_their_edges(numerator: int, denominator: int, expected: int) -> None:
+    assert OVERDUE.points(numerator, denominator) == expected
+
+
+@pytest.mark.parametrize(
+    ("numerator", "denominator", "edge", "expected"),
+    [
+        # each ratio is just above its band edge, but its float quotient is not
+        (5_000_000_000_000_001, 1_000_000_000_000_000_093, Fraction(5, 1000), 2800),
+        (10_000_000_000_000_001, 1_000_000_000_000_000_001, Fraction(1, 100), 2000),
+        (20_000_000_000_000_001, 1_000_000_000_000_000_001, Fraction(2, 100), 1000),
+        (30_000_000_000_000_001, 1_000_000_000_000_000_013, Fraction(3, 100), 500),
+        (50_000_000_000_000_001, 1_000_000_000_000_000_001, Fraction(5, 100), 0),
+    ],
+)
+def test_overdue_bands_are_compared_exactly_where_floats_mislead(
+    numerator: int, denominator: int, edge: Fraction, expected: int
+) -> None:
+    assert Fraction(numerator, denominator) > edge
+    assert numerator / denominator <= float(edge)  # a float comparison would keep the higher band
+    assert OVERDUE.points(numerator, denominator) == expected
+
+
+# --- bands B: inactive_loans ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("numerator", "denominator", "expected"),
+    [
+        (0, 57, 2000),  # r = 0
+        (1, 1_000_000_001, 1500),  # the smallest r > 0 is no longer 0
+        (1, 50, 1500),  # 2 %
+        (2, 99, 1000),  # just above 2 %
+        (21, 1000, 1000),
+        (1, 20, 1000),  # 5 %
+        (51, 1000, 500),
+        (1, 10, 500),  # 10 %
+        (101, 1000, 0),
+        (10_000_000_000_000_001, 100_000_000_000_000_000, 0),  # above 10 % though the float quotient is 0.1
+        (57, 57, 0),
+    ],
+)
+def test_inactive_bands_at_their_edges(numerator: int, denominator: int, expected: int) -> None:
+    assert INACTIVE.points(numerator, denominator) == expected
+
+
+def test_zero_denominator_gives_full_points_for_every_component() -> None:
+    assert [c.points(0, 0) for c in CARD.components] == [1000, 1000, 3500, 2000, 2500]
+
+
+# --- linear components and half-up rounding ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "numerator", "denominator", "expected"),
+    [
+        ("post_disbursement_inspection", 1, 8, 125),  # 1.25 exactly
+        ("post_disbursement_inspection", 13, 20, 650),
+        ("periodic_inspection", 2, 3, 667),  # 6.666… → 6.67
+        ("periodic_inspection", 1, 3, 333),  # 3.333… → 3.33
+        ("savings_activity", 1, 7, 357),  # 3.571… → 3.57
+        ("savings_activity", 5, 7, 1786),  # 17.857… → 17.86
+        ("post_disbursement_inspection", 1, 16, 63),  # 0.625 → 0.63 (half up)
+        ("savings_activity", 1, 16, 156),  # 1.5625 → 1.56
+        ("savings_activity", 1, 8, 313),  # 3.125 → 3.13 (half up)
+        ("savings_activity", 3, 40, 188),  # 1.875 → 1.88 (half up)
+        ("post_disbursement_inspection", 201, 2000, 101),  # 1.005 → 1.01 (float round() gives 1.0)
+        ("post_disbursement_inspection", 10_049_999, 100_000_000, 100),  # 1.0049999 → 1.00
+        ("post_disbursement_inspection", 1, 2000, 1),  # 0.005 → 0.01
+        ("post_disbursement_inspection", 1, 2001, 0),  # 0.004997… → 0.00
+        ("savings_activity", 0, 9, 0),
+        ("savings_activity", 9, 9, 2500),
+    ],
+)
+def test_linear_points_round_half_up_to_two_decimals(key: str, numerator: int, denominator: int, expected: int) -> None:
+    assert BY_KEY[key].points(numerator, denominator) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (Fraction(1, 200), 1),
+        (Fraction(1, 201), 0),
+        (Fraction(2, 3), 67),
+        (Fraction(1, 3), 33),
+        (Fraction(1005, 1000), 101),
+        (Fraction(2675, 1000), 268),
+        (Fraction(0), 0),
+        (Fraction(35), 3500),
+    ],
+)
+def test_hundredths_rounds_half_up(value: Fraction, expected: int) -> None:
+    assert hundredths(value) == expected
+
+
+# --- classes --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("score_hundredths", "expected"),
+    [
+        (10000, "tot"),
+        (9000, "tot"),
+        (8999, "kha"),
+        (7000, "kha"),
+        (6999, "trung_binh"),
+        (5000, "trung_binh"),
+        (4999, "yeu"),
+        (0, "yeu"),
+    ],
+)
+def test_class_thresholds_90_70_50(score_hundredths: int, expected: str) -> None:
+    assert CARD.classify(score_hundredths) == expected
+
+
+# --- as_number ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected", "kind"),
+    [(1000, 10, int), (0, 0, int), (650, 6.5, float), (7125, 71.25, float), (1, 0.01, float), (10001, 100.01, float)],
+)
+def test_as_number_formats(value: int, expected: float, kind: type) -> None:
+    shown = as_number(value)
+    assert shown == expected
+    assert type(shown) is kind
+
+
+def test_as_number_shows_at_most_two_decimals_exactly() -> None:
+    for value in range(0, 10_001):
+        text = json.dumps(as_number(value))
+        assert Decimal(text) == Decimal(value) / 100, text
+        assert len(text.partition(".")[2]) <= 2, text
+
+
+# --- the score is the sum of the rounded components -----------------------------------------
+
+
+def test_score_sums_rounded_components_at_the_report_level() -> None:
+    counts = Counts(
+        inspected=1,
+        deadlines=3,
+        groups_inspected=1,
+        seasoned_groups=3,
+        overdue=0,
+        outstanding=100,
+        inactive=0,
+        seasoned_loans=0,
+        groups_saving=1,
+        saving_groups=3,
+    )
+    scored = score(counts, CARD)
+    assert [c.points for c in scored.components] == [333, 333, 3500, 2000, 833]
+    assert scored.score == 6999  # exact sum 70 would be kha
+    assert scored.klass == "trung_binh"
+
+
+def test_score_sums_rounded_components_rounding_up() -> None:
+    counts = Counts(inspected=2, deadlines=3, groups_inspected=2, seasoned_groups=3, groups_saving=2, saving_groups=3)
+    scored = score(counts, CARD)
+    assert [c.points for c in scored.components] == [667, 667, 3500, 2000, 1667]
+    assert scored.score == 8501  # exact sum 85
+
+
+def test_score_sums_rounded_components_through_a_replay(tmp_path: Path) -> None:
+    registered, disbursed, t = date(2023, 1, 1), date(2023, 5, 1), date(2023, 6, 30)
+    events: list[dict[str, Any]] = [group(g, registered) for g in ("G1", "G2", "G3")]
+    events += [loan(loan_id, disbursed) for loan_id in ("L1", "L2", "L3")]
+    events += [
+        {**ev("inspection.recorded", date(2023, 5, 10), loan_id="L1"), "kind": "post_disbursement"},
+        {**ev("inspection.recorded", date(2023, 5, 1), group_id="G1"), "kind": "periodic"},
+        deposit("G1", date(2023, 6, 20)),
+        ev("clock.tick", t),
+    ]
+    unit = unit_of(report_of(tmp_path, events))
+    assert {k: c["points"] for k, c in unit["components"].items()} == {
+        "post_disbursement_inspection": 3.33,
+        "periodic_inspection": 3.33,
+        "overdue_ratio": 35,
+        "inactive_loans": 20,
+        "savings_activity": 8.33,
+    }
+    assert unit["score"] == 69.99
+    assert unit["class"] == "trung_binh"
+
+
+# --- a broken scorecard file ----------------------------------------------------------------
+
+
+def _broken(tmp_path: Path, old: str, new: str) -> Path:
+    assert old in DEFAULT_TEXT
+    path = tmp_path / "scorecard.yaml"
+    path.write_text(DEFAULT_TEXT.replace(old, new, 1), encoding="utf-8")
+    return path
+
+
+def test_default_scorecard_file_loads_with_the_spec_values() -> None:
+    assert [(c.key, c.max) for c in CARD.components] == [
+        ("post_disbursement_inspection", 10),
+        ("periodic_inspection", 10),
+        ("overdue_ratio", 35),
+        ("inactive_loans", 20),
+        ("savings_activity", 25),
+    ]
+    assert CARD.windows.scoring_days == 365
+    assert CARD.windows.inspection_deadline_days == 30
+    assert scorecard.load(Path("rules/scorecard.yaml")).components == CARD.components
+
+
+def test_unchanged_copy_of_the_scorecard_loads(tmp_path: Path) -> None:
+    assert scorecard.load(_broken(tmp_path, "windows:", "windows:")).components == CARD.components
+
+
+def test_missing_component_is_a_config_error(tmp_path: Path) -> None:
+    data = yaml.safe_load(DEFAULT_TEXT)
+    del data["components"]["savings_activity"]
+    path = tmp_path / "scorecard.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    with pytest.raises(ConfigError, match="components") as raised:
+        scorecard.load(path)
+    assert "must define exactly" in str(raised.value)
+    assert str(path) in str(raised.value)
+
+
+def test_unknown_component_is_a_config_error(tmp_path: Path) -> None:
+    path = _broken(tmp_path, "  savings_activity:", "  savings:")
+    with pytest.raises(ConfigError, match="'savings'"):
+        scorecard.load(path)
+
+
+def test_band_with_a_bad_percentage_is_a_config_error(tmp_path: Path) -> None:
+    path = _broken(tmp_path, '{at_most: "1%", points: 28}', '{at_most: "one percent", points: 28}')
+    with pytest.raises(ConfigError, match="at_most") as raised:
+        scorecard.load(path)
+    assert "overdue_ratio" in str(raised.value)
+    assert "'one percent' is not a percentage" in str(raised.value)
+
+
+def test_band_with_neither_bound_is_a_config_error(tmp_path: Path) -> None:
+    path = _broken(tmp_path, '{at_most: "2%", points: 20}', "{points: 20}")
+    with pytest.raises(ConfigError, match="at_most") as raised:
+        scorecard.load(path)
+    assert "overdue_ratio" in str(raised.value)
+
+
+def test_band_with_negative_points_is_a_config_error(tmp_path: Path) -> None:
+    path = _broken(tmp_path, '{at_most: "3%", points: 10}', '{at_most: "3%", points: -10}')
+    with pytest.raises(ConfigError, match="points"):
+        scorecard.load(path)
+
+
+def test_banded_component_without_bands_is_a_config_error(tmp_path: Path) -> None:
+    path = _broken(tmp_path, "    max: 10\n    points: linear\n", "    max: 10\n    points: bands\n")
+    with pytest.raises(ConfigError, match="bands") as raised:
+        scorecard.load(path)
+    assert "post_disbursement_inspection" in str(raised.value)
+
+
+def test_missing_window_is_a_config_error(tmp_path: Path) -> None:
+    path = _broken(tmp_path, "  inactive_days: 90", "")
+    with pytest.raises(ConfigError, match="inactive_days"):
+        scorecard.load(path)
+
+
+def test_unknown_class_is_a_config_error(tmp_path: Path) -> None:
+    path = _broken(tmp_path, "class: tot}", "class: excellent}")
+    with pytest.raises(ConfigError, match="class"):
+        scorecard.load(path)
+
+
+def test_text_that_is_not_yaml_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "scorecard.yaml"
+    path.write_text("windows: [\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="scorecard"):
+        scorecard.load(path)

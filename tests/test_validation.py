@@ -1,0 +1,579 @@
+"""SPEC §2 at the door: every kind of bad input is rejected with a reason naming the field, nothing valid
+beside it is lost, duplicates are ignored and conflicts rejected, and the published JSON Schemas are the
+ones the marshmallow schemas render.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+from pathlib import Path
+from typing import Any
+
+import fastjsonschema
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.support import CARD, component, report_of
+from uythac.cli import main
+from uythac.processor import Processor
+from uythac.replay import Summary, replay
+from uythac.schemas.events import EVENT_TYPES, SCHEMAS
+from uythac.schemas.jsonschema import all_schemas, render
+from uythac.store import Store
+from uythac.validation import Event, Rejection, parse, validate
+
+SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas" / "json"
+UNIT = {"district_id": "D01", "commune_id": "C0001", "org": "HND"}
+
+VALID: dict[str, dict[str, Any]] = {
+    "group.registered": {"event_id": "g1", "type": "group.registered", "occurred_at": "2023-03-01", **UNIT,
+                         "group_id": "G1"},
+    "group.closed": {"event_id": "g2", "type": "group.closed", "occurred_at": "2023-03-01", **UNIT, "group_id": "G1"},
+    "loan.disbursed": {"event_id": "l1", "type": "loan.disbursed", "occurred_at": "2023-03-01", **UNIT,
+                       "loan_id": "L1", "group_id": "G1", "amount": 10_000_000, "program": "HN-NGHEO"},
+    "repayment.recorded": {"event_id": "r1", "type": "repayment.recorded", "occurred_at": "2023-03-01", **UNIT,
+                           "loan_id": "L1", "principal": 1_000_000, "interest": 50_000},
+    "loan.overdue_changed": {"event_id": "o1", "type": "loan.overdue_changed", "occurred_at": "2023-03-01", **UNIT,
+                             "loan_id": "L1", "overdue_principal": 500_000},
+    "savings.deposited": {"event_id": "s1", "type": "savings.deposited", "occurred_at": "2023-03-01", **UNIT,
+                          "group_id": "G1", "amount": 50_000},
+    "inspection.recorded": {"event_id": "i1", "type": "inspection.recorded", "occurred_at": "2023-03-01", **UNIT,
+                            "kind": "post_disbursement", "loan_id": "L1", "result": "compliant"},
+    "clock.tick": {"event_id": "t1", "type": "clock.tick", "occurred_at": "2023-03-01T08:00:00+07:00"},
+}  # fmt: skip
+DROP = object()
+_files = itertools.count()
+
+
+def variant(event_type: str, **changes: Any) -> dict[str, Any]:
+    """The valid event of this type with some fields changed (`DROP` removes one)."""
+    data = dict(VALID[event_type])
+    for name, value in changes.items():
+        if value is DROP:
+            data.pop(name, None)
+        else:
+            data[name] = value
+    return data
+
+
+def rejection_of(data: Any) -> Rejection:
+    raw = json.dumps(data).encode()
+    outcome = parse(raw)
+    assert isinstance(outcome, Rejection), f"accepted: {raw!r}"
+    return outcome
+
+
+# --- valid events ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("event_type", EVENT_TYPES)
+def test_every_type_has_a_valid_example(event_type: str) -> None:
+    outcome = parse(json.dumps(VALID[event_type]).encode())
+    assert isinstance(outcome, Event)
+    assert outcome.type == event_type
+    assert outcome.day.isoformat() == "2023-03-01"
+
+
+@pytest.mark.parametrize(
+    ("event_type", "changes"),
+    [
+        ("loan.disbursed", {"amount": 1}),
+        ("loan.disbursed", {"amount": 10_000_000_000}),
+        ("loan.disbursed", {"program": "P" * 32}),
+        ("loan.disbursed", {"program": DROP}),
+        ("loan.disbursed", {"event_id": "A-z.0_9:" + "x" * 56}),  # 64 characters of the alphabet
+        ("loan.disbursed", {"district_id": "D" * 32, "commune_id": "C" * 32}),
+        ("repayment.recorded", {"principal": 0, "interest": 1}),
+        ("repayment.recorded", {"principal": 1, "interest": 0}),
+        ("repayment.recorded", {"principal": 10_000_000_000}),
+        ("loan.overdue_changed", {"overdue_principal": 0}),
+        ("savings.deposited", {"amount": 1}),
+        ("inspection.recorded", {"result": "misuse"}),
+        ("inspection.recorded", {"result": DROP}),
+        ("inspection.recorded", {"kind": "periodic", "loan_id": DROP, "group_id": "G1"}),
+        ("group.registered", {"org": "HPN"}),
+        ("group.registered", {"org": "HCCB"}),
+        ("group.registered", {"org": "DTN"}),
+        ("group.registered", {"schema_version": 1}),
+        ("group.registered", {"recorded_at": "2023-03-05T10:15:00+07:00"}),
+        ("group.registered", {"recorded_at": "2023-03-05T03:15:00.123Z"}),
+        ("group.registered", {"occurred_at": "2023-02-28T17:00:00Z"}),
+        ("group.registered", {"occurred_at": "2023-03-01T23:59:59"}),
+        ("group.registered", {"occurred_at": "2023-03-01T11:00:00-05:00"}),
+        ("clock.tick", {"occurred_at": "2023-03-01"}),
+    ],
+)
+def test_valid_edge_values_are_accepted(event_type: str, changes: dict[str, Any]) -> None:
+    outcome = parse(json.dumps(variant(event_type, **changes)).encode())
+    assert isinstance(outcome, Event), outcome
+    assert outcome.day.isoformat() == "2023-03-01"
+
+
+# --- each field rule --------------------------------------------------------------------------
+
+TOO_BIG = 10_000_000_001
+BAD_FIELDS: list[tuple[str, str, dict[str, Any]]] = [
+    # (field the reason must name, event type, changes)
+    ("event_id", "group.registered", {"event_id": "x" * 65}),
+    ("event_id", "group.registered", {"event_id": ""}),
+    ("event_id", "group.registered", {"event_id": "e 1"}),
+    ("event_id", "group.registered", {"event_id": "e/1"}),
+    ("event_id", "group.registered", {"event_id": "số1"}),
+    ("event_id", "group.registered", {"event_id": "e1\n"}),
+    ("event_id", "group.registered", {"event_id": 17}),
+    ("event_id", "group.registered", {"event_id": DROP}),
+    ("type", "group.registered", {"type": "group.renamed"}),
+    ("type", "group.registered", {"type": DROP}),
+    ("type", "group.registered", {"type": 3}),
+    ("type", "group.registered", {"type": None}),
+    ("occurred_at", "group.registered", {"occurred_at": "2023/03/01"}),
+    ("occurred_at", "group.registered", {"occurred_at": "01-03-2023"}),
+    ("occurred_at", "group.registered", {"occurred_at": "2023-3-1"}),
+    ("occurred_at", "group.registered", {"occurred_at": ""}),
+    ("occurred_at", "group.registered", {"occurred_at": "yesterday"}),
+    ("occurred_at", "group.registered", {"occurred_at": "2023-02-30"}),
+    ("occurred_at", "group.registered", {"occurred_at": "2023-02-29"}),
+    ("occurred_at", "group.registered", {"occurred_at": "2023-13-01"}),
+    ("occurred_at", "group.registered", {"occurred_at": "2023-02-30T10:00:00Z"}),
+    ("occurred_at", "group.registered", {"occurred_at": "2023-03-01T24:00:00Z"}),
+    ("occurred_at", "group.registered", {"occurred_at": "2023-03-01T10:60:00Z"}),
+    ("occurred_at", "group.registered", {"occurred_at": "2023-03-01T10:00Z"}),
+    ("occurred_at", "group.registered", {"occurred_at": "2023-03-01T10:00:00+07"}),
+    ("occurred_at", "group.registered", {"occurred_at": "2023-03-01T10:00:00+24:00"}),
+    ("occurred_at", "group.registered", {"occurred_at": "2023-03-01T10:00:00 +07:00"}),
+    ("occurred_at", "group.registered", {"occurred_at": 20230301}),
+    ("occurred_at", "group.registered", {"occurred_at": DROP}),
+    ("recorded_at", "group.registered", {"recorded_at": "2023-03-01"}),
+    ("recorded_at", "group.registered", {"recorded_at": "now"}),
+    ("recorded_at", "group.registered", {"recorded_at": 1677657600}),
+    ("schema_version", "group.registered", {"schema_version": 2}),
+    ("schema_version", "group.registered", {"schema_version": "1"}),
+    ("schema_version", "group.registered", {"schema_version": True}),
+    ("schema_version", "group.registered", {"schema_version": 1.0}),
+    ("schema_version", "group.registered", {"schema_version": None}),
+    ("district_id", "group.registered", {"district_id": "D" * 33}),
+    ("district_id", "group.registered", {"district_id": ""}),
+    ("district_id", "group.registered", {"district_id": DROP}),
+    ("commune_id", "group.registered", {"commune_id": "C" * 33}),
+    ("commune_id", "loan.disbursed", {"commune_id": "C 1"}),
+    ("commune_id", "savings.deposited", {"commune_id": DROP}),
+    ("org", "group.registered", {"org": "XYZ"}),
+    ("org", "group.registered", {"org": "hnd"}),
+    ("org", "group.registered", {"org": ""}),
+    ("org", "inspection.recorded", {"org": DROP}),
+    ("amount", "loan.disbursed", {"amount": 1.0}),
+    ("amount", "loan.disbursed", {"amount": 5_000_000.5}),
+    ("amount", "loan.disbursed", {"amount": "5"}),
+    ("amount", "loan.disbursed", {"amount": True}),
+    ("amount", "loan.disbursed", {"amount": -1}),
+    ("amount", "loan.disbursed", {"amount": 0}),
+    ("amount", "loan.disbursed", {"amount": TOO_BIG}),
+    ("amount", "loan.disbursed", {"amount": None}),
+    ("amount", "loan.disbursed", {"amount": DROP}),
+    ("amount", "savings.deposited", {"amount": 0}),
+    ("amount", "savings.deposited", {"amount": 1.0}),
+    ("principal", "repayment.recorded", {"principal": -1}),
+    ("principal", "repayment.recorded", {"principal": "5"}),
+    ("principal", "repayment.recorded", {"principal": True}),
+    ("principal", "repayment.recorded", {"principal": 2.0}),
+    ("principal", "repayment.recorded", {"principal": TOO_BIG}),
+    ("principal", "repayment.recorded", {"principal": DROP}),
+    ("interest", "repayment.recorded", {"interest": -1}),
+    ("interest", "repayment.recorded", {"interest": "5"}),
+    ("interest", "repayment.recorded", {"interest": False}),
+    ("principal", "repayment.recorded", {"principal": 0, "interest": 0}),
+    ("overdue_principal", "loan.overdue_changed", {"overdue_principal": -1}),
+    ("overdue_principal", "loan.overdue_changed", {"overdue_principal": 1.0}),
+    ("overdue_principal", "loan.overdue_changed", {"overdue_principal": True}),
+    ("overdue_principal", "loan.overdue_changed", {"overdue_principal": TOO_BIG}),
+    ("loan_id", "loan.disbursed", {"loan_id": ""}),
+    ("loan_id", "loan.disbursed", {"loan_id": "L" * 65}),
+    ("loan_id", "repayment.recorded", {"loan_id": DROP}),
+    ("group_id", "loan.disbursed", {"group_id": DROP}),
+    ("group_id", "group.registered", {"group_id": "G 1"}),
+    ("group_id", "group.closed", {"group_id": DROP}),
+    ("loan_id", "inspection.recorded", {"loan_id": DROP}),
+    ("group_id", "inspection.recorded", {"kind": "periodic", "loan_id": DROP}),
+    ("kind", "inspection.recorded", {"kind": "annual"}),
+    ("kind", "inspection.recorded", {"kind": DROP}),
+    ("result", "inspection.recorded", {"result": "ok"}),
+    ("result", "inspection.recorded", {"result": None}),
+    ("program", "loan.disbursed", {"program": "P" * 33}),
+    ("program", "loan.disbursed", {"program": ""}),
+    ("program", "loan.disbursed", {"program": 7}),
+    ("note", "loan.disbursed", {"note": "hello"}),
+    ("loan_id", "group.registered", {"loan_id": "L1"}),
+    ("loan_id", "clock.tick", {"loan_id": "L1"}),
+    ("amount", "clock.tick", {"amount": 5}),
+]
+
+
+@pytest.mark.parametrize(
+    ("field", "event_type", "changes"),
+    BAD_FIELDS,
+    ids=[f"{field}-{event_type}-{i}" for i, (field, event_type, _) in enumerate(BAD_FIELDS)],
+)
+def test_bad_field_is_rejected_with_a_reason_naming_it(field: str, event_type: str, changes: dict[str, Any]) -> None:
+    rejection = rejection_of(variant(event_type, **changes))
+    assert rejection.reason.startswith(f"{field}: "), rejection.reason
+
+
+@pytest.mark.parametrize(
+    "recorded_at",
+    ["2023-02-30T10:00:00Z", "2023-03-01T25:00:00Z", "2023-03-01T10:00:00+24:00", "2023-03-01T10:61:00+07:00"],
+)
+def test_impossible_recorded_at_is_rejected_naming_it(recorded_at: str) -> None:
+    rejection = rejection_of(variant("group.registered", recorded_at=recorded_at))
+    assert rejection.reason.startswith("recorded_at: "), rejection.reason
+
+
+@pytest.mark.parametrize("occurred_at", ["9999-12-31T23:59:59-01:00", "0001-01-01T03:00:00+12:00"])
+def test_occurred_at_whose_vietnam_date_is_off_the_calendar_is_rejected(occurred_at: str) -> None:
+    rejection = rejection_of(variant("clock.tick", occurred_at=occurred_at))
+    assert rejection.reason.startswith("occurred_at: "), rejection.reason
+
+
+def test_rejection_keeps_a_readable_event_id() -> None:
+    assert rejection_of(variant("loan.disbursed", amount=0)).event_id == "l1"
+    assert rejection_of(variant("loan.disbursed", event_id="x" * 65)).event_id is None
+
+
+def test_reason_names_every_bad_field() -> None:
+    reason = rejection_of(variant("loan.disbursed", amount=-1, org="ABC", note="x")).reason
+    assert reason.startswith("amount: ")
+    assert "; note: " in reason
+    assert "; org: " in reason
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"not json",
+        b"{",
+        b'{"event_id": "e1",}',
+        b"[1, 2]",
+        b"[]",
+        b"null",
+        b"42",
+        b"true",
+        b'"a JSON string"',
+        b'{"event_id": "e1", "type": "clock.tick", "occurred_at": "2023-03-01", "x": NaN}',
+        b"\xff\xfe{}",
+        b"   ",
+    ],
+)
+def test_message_that_is_not_a_json_object_is_rejected(raw: bytes) -> None:
+    outcome = parse(raw)
+    assert isinstance(outcome, Rejection)
+    assert outcome.reason.startswith("message: "), outcome.reason
+
+
+# --- the fast path and marshmallow agree ------------------------------------------------------
+
+FIELD_NAMES = sorted({name for schema in SCHEMAS.values() for name in schema._declared_fields} | {"note", ""})
+STRINGS = [
+    "",
+    "G1",
+    "L1",
+    "D01",
+    "x" * 32,
+    "x" * 33,
+    "x" * 64,
+    "x" * 65,
+    "e1\n",
+    "a b",
+    "HND",
+    "hnd",
+    "DTN",
+    "post_disbursement",
+    "periodic",
+    "compliant",
+    "misuse",
+    "1",
+    "2023-03-01",
+    "2023-02-29",
+    "2024-02-29",
+    "2023-02-30",
+    "2023-03-01T10:00:00Z",
+    "2023-03-01t10:00:00z",
+    "2023-03-01 10:00:00",
+    "2023-03-01T10:00:00.123456789+07:00",
+    "2023-03-01T10:00:00.1234567890+07:00",
+    "2023-03-01T10:00:60Z",
+    "2023-03-01T10:00:61Z",
+    "2023-03-01T23:00:00+23:59",
+    "2023-03-01T10:00:00+24:00",
+    "2023-02-30T10:00:00Z",
+    "2023-03-01T25:00:00-05:00",
+    "2023-03-01T10:00",
+    *EVENT_TYPES,
+]
+VALUES = st.one_of(
+    st.sampled_from(STRINGS),
+    st.none(),
+    st.booleans(),
+    st.integers(-2, 3),
+    st.sampled_from([10_000_000_000, 10_000_000_001, 2**63, 50_000]),
+    st.floats(allow_nan=False, allow_infinity=False, width=32),
+    st.sampled_from([1.0, 0.0, 5.5]),
+    st.text(max_size=8),
+    st.lists(st.integers(0, 3), max_size=2),
+    st.dictionaries(st.sampled_from(["a", "type"]), st.integers(0, 3), max_size=1),
+)
+
+
+DATE_FIELDS = ("occurred_at", "recorded_at")
+MONEY_FIELDS = ("amount", "principal", "interest", "overdue_principal", "schema_version")
+DATES = [text for text in STRINGS if text[:2] in ("20", "99", "00")] + [
+    "9999-12-31T23:59:59-01:00",
+    "9999-12-31T16:59:59Z",
+    "0001-01-01T03:00:00+12:00",
+    "0001-01-01",
+    "2023-03-01T10:00:00+23:60",
+    "2023-03-01T10:00:00-00:00",
+]
+NUMBERS = st.sampled_from([-1, 0, 1, 2, 10_000_000_000, 10_000_000_001, 1.0, 0.0, True, False, "1"])
+
+
+def values_for(name: str) -> st.SearchStrategy[Any]:
+    if name in DATE_FIELDS:
+        return st.one_of(st.sampled_from(DATES), VALUES)
+    if name in MONEY_FIELDS:
+        return st.one_of(NUMBERS, VALUES)
+    return VALUES
+
+
+@st.composite
+def mutated_events(draw: st.DrawFn) -> dict[str, Any]:
+    data = dict(VALID[draw(st.sampled_from(EVENT_TYPES))])
+    for _ in range(draw(st.integers(0, 3))):
+        action = draw(st.sampled_from(["drop", "set", "set", "add"]))
+        if action == "drop" and data:
+            data.pop(draw(st.sampled_from(sorted(data))))
+        elif action == "set" and data:
+            name = draw(st.sampled_from(sorted(data)))
+            data[name] = draw(values_for(name))
+        else:
+            name = draw(st.sampled_from(FIELD_NAMES))
+            data[name] = draw(values_for(name))
+    return data
+
+
+def _marshmallow_accepts(data: dict[str, Any]) -> bool:
+    event_type = data.get("type")
+    if not isinstance(event_type, str) or event_type not in SCHEMAS:
+        return False
+    return SCHEMAS[event_type]().validate(data) == {}
+
+
+@settings(max_examples=600)
+@given(mutated_events())
+def test_fast_path_and_marshmallow_agree(data: dict[str, Any]) -> None:
+    outcome = validate(data)
+    assert isinstance(outcome, Event) == _marshmallow_accepts(data), (data, outcome)
+    if isinstance(outcome, Rejection):
+        assert not outcome.reason.startswith("event: "), outcome.reason  # a reason names a field
+
+
+def test_fast_path_and_marshmallow_agree_on_every_listed_bad_field() -> None:
+    for _, event_type, changes in BAD_FIELDS:
+        data = variant(event_type, **changes)
+        assert not isinstance(validate(data), Event)
+        assert not _marshmallow_accepts(data), data
+
+
+# --- duplicates and conflicts -----------------------------------------------------------------
+
+
+def _replay_lines(tmp_path: Path, lines: list[str], batch_size: int = 5000) -> tuple[Summary, list[dict[str, Any]]]:
+    n = next(_files)
+    source = tmp_path / f"in-{n}.jsonl"
+    source.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    store = Store.at(tmp_path / f"dedupe-{n}.db")
+    rejects = io.StringIO()
+    try:
+        summary = replay(source, Processor(store, CARD), rejects=rejects, batch_size=batch_size)
+    finally:
+        store.close()
+    return summary, [json.loads(line) for line in rejects.getvalue().splitlines()]
+
+
+LOAN = VALID["loan.disbursed"]
+SAME_LOAN_OTHER_SPELLING = json.dumps(dict(reversed(list(LOAN.items()))), indent=None, separators=(" ,  ", " :  "))
+
+
+@pytest.mark.parametrize("batch_size", [1, 5000])
+def test_identical_duplicate_is_ignored_whatever_key_order_or_spacing(tmp_path: Path, batch_size: int) -> None:
+    lines = [json.dumps(LOAN), SAME_LOAN_OTHER_SPELLING, json.dumps(LOAN, separators=(",", ":"))]
+    summary, rejects = _replay_lines(tmp_path, lines, batch_size)
+    assert (summary.read, summary.accepted, summary.duplicates, summary.rejected) == (3, 1, 2, 0)
+    assert rejects == []
+
+
+@pytest.mark.parametrize("batch_size", [1, 5000])
+def test_same_event_id_with_other_content_is_a_conflict_and_the_first_stays(tmp_path: Path, batch_size: int) -> None:
+    other = json.dumps({**LOAN, "amount": 20_000_000})
+    summary, rejects = _replay_lines(tmp_path, [json.dumps(LOAN), other], batch_size)
+    assert (summary.accepted, summary.duplicates, summary.rejected) == (1, 0, 1)
+    assert len(rejects) == 1
+    assert rejects[0]["line"] == 2
+    assert rejects[0]["event_id"] == "l1"
+    assert rejects[0]["original"] == other
+    assert rejects[0]["reason"].startswith("event_id: ")
+    assert "conflict" in rejects[0]["reason"]
+
+
+@pytest.mark.parametrize("batch_size", [1, 5000])
+def test_report_uses_the_first_of_two_conflicting_events(tmp_path: Path, batch_size: int) -> None:
+    later_first = {**LOAN, "occurred_at": "2023-02-01", "amount": 20_000_000}  # earlier date, but second in the file
+    events = [LOAN, later_first, {"event_id": "t9", "type": "clock.tick", "occurred_at": "2023-06-30"}]
+    report = report_of(tmp_path, events, batch_size=batch_size)
+    assert component(report, "overdue_ratio")["denominator"] == 10_000_000
+    assert report["flags"][0]["disbursed_on"] == "2023-03-01"
+
+
+@pytest.mark.parametrize("batch_size", [1, 5000])
+def test_conflict_and_duplicate_of_an_event_of_an_earlier_replay(tmp_path: Path, batch_size: int) -> None:
+    """The stored event is the one "seen before": a conflicting line in between does not change that."""
+    db = tmp_path / "store.db"
+    first = tmp_path / "first.jsonl"
+    first.write_text(json.dumps(LOAN) + "\n", encoding="utf-8")
+    second = tmp_path / "second.jsonl"
+    second.write_text(json.dumps({**LOAN, "amount": 1}) + "\n" + SAME_LOAN_OTHER_SPELLING + "\n", encoding="utf-8")
+    store = Store.at(db)
+    try:
+        replay(first, Processor(store, CARD))
+        rejects = io.StringIO()
+        summary = replay(second, Processor(store, CARD), rejects=rejects, batch_size=batch_size)
+    finally:
+        store.close()
+    assert (summary.accepted, summary.duplicates, summary.rejected) == (0, 1, 1)
+    (record,) = [json.loads(line) for line in rejects.getvalue().splitlines()]
+    assert record["line"] == 1
+    assert "conflict" in record["reason"]
+
+
+# --- end to end through the command line ------------------------------------------------------
+
+GOOD_EVENTS: list[dict[str, Any]] = [
+    variant("group.registered", event_id="v1", occurred_at="2023-01-01"),
+    variant("loan.disbursed", event_id="v2", occurred_at="2023-02-01"),
+    variant("loan.disbursed", event_id="v3", occurred_at="2023-02-01", loan_id="L2", amount=4_000_000),
+    variant("inspection.recorded", event_id="v4", occurred_at="2023-02-20"),
+    variant("repayment.recorded", event_id="v5", occurred_at="2023-04-01"),
+    variant("loan.overdue_changed", event_id="v6", occurred_at="2023-04-15", overdue_principal=100_000),
+    variant("savings.deposited", event_id="v7", occurred_at="2023-04-20"),
+    variant("inspection.recorded", event_id="v8", occurred_at="2023-03-15", kind="periodic", loan_id=DROP,
+            group_id="G1"),
+    variant("clock.tick", event_id="v9", occurred_at="2023-05-10"),
+]  # fmt: skip
+BAD_LINES: list[str] = [
+    "not json",
+    "[1, 2]",
+    "null",
+    "",
+    '"a JSON string"',
+    "{",
+    json.dumps(variant("loan.disbursed", event_id="b1", amount=1.0)),
+    json.dumps(variant("loan.disbursed", event_id="b2", amount="5")),
+    json.dumps(variant("loan.disbursed", event_id="b3", loan_id="L3", amount=0)),
+    json.dumps(variant("group.registered", event_id="b4", type="group.renamed")),
+    json.dumps(variant("group.registered", event_id="b5", org="XYZ", commune_id="C0002")),
+    json.dumps(variant("group.registered", event_id="b6", occurred_at="2023-02-30", group_id="G7")),
+    json.dumps(variant("group.registered", event_id="b7", note="extra", group_id="G8")),
+    json.dumps(variant("clock.tick", event_id="b8", occurred_at="2024-01-01", loan_id="L1")),
+    json.dumps(variant("repayment.recorded", event_id="b9", principal=0, interest=0)),
+    json.dumps(variant("inspection.recorded", event_id="b10", loan_id=DROP)),
+    json.dumps(variant("loan.disbursed", event_id="b11", district_id="D" * 33)),
+    json.dumps(variant("group.registered", event_id="b12", schema_version=2)),
+    json.dumps({**GOOD_EVENTS[1], "amount": 99_000_000}),  # conflicts with v2
+]
+
+
+def test_cli_replay_keeps_every_valid_event_and_rejects_each_bad_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines: list[str] = []
+    bad_numbers: dict[int, str] = {}
+    for i in range(max(len(GOOD_EVENTS), len(BAD_LINES))):
+        if i < len(GOOD_EVENTS):
+            lines.append(json.dumps(GOOD_EVENTS[i]))
+        if i < len(BAD_LINES):
+            lines.append(BAD_LINES[i])
+            bad_numbers[len(lines)] = BAD_LINES[i]
+    lines.append(SAME_LOAN_OTHER_SPELLING.replace('"l1"', '"v2"').replace('"2023-03-01"', '"2023-02-01"'))
+    source = tmp_path / "events.jsonl"
+    source.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    out, rj = tmp_path / "report.json", tmp_path / "rejects.jsonl"
+
+    assert main(["replay", str(source), "--report", str(out), "--rejects", str(rj)]) == 0
+
+    rejects = [json.loads(line) for line in rj.read_text(encoding="utf-8").splitlines()]
+    assert [r["line"] for r in rejects] == sorted(bad_numbers)
+    for record in rejects:
+        assert record["original"] == bad_numbers[record["line"]]
+        assert isinstance(record["reason"], str)
+        assert record["reason"]
+    assert "conflict" in rejects[-1]["reason"]
+    summary = capsys.readouterr().out.strip().splitlines()[-1]
+    n_good, n_bad = len(GOOD_EVENTS), len(BAD_LINES)
+    assert summary == f"read {n_good + n_bad + 1} events: {n_good} accepted, 1 duplicates, {n_bad} rejected"
+    assert json.loads(out.read_text(encoding="utf-8")) == report_of(tmp_path, GOOD_EVENTS)
+
+
+def test_cli_rejects_name_the_field(tmp_path: Path) -> None:
+    source = tmp_path / "events.jsonl"
+    source.write_text(
+        json.dumps(VALID["clock.tick"]) + "\n" + json.dumps(variant("loan.disbursed", amount=True)) + "\n",
+        encoding="utf-8",
+    )
+    out, rj = tmp_path / "report.json", tmp_path / "rejects.jsonl"
+    assert main(["replay", str(source), "--report", str(out), "--rejects", str(rj)]) == 0
+    (record,) = [json.loads(line) for line in rj.read_text(encoding="utf-8").splitlines()]
+    assert record["line"] == 2
+    assert record["event_id"] == "l1"
+    assert record["reason"].startswith("amount: ")
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        variant("clock.tick", event_id="x1", occurred_at="9999-12-31T23:59:59-01:00"),
+        variant("group.registered", event_id="x2", recorded_at="2023-02-30T10:00:00Z", group_id="G9"),
+    ],
+)
+def test_cli_replay_survives_dates_off_the_calendar(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], bad: dict[str, Any]
+) -> None:
+    good = [variant("loan.disbursed", occurred_at="2023-02-01"), variant("clock.tick", occurred_at="2023-05-10")]
+    source = tmp_path / "events.jsonl"
+    source.write_text("".join(json.dumps(e) + "\n" for e in [good[0], bad, good[1]]), encoding="utf-8")
+    out, rj = tmp_path / "report.json", tmp_path / "rejects.jsonl"
+    assert main(["replay", str(source), "--report", str(out), "--rejects", str(rj)]) == 0
+    (record,) = [json.loads(line) for line in rj.read_text(encoding="utf-8").splitlines()]
+    assert record["line"] == 2
+    assert json.loads(out.read_text(encoding="utf-8")) == report_of(tmp_path, good)
+    assert capsys.readouterr().out.strip().splitlines()[-1] == "read 3 events: 2 accepted, 0 duplicates, 1 rejected"
+
+
+# --- the published JSON Schema files ----------------------------------------------------------
+
+
+def test_committed_json_schemas_are_what_the_marshmallow_schemas_render() -> None:
+    """If this fails, run `make schemas` and commit schemas/json/."""
+    documents = all_schemas()
+    assert sorted(p.name for p in SCHEMA_DIR.glob("*.json")) == sorted(f"{t}.schema.json" for t in documents)
+    for event_type, document in documents.items():
+        assert (SCHEMA_DIR / f"{event_type}.schema.json").read_text(encoding="utf-8") == render(document), event_type
+
+
+@pytest.mark.parametrize("event_type", EVENT_TYPES)
+def test_published_schema_accepts_the_valid_example_and_refuses_an_unknown_field(event_type: str) -> None:
+    check = fastjsonschema.compile(json.loads((SCHEMA_DIR / f"{event_type}.schema.json").read_text(encoding="utf-8")))
+    check(VALID[event_type])
+    with pytest.raises(fastjsonschema.JsonSchemaException):
+        check({**VALID[event_type], "note": "x"})
