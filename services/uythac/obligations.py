@@ -113,7 +113,9 @@ class ObligationEngine:
             self._retract(self._open.pop(loan_id))
         facts = [self._inspection_fact(inspection) for inspection in inspections]
         if loan_id is not None and obligation is not None:
-            facts.insert(0, self._obligation_fact(loan_id, *obligation))
+            # last, so that a deadline already behind the clock meets its on-time inspection at once
+            # (asserted first, it would be missed and then fulfilled: a flag raised and cleared for nothing)
+            facts.append(self._obligation_fact(loan_id, *obligation))
         for fact in facts:
             self._assert(fact)
         for fact in facts:
