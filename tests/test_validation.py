@@ -272,6 +272,28 @@ def test_message_that_is_not_a_json_object_is_rejected(raw: bytes) -> None:
     assert outcome.reason.startswith("message: "), outcome.reason
 
 
+def test_integer_beyond_64_bits_is_rejected_naming_its_field() -> None:
+    raw = json.dumps(variant("loan.disbursed", amount=10**30)).encode()
+    outcome = parse(raw)
+    assert isinstance(outcome, Rejection)
+    assert outcome.reason.startswith("amount: "), outcome.reason
+    assert outcome.event_id == "l1"
+
+
+def test_lone_surrogate_in_free_text_is_rejected_naming_its_field() -> None:
+    raw = json.dumps(variant("loan.disbursed", program="\ud800x")).encode()
+    outcome = parse(raw)
+    assert isinstance(outcome, Rejection)
+    assert outcome.reason == "program: not valid Unicode (a lone surrogate)"
+
+
+def test_same_content_escaped_or_in_utf8_is_the_same_event() -> None:
+    data = variant("loan.disbursed", program="Nông thôn")
+    escaped, plain = parse(json.dumps(data).encode()), parse(json.dumps(data, ensure_ascii=False).encode())
+    assert isinstance(escaped, Event) and isinstance(plain, Event)
+    assert escaped.digest == plain.digest
+
+
 # --- the fast path and marshmallow agree ------------------------------------------------------
 
 FIELD_NAMES = sorted({name for schema in SCHEMAS.values() for name in schema._declared_fields} | {"note", ""})

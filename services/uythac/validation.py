@@ -15,6 +15,7 @@ from datetime import date
 from typing import Any
 
 import fastjsonschema
+import orjson
 from marshmallow import fields
 
 from uythac.dates import business_date, parse_datetime
@@ -66,9 +67,8 @@ def _no_constants(name: str) -> Any:
 
 
 def digest(data: dict[str, Any]) -> bytes:
-    """Equal for the same content whatever the key order or spacing."""
-    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.blake2b(canonical.encode(), digest_size=16).digest()
+    """Equal for the same content whatever the key order or spacing (orjson: UTF-8, sorted keys)."""
+    return hashlib.blake2b(orjson.dumps(data, option=orjson.OPT_SORT_KEYS), digest_size=16).digest()
 
 
 def parse(raw: bytes | str) -> Event | Rejection:
@@ -78,12 +78,26 @@ def parse(raw: bytes | str) -> Event | Rejection:
     if len(raw) > MAX_EVENT_BYTES:
         return Rejection(f"message: longer than {MAX_EVENT_BYTES} bytes")
     try:
-        data = json.loads(raw, parse_constant=_no_constants)
-    except (ValueError, UnicodeDecodeError) as error:
-        return Rejection(f"message: not JSON ({error})")
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        return _refused_by_orjson(raw, error)
     if not isinstance(data, dict):
         return Rejection(f"message: not a JSON object (a JSON {type(data).__name__})")
     return validate(data)
+
+
+def _refused_by_orjson(raw: bytes | str, error: Exception) -> Rejection:
+    """orjson is strict (64-bit integers, valid UTF-8): ask the standard parser which field is at fault."""
+    try:
+        data = json.loads(raw, parse_constant=_no_constants)
+    except (ValueError, UnicodeDecodeError) as strict_error:
+        return Rejection(f"message: not JSON ({strict_error})")
+    if not isinstance(data, dict):
+        return Rejection(f"message: not a JSON object (a JSON {type(data).__name__})")
+    rejection = validate(data)
+    if isinstance(rejection, Rejection):
+        return rejection
+    return Rejection(f"message: not strict JSON ({error})", rejection.event_id)
 
 
 def validate(data: dict[str, Any]) -> Event | Rejection:
@@ -100,7 +114,20 @@ def validate(data: dict[str, Any]) -> Event | Rejection:
                 return Event(data["event_id"], event_type, day, data, digest(data))
         except (fastjsonschema.JsonSchemaException, ValueError):
             pass
+        except orjson.JSONEncodeError:  # a lone surrogate (\ud800) in a free-text field
+            return Rejection(_not_unicode(data), _event_id(data))
     return Rejection(explain(data), _event_id(data))
+
+
+def _not_unicode(data: dict[str, Any]) -> str:
+    for name in sorted(data):
+        value = data[name]
+        if isinstance(value, str) and not value.isascii():
+            try:
+                value.encode()
+            except UnicodeEncodeError:
+                return f"{name}: not valid Unicode (a lone surrogate)"
+    return "message: not valid Unicode"
 
 
 def explain(data: dict[str, Any]) -> str:
