@@ -63,6 +63,7 @@ class Loan:
     amount: int = 0
     disbursed_on: date | None = None
     disbursal_event: str | None = None
+    deadline: date | None = None  # disbursed_on + the inspection deadline days (SPEC §4: D = d + 30)
     principal_paid: int = 0
     last_repayment_on: date | None = None
     overdue_principal: int = 0
@@ -80,16 +81,7 @@ class Loan:
             return None
         return self.commune_id, self.org
 
-    def deadline(self, windows: Windows) -> date | None:
-        if self.disbursed_on is None:
-            return None
-        return self.deadline_for(windows.inspection_deadline_days)
-
-    def deadline_for(self, days: int) -> date:
-        assert self.disbursed_on is not None
-        return self.disbursed_on + timedelta(days=days)
-
-    def disbursed(self, data: dict[str, Any], day: date) -> bool:
+    def disbursed(self, data: dict[str, Any], day: date, windows: Windows) -> bool:
         """Take this disbursement if it is the loan's earliest (date, event_id); True if it changed."""
         key = (day, data["event_id"])
         current = None if self.disbursed_on is None else (self.disbursed_on, self.disbursal_event)
@@ -98,6 +90,7 @@ class Loan:
         self.district_id, self.commune_id, self.org = data["district_id"], data["commune_id"], data["org"]
         self.group_id, self.amount = data["group_id"], data["amount"]
         self.disbursed_on, self.disbursal_event = day, data["event_id"]
+        self.deadline = day + timedelta(days=windows.inspection_deadline_days)
         self.status, self.inspected_on, self.late_inspection_on = "pending", None, None
         return True
 
@@ -117,7 +110,7 @@ class Loan:
         return max(self.amount - self.principal_paid, 0)
 
     def contribution(self, today: date, windows: Windows) -> Counts:
-        deadline = self.deadline(windows)
+        deadline = self.deadline
         if deadline is None or self.disbursed_on is None:
             return NOTHING
         assessed = today - timedelta(days=windows.scoring_days) < deadline < today
@@ -136,7 +129,7 @@ class Loan:
 
     def next_due(self, today: date, windows: Windows) -> date | None:
         """The first day after `today` on which `contribution` can change with no new event."""
-        deadline = self.deadline(windows)
+        deadline = self.deadline
         if deadline is None or self.disbursed_on is None:
             return None
         candidates = [

@@ -13,13 +13,13 @@ If anything fails the transaction rolls back and the in-memory engine and units 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from uythac.ledger import NOTHING, OPEN, Counts, Group, Loan, Unit
-from uythac.obligations import Decision, Inspection, ObligationEngine
+from uythac.obligations import Decision, Inspection, Obligation, ObligationEngine
 from uythac.scorecard import Scorecard
 from uythac.store import Store, UnitOfWork
 from uythac.validation import Event, Rejection
@@ -66,7 +66,6 @@ class Processor:
             self.today = uow.clock()
             self.units = uow.units()
             self.engine = ObligationEngine(self.card.windows.due_soon_days)
-            self.engine.load(self.today, uow.open_obligations())
 
     def process(
         self,
@@ -97,6 +96,7 @@ class _Batch:
         self.groups: dict[str, Group] = {}
         self.before: dict[tuple[str, str], tuple[tuple[str, str] | None, Counts]] = {}
         self.named: dict[tuple[str, str], Unit] = {}  # units a reporting event named in this batch
+        self.disbursed_now: dict[str, str] = {}  # loan_id → the event_id that (re)disbursed it in this batch
         self.outcome = Outcome()
 
     def run(self, batch: Sequence[tuple[Ref, Event]], floor: date | None) -> Outcome:
@@ -108,11 +108,11 @@ class _Batch:
         if today is None:
             return self.outcome
         self._load(accepted, old, today)
-        to_evaluate, fresh, misuse_only = self._fold(accepted)
-        self._decide(to_evaluate, fresh, misuse_only, old, today)
+        to_evaluate, fresh = self._fold(accepted)
+        self._decide(to_evaluate, fresh, today)
         self._rescore(today)
         self.uow.remember((event.event_id, event.digest) for event in accepted)
-        self.uow.save_loans(self.loans.values(), self.windows.inspection_deadline_days)
+        self.uow.save_loans(self.loans.values())
         self.uow.save_groups(self.groups.values())
         self.uow.set_clock(today)
         return self.outcome
@@ -164,10 +164,10 @@ class _Batch:
         return NOTHING if today is None else entity.contribution(today, self.windows)
 
     # 3 ------------------------------------------------------------------------------------------
-    def _fold(self, accepted: list[Event]) -> tuple[set[str], dict[str, list[Inspection]], list[Inspection]]:
+    def _fold(self, accepted: list[Event]) -> tuple[set[str], list[Inspection]]:
+        """Fold the events into their loans and groups; the loans to decide on and the fresh inspections."""
         to_evaluate: set[str] = set()
-        fresh: dict[str, list[Inspection]] = {}
-        misuse_only: list[Inspection] = []
+        fresh: list[Inspection] = []
         rows: list[dict[str, Any]] = []
         for event in accepted:
             data, day, kind = event.data, event.day, event.type
@@ -180,26 +180,25 @@ class _Batch:
             elif kind == "savings.deposited":
                 self.groups[data["group_id"]].deposited(day)
             elif kind == "loan.disbursed":
-                if self.loans[data["loan_id"]].disbursed(data, day):
+                if self.loans[data["loan_id"]].disbursed(data, day, self.windows):
                     to_evaluate.add(data["loan_id"])
+                    self.disbursed_now[data["loan_id"]] = event.event_id
             elif kind == "repayment.recorded":
                 self.loans[data["loan_id"]].repaid(data, day)
             elif kind == "loan.overdue_changed":
                 self.loans[data["loan_id"]].overdue_changed(data, day)
             elif kind == "inspection.recorded":
-                rows.append(_inspection_row(event))
-                result = data.get("result", "compliant")
-                if data["kind"] == "post_disbursement":
-                    visit = Inspection(event.event_id, data["loan_id"], day, result, True)
-                    fresh.setdefault(data["loan_id"], []).append(visit)
-                    to_evaluate.add(data["loan_id"])
+                row = _inspection_row(event)
+                rows.append(row)
+                if row["kind"] == "post_disbursement":
+                    to_evaluate.add(row["loan_id"])
+                    fresh.append(_inspection(row, fresh=True))
                 else:
                     self.groups[data["group_id"]].inspected(day)
-                    if result == "misuse":
-                        subject = f"loan:{data['loan_id']}" if "loan_id" in data else f"group:{data['group_id']}"
-                        misuse_only.append(Inspection(event.event_id, subject, day, result, True, True))
+                    if row["result"] == "misuse":
+                        fresh.append(_inspection(row, fresh=True))
         self.uow.add_inspections(rows)
-        return to_evaluate, fresh, misuse_only
+        return to_evaluate, fresh
 
     def _name_unit(self, data: dict[str, Any], day: date) -> None:
         key = (data["commune_id"], data["org"])
@@ -212,64 +211,48 @@ class _Batch:
         self.named[key] = unit
 
     # 4 ------------------------------------------------------------------------------------------
-    def _decide(
-        self,
-        to_evaluate: set[str],
-        fresh: dict[str, list[Inspection]],
-        misuse_only: list[Inspection],
-        old: date | None,
-        today: date,
-    ) -> None:
-        engine, windows = self.p.engine, self.windows
-        stored: dict[str, list[Inspection]] = {}
-        for row in self.uow.loan_inspections(sorted(to_evaluate)):
-            if not any(v.event_id == row.event_id for v in fresh.get(row.loan_id, ())):
-                visit = Inspection(row.event_id, row.loan_id, row.inspected_on, row.result, False)
-                stored.setdefault(row.loan_id, []).append(visit)
-        for loan_id in sorted(to_evaluate):
-            loan = self.loans[loan_id]
-            obligation = None
-            if loan.disbursed_on is not None and loan.status is not None:
-                obligation = (
-                    loan.disbursed_on,
-                    loan.deadline_for(windows.inspection_deadline_days),
-                    loan.status,
-                )
-            visits = stored.get(loan_id, []) + fresh.get(loan_id, [])
-            self._apply(engine.evaluate(loan_id, obligation, visits), _cause(visits, old))
-        for visit in misuse_only:
-            self._apply(engine.evaluate(None, None, [visit]), visit.event_id)
-        if old is None or today > old:
-            self._apply(engine.advance(today), f"clock:{today.isoformat()}")
-
-    def _apply(self, decisions: list[Decision], cause: str) -> None:
-        self.outcome.decisions.extend(decisions)
+    def _decide(self, to_evaluate: set[str], fresh: list[Inspection], today: date) -> None:
+        """One pass of the rules over the loans this batch touched and those the clock brought due."""
+        due_soon_days = timedelta(days=self.windows.due_soon_days)
+        evaluate = set(to_evaluate)
+        for loan_id, loan in self.loans.items():
+            deadline = loan.deadline
+            if deadline is not None and (
+                (loan.status == "pending" and deadline - due_soon_days <= today)
+                or (loan.status == "due_soon" and deadline < today)
+            ):
+                evaluate.add(loan_id)
+        fresh_ids = {inspection.event_id for inspection in fresh}
+        stored = [
+            _inspection(row, fresh=False)
+            for row in self.uow.loan_inspections(sorted(evaluate))
+            if row["event_id"] not in fresh_ids
+        ]
+        obligations = [
+            Obligation(loan_id, loan.disbursed_on, loan.deadline, loan.status)
+            for loan_id in sorted(evaluate)
+            if (loan := self.loans[loan_id]).disbursed_on is not None
+            and loan.deadline is not None
+            and loan.status is not None
+        ]
+        decisions = self.p.engine.decide(today, obligations, stored + fresh)
+        self.outcome.decisions = decisions
         for decision in decisions:
-            if decision.kind == "misuse":
-                self._misuse(decision, cause)
-                continue
-            loan = self.loans.get(decision.subject)
-            if loan is None:
-                self._load_loans({decision.subject}, self.p.today)
-                loan = self.loans[decision.subject]
-            transition = _decided(loan, decision)
-            if transition is not None:
-                self.outcome.transitions.append(Transition(transition, loan.loan_id, loan, decision.day, cause))
+            self._apply(decision, today)
 
-    def _misuse(self, decision: Decision, cause: str) -> None:
+    def _apply(self, decision: Decision, today: date) -> None:
+        """Apply one decision to its loan or group; note the transition other services hear of, if any."""
         entity: Loan | Group
-        if decision.subject.startswith("group:"):
-            group_id = decision.subject.removeprefix("group:")
-            self._load_groups({group_id}, self.p.today)
-            entity = self.groups[group_id]
+        if decision.kind == "group_misuse":
+            entity = self.groups[decision.subject]
+            change = _misused(entity)
         else:
-            loan_id = decision.subject.removeprefix("loan:")
-            self._load_loans({loan_id}, self.p.today)
-            entity = self.loans[loan_id]
-        if not entity.misuse:
-            entity.misuse = True
-            subject = decision.subject.removeprefix("loan:").removeprefix("group:")
-            self.outcome.transitions.append(Transition("misuse.found", subject, entity, decision.day, cause))
+            entity = self.loans[decision.subject]
+            change = _misused(entity) if decision.kind == "misuse" else _decided(entity, decision)
+        if change is None:
+            return
+        cause = decision.evidence or self.disbursed_now.get(decision.subject) or f"clock:{today.isoformat()}"
+        self.outcome.transitions.append(Transition(change, decision.subject, entity, decision.day, cause))
 
     # 5 ------------------------------------------------------------------------------------------
     def _rescore(self, today: date) -> None:
@@ -316,9 +299,11 @@ def _decided(loan: Loan, decision: Decision) -> str | None:
     return None
 
 
-def _cause(visits: list[Inspection], old: date | None) -> str:
-    fresh = [v.event_id for v in visits if v.fresh]
-    return fresh[-1] if fresh else f"clock:{old.isoformat() if old else 'start'}"
+def _misused(entity: Loan | Group) -> str | None:
+    if entity.misuse:
+        return None
+    entity.misuse = True
+    return "misuse.found"
 
 
 def _conflict(event: Event) -> Rejection:
@@ -335,3 +320,9 @@ def _inspection_row(event: Event) -> dict[str, Any]:
         "inspected_on": event.day,
         "result": data.get("result", "compliant"),
     }
+
+
+def _inspection(row: Mapping[str, Any], fresh: bool) -> Inspection:
+    return Inspection(
+        row["event_id"], row["kind"], row["loan_id"], row["group_id"], row["inspected_on"], row["result"], fresh
+    )

@@ -85,7 +85,7 @@ def unit_entry(unit: Unit, card: Scorecard) -> dict[str, Any]:
 
 
 def flag_entry(loan: Loan, card: Scorecard) -> dict[str, Any]:
-    assert loan.disbursed_on is not None
+    assert loan.disbursed_on is not None and loan.deadline is not None
     late = loan.late_inspection_on
     return {
         "loan_id": loan.loan_id,
@@ -93,7 +93,7 @@ def flag_entry(loan: Loan, card: Scorecard) -> dict[str, Any]:
         "commune_id": loan.commune_id,
         "org": loan.org,
         "disbursed_on": loan.disbursed_on.isoformat(),
-        "deadline": loan.deadline_for(card.windows.inspection_deadline_days).isoformat(),
+        "deadline": loan.deadline.isoformat(),
         "late_inspection_on": None if late is None else late.isoformat(),
     }
 

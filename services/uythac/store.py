@@ -8,10 +8,13 @@ not at all.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import fields as dataclass_fields
 from datetime import date
+from functools import cache
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,10 @@ from sqlalchemy.engine import Connection, Engine
 
 from uythac.errors import StoreError
 from uythac.ledger import Counts, Group, Loan, Unit
+
+# Dates go into SQLite as ISO text, the form SQLAlchemy's Date type reads back (the stdlib's own
+# default adapter does the same but is deprecated from Python 3.12).
+sqlite3.register_adapter(date, date.isoformat)
 
 metadata = sa.MetaData()
 ID = sa.String(64)
@@ -32,6 +39,7 @@ seen = sa.Table(
     metadata,
     sa.Column("event_id", ID, primary_key=True),
     sa.Column("digest", sa.LargeBinary(16), nullable=False),
+    sqlite_with_rowid=False,
 )
 loans = sa.Table(
     "loans",
@@ -58,6 +66,7 @@ loans = sa.Table(
     sa.Index("loans_next_change", "next_change"),
     sa.Index("loans_status_deadline", "status", "deadline"),
     sa.Index("loans_unit", "commune_id", "org"),
+    sqlite_with_rowid=False,
 )
 groups = sa.Table(
     "groups",
@@ -74,6 +83,7 @@ groups = sa.Table(
     sa.Column("misuse", sa.Boolean, nullable=False),
     sa.Column("next_change", sa.Date),
     sa.Index("groups_next_change", "next_change"),
+    sqlite_with_rowid=False,
 )
 inspections = sa.Table(
     "inspections",
@@ -97,9 +107,33 @@ units = sa.Table(
     *(sa.Column(name, sa.BigInteger, nullable=False) for name in Counts._fields),
 )
 
+offsets = sa.Table(
+    "offsets",
+    metadata,
+    sa.Column("topic", sa.String(249), primary_key=True),
+    sa.Column("partition", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("next_offset", sa.BigInteger, nullable=False),
+)
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("topic", sa.String(249), nullable=False),
+    sa.Column("key", sa.LargeBinary),
+    sa.Column("value", sa.LargeBinary, nullable=False),
+    sa.Column("headers", sa.Text, nullable=False),  # JSON list of [name, value] pairs
+)
+
 _LOAN_FIELDS = tuple(f.name for f in dataclass_fields(Loan))
 _GROUP_FIELDS = tuple(f.name for f in dataclass_fields(Group))
-CHUNK = 2000
+# Loans and groups are written as whole rows: the tables list the dataclasses' fields in their order.
+assert tuple(loans.columns.keys()) == _LOAN_FIELDS and tuple(groups.columns.keys()) == _GROUP_FIELDS
+_LOAN_ROW, _GROUP_ROW = attrgetter(*_LOAN_FIELDS), attrgetter(*_GROUP_FIELDS)
+_LOAN_DAYS = tuple(
+    i for i, name in enumerate(_LOAN_FIELDS) if name.endswith("_on") or name in ("deadline", "next_change")
+)
+_GROUP_DAYS = tuple(i for i, name in enumerate(_GROUP_FIELDS) if name.endswith("_on") or name == "next_change")
+CHUNK = 2048
 
 
 class Store:
@@ -107,7 +141,9 @@ class Store:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.engine: Engine = sa.create_engine(url, future=True)
+        # check_same_thread=False: kafka-python's rebalance listener reads offsets from its own thread
+        connect_args = {"check_same_thread": False} if url.startswith("sqlite") else {}
+        self.engine: Engine = sa.create_engine(url, connect_args=connect_args)
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         metadata.create_all(self.engine)
@@ -154,6 +190,7 @@ class UnitOfWork:
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
         self._dialect = connection.dialect.name
+        self._loaded: dict[str, dict[str, tuple[Any, ...]]] = {"loans": {}, "groups": {}}  # rows as read
 
     # metadata -----------------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
@@ -183,33 +220,17 @@ class UnitOfWork:
 
     # dedupe -------------------------------------------------------------------------------------
     def digests(self, event_ids: Sequence[str]) -> dict[str, bytes]:
-        found: dict[str, bytes] = {}
-        for chunk in _chunks(event_ids):
-            query = sa.select(seen.c.event_id, seen.c.digest).where(seen.c.event_id.in_(chunk))
-            found.update((row.event_id, bytes(row.digest)) for row in self.connection.execute(query))
-        return found
+        return {event_id: bytes(digest) for event_id, digest in self._rows_in(seen, ("event_id", "digest"), event_ids)}
 
     def remember(self, accepted: Iterable[tuple[str, bytes]]) -> None:
-        rows = [{"event_id": event_id, "digest": digest} for event_id, digest in accepted]
-        if rows:
-            self.connection.execute(seen.insert(), rows)
+        self._insert_many(seen, list(accepted))
 
     # loans and groups ---------------------------------------------------------------------------
     def loans(self, loan_ids: Sequence[str]) -> dict[str, Loan]:
-        return {loan.loan_id: loan for loan in self._select_loans(loans.c.loan_id, loan_ids)}
+        return {row[0]: Loan(*row) for row in self._read(loans, _LOAN_FIELDS, _LOAN_DAYS, loan_ids)}
 
     def groups(self, group_ids: Sequence[str]) -> dict[str, Group]:
-        found: dict[str, Group] = {}
-        for chunk in _chunks(group_ids):
-            query = sa.select(*(groups.c[name] for name in _GROUP_FIELDS)).where(groups.c.group_id.in_(chunk))
-            found.update((row.group_id, Group(*row)) for row in self.connection.execute(query))
-        return found
-
-    def _select_loans(self, column: sa.Column[Any], values: Sequence[Any]) -> Iterator[Loan]:
-        for chunk in _chunks(values):
-            query = sa.select(*(loans.c[name] for name in _LOAN_FIELDS)).where(column.in_(chunk))
-            for row in self.connection.execute(query):
-                yield Loan(*row)
+        return {row[0]: Group(*row) for row in self._read(groups, _GROUP_FIELDS, _GROUP_DAYS, group_ids)}
 
     def due_loan_ids(self, through: date) -> list[str]:
         """Loans whose contribution can change on or before `through`."""
@@ -220,35 +241,30 @@ class UnitOfWork:
         query = sa.select(groups.c.group_id).where(groups.c.next_change <= through)
         return list(self.connection.execute(query).scalars())
 
-    def open_obligations(self) -> list[tuple[str, date, date, str]]:
-        query = sa.select(loans.c.loan_id, loans.c.disbursed_on, loans.c.deadline, loans.c.status).where(
-            loans.c.status.in_(("pending", "due_soon"))
-        )
-        return [(row.loan_id, row.disbursed_on, row.deadline, row.status) for row in self.connection.execute(query)]
+    def open_obligations(self) -> int:
+        """Loans still waiting for their post-disbursement inspection (pending or due soon)."""
+        query = sa.select(sa.func.count()).select_from(loans).where(loans.c.status.in_(("pending", "due_soon")))
+        return int(self.connection.execute(query).scalar_one())
 
-    def save_loans(self, changed: Iterable[Loan], deadline_days: int) -> None:
-        rows = []
-        for loan in changed:
-            row = {name: getattr(loan, name) for name in _LOAN_FIELDS}
-            row["deadline"] = None if loan.disbursed_on is None else loan.deadline_for(deadline_days)
-            rows.append(row)
-        self._upsert(loans, ["loan_id"], rows)
+    def save_loans(self, changed: Iterable[Loan]) -> None:
+        self._save(loans, [_LOAN_ROW(loan) for loan in changed])
 
     def save_groups(self, changed: Iterable[Group]) -> None:
-        self._upsert(groups, ["group_id"], [{n: getattr(g, n) for n in _GROUP_FIELDS} for g in changed])
+        self._save(groups, [_GROUP_ROW(group) for group in changed])
 
     # inspections --------------------------------------------------------------------------------
     def add_inspections(self, rows: Sequence[dict[str, Any]]) -> None:
         if rows:
             self.connection.execute(inspections.insert(), list(rows))
 
-    def loan_inspections(self, loan_ids: Sequence[str]) -> list[sa.Row[Any]]:
-        found: list[sa.Row[Any]] = []
+    def loan_inspections(self, loan_ids: Sequence[str]) -> list[Mapping[str, Any]]:
+        """The post-disbursement inspections of these loans, as rows like `add_inspections` takes."""
+        found: list[Mapping[str, Any]] = []
         for chunk in _chunks(loan_ids):
             query = sa.select(inspections).where(
                 inspections.c.loan_id.in_(chunk), inspections.c.kind == "post_disbursement"
             )
-            found.extend(self.connection.execute(query))
+            found.extend(dict(row._mapping) for row in self.connection.execute(query))
         return found
 
     # units --------------------------------------------------------------------------------------
@@ -290,6 +306,51 @@ class UnitOfWork:
         )
         return [Loan(*row) for row in self.connection.execute(query)]
 
+    # Kafka offsets (the worker's source of truth) ----------------------------------------------
+    def offsets(self, topic: str) -> dict[int, int]:
+        """Next offset to read per partition, as committed with the state it produced."""
+        query = sa.select(offsets.c.partition, offsets.c.next_offset).where(offsets.c.topic == topic)
+        return {row.partition: row.next_offset for row in self.connection.execute(query)}
+
+    def advance_offsets(self, topic: str, moves: dict[int, tuple[int | None, int]]) -> None:
+        """Move each partition from its expected offset to the new one, or fail the whole transaction.
+
+        The condition on the expected offset fences a worker that lost its partitions but still writes:
+        its update matches no row and the batch rolls back.
+        """
+        for partition, (expected, new) in moves.items():
+            if expected is None:
+                self.connection.execute(
+                    offsets.insert(), [{"topic": topic, "partition": partition, "next_offset": new}]
+                )
+                continue
+            result = self.connection.execute(
+                offsets.update()
+                .where(offsets.c.topic == topic, offsets.c.partition == partition, offsets.c.next_offset == expected)
+                .values(next_offset=new)
+            )
+            if result.rowcount != 1:
+                raise StoreError(f"{topic}[{partition}] moved past offset {expected}: another worker owns it")
+
+    # outbox ---------------------------------------------------------------------------------------
+    def add_outbox(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Messages to send after commit: {topic, key, value, headers}; sent by `relay_batch`."""
+        if rows:
+            self.connection.execute(outbox.insert(), list(rows))
+
+    def pending_outbox(self, limit: int) -> list[sa.Row[Any]]:
+        query = sa.select(outbox).order_by(outbox.c.id).limit(limit)
+        if self._dialect == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        return list(self.connection.execute(query))
+
+    def remove_outbox(self, ids: Sequence[int]) -> None:
+        for chunk in _chunks(ids):
+            self.connection.execute(outbox.delete().where(outbox.c.id.in_(chunk)))
+
+    def outbox_backlog(self) -> int:
+        return int(self.connection.execute(sa.select(sa.func.count()).select_from(outbox)).scalar_one())
+
     # --------------------------------------------------------------------------------------------
     def _upsert(self, table: sa.Table, keys: list[str], rows: list[dict[str, Any]]) -> None:
         if not rows:
@@ -298,3 +359,115 @@ class UnitOfWork:
         statement = dialect.insert(table)
         updates = {c.name: statement.excluded[c.name] for c in table.columns if c.name not in keys}
         self.connection.execute(statement.on_conflict_do_update(index_elements=keys, set_=updates), rows)
+
+    # bulk rows: SQL generated by SQLAlchemy from the tables above, run straight on the DBAPI cursor ---
+    def _rows_in(self, table: sa.Table, columns: Sequence[str], keys: Sequence[Any]) -> Iterator[tuple[Any, ...]]:
+        """Rows whose first column is one of `keys`, as plain tuples of `columns` (in chunks)."""
+        cursor = self.connection.connection.cursor()
+        try:
+            for chunk in _chunks(keys):
+                size = 1 << (len(chunk) - 1).bit_length()  # a few statement sizes, each compiled once
+                padded = list(chunk) + [chunk[0]] * (size - len(chunk))
+                cursor.execute(_select_in(self.connection.dialect, table, tuple(columns), size), padded)
+                yield from cursor.fetchall()
+        finally:
+            cursor.close()
+
+    def _read(
+        self, table: sa.Table, columns: Sequence[str], days: tuple[int, ...], keys: Sequence[str]
+    ) -> list[tuple[Any, ...]]:
+        """Whole rows by key, remembered as read so that `_save` writes back only what changed."""
+        loaded = self._loaded[table.name]
+        rows = []
+        for raw in self._rows_in(table, columns, keys):
+            row = _days(raw, days)
+            loaded[row[0]] = row
+            rows.append(row)
+        return rows
+
+    def _save(self, table: sa.Table, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Insert the new rows; update only the columns that changed in the others, so indexes on the
+        columns that did not change are left alone (most events change two or three columns)."""
+        loaded = self._loaded[table.name]
+        inserts = []
+        updates: dict[tuple[int, ...], list[tuple[Any, ...]]] = {}
+        for row in rows:
+            before = loaded.get(row[0])
+            if before is None:
+                inserts.append(row)
+                continue
+            changed = tuple(i for i in range(1, len(row)) if row[i] != before[i])
+            if changed:
+                updates.setdefault(changed, []).append((*(row[i] for i in changed), row[0]))
+            loaded[row[0]] = row
+        self._insert_many(table, inserts)
+        for changed, params in updates.items():
+            self._run_many(_update(self.connection.dialect, table, changed), params)
+        loaded.update((row[0], row) for row in inserts)
+
+    def _insert_many(self, table: sa.Table, rows: Sequence[tuple[Any, ...]]) -> None:
+        self._run_many(_insert(self.connection.dialect, table), rows)
+
+    def _run_many(self, statement: tuple[str, tuple[str, ...] | None], rows: Sequence[tuple[Any, ...]]) -> None:
+        if not rows:
+            return
+        sql, names = statement
+        cursor = self.connection.connection.cursor()
+        try:
+            cursor.executemany(sql, rows if names is None else [dict(zip(names, row, strict=True)) for row in rows])
+        finally:
+            cursor.close()
+
+
+def _days(row: Sequence[Any], positions: tuple[int, ...]) -> tuple[Any, ...]:
+    """SQLite gives dates back as ISO text; PostgreSQL as dates."""
+    values = list(row)
+    for i in positions:
+        if isinstance(values[i], str):
+            values[i] = date.fromisoformat(values[i])
+    return tuple(values)
+
+
+@cache
+def _select_in(dialect: sa.Dialect, table: sa.Table, columns: tuple[str, ...], size: int) -> str:
+    key = table.c[columns[0]]
+    query = sa.select(*(table.c[name] for name in columns)).where(key.in_([sa.bindparam(f"k{i}") for i in range(size)]))
+    return _positional(query, dialect)
+
+
+Statement = tuple[str, tuple[str, ...] | None]  # SQL, and for a named paramstyle the parameter names
+
+
+@cache
+def _insert(dialect: sa.Dialect, table: sa.Table) -> Statement:
+    return _parameters(table.insert(), dialect, tuple(column.name for column in table.columns))
+
+
+@cache
+def _update(dialect: sa.Dialect, table: sa.Table, changed: tuple[int, ...]) -> Statement:
+    """UPDATE of the columns at these positions, by the first column (the key); parameters in that order."""
+    columns = list(table.columns)
+    names = tuple(columns[i].name for i in changed)
+    key = f"key_{columns[0].name}"
+    statement = (
+        table.update().where(columns[0] == sa.bindparam(key)).values({name: sa.bindparam(name) for name in names})
+    )
+    return _parameters(statement, dialect, (*names, key))
+
+
+def _parameters(statement: Any, dialect: sa.Dialect, names: tuple[str, ...]) -> Statement:
+    compiled = statement.compile(dialect=dialect)
+    if compiled.positional:
+        assert tuple(compiled.positiontup or ()) == names, "parameters must come in the order given"
+        return str(compiled), None
+    return str(compiled), names
+
+
+def _positional(query: sa.Select[Any], dialect: sa.Dialect) -> str:
+    compiled = query.compile(dialect=dialect)
+    sql = str(compiled)
+    if compiled.positional:
+        return sql
+    for name in compiled.params:  # pyformat (psycopg): %(k0)s → %s, in the order written
+        sql = sql.replace(f"%({name})s", "%s")
+    return sql
