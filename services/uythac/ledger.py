@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
+from operator import add, sub
 from typing import Any, NamedTuple
 
 from uythac.scorecard import Windows
@@ -34,10 +35,10 @@ class Counts(NamedTuple):
     saving_groups: int = 0
 
     def plus(self, other: Counts) -> Counts:
-        return Counts(*(a + b for a, b in zip(self, other, strict=True)))
+        return Counts._make(map(add, self, other))
 
     def minus(self, other: Counts) -> Counts:
-        return Counts(*(a - b for a, b in zip(self, other, strict=True)))
+        return Counts._make(map(sub, self, other))
 
 
 NOTHING = Counts()
@@ -90,7 +91,7 @@ class Loan:
         self.district_id, self.commune_id, self.org = data["district_id"], data["commune_id"], data["org"]
         self.group_id, self.amount = data["group_id"], data["amount"]
         self.disbursed_on, self.disbursal_event = day, data["event_id"]
-        self.deadline = day + timedelta(days=windows.inspection_deadline_days)
+        self.deadline = day + windows.inspection_deadline
         self.status, self.inspected_on, self.late_inspection_on = "pending", None, None
         return True
 
@@ -113,18 +114,20 @@ class Loan:
         deadline = self.deadline
         if deadline is None or self.disbursed_on is None:
             return NOTHING
-        assessed = today - timedelta(days=windows.scoring_days) < deadline < today
+        assessed = today - windows.scoring < deadline < today
         outstanding = self.outstanding
-        quiet_since = today - timedelta(days=windows.inactive_days)
+        quiet_since = today - windows.inactive
         seasoned = self.disbursed_on <= quiet_since and outstanding > 0
         quiet = self.last_repayment_on is None or self.last_repayment_on <= quiet_since
-        return Counts(
-            inspected=int(assessed and self.status == "fulfilled"),
-            deadlines=int(assessed),
-            overdue=min(self.overdue_principal, outstanding),
-            outstanding=outstanding,
-            inactive=int(seasoned and quiet),
-            seasoned_loans=int(seasoned),
+        return Counts(  # positional: this runs twice for every loan a batch touches
+            int(assessed and self.status == "fulfilled"),  # inspected
+            int(assessed),  # deadlines
+            0,
+            0,
+            min(self.overdue_principal, outstanding),  # overdue
+            outstanding,
+            int(seasoned and quiet),  # inactive
+            int(seasoned),  # seasoned_loans
         )
 
     def next_due(self, today: date, windows: Windows) -> date | None:
@@ -134,13 +137,13 @@ class Loan:
             return None
         candidates = [
             deadline + timedelta(days=1),  # enters the assessed window (and is missed if not inspected)
-            deadline + timedelta(days=windows.scoring_days),  # leaves it
-            deadline - timedelta(days=windows.due_soon_days),  # joins the worklist
+            deadline + windows.scoring,  # leaves it
+            deadline - windows.due_soon,  # joins the worklist
         ]
         if self.outstanding > 0:
-            candidates.append(self.disbursed_on + timedelta(days=windows.inactive_days))
+            candidates.append(self.disbursed_on + windows.inactive)
             if self.last_repayment_on is not None:
-                candidates.append(self.last_repayment_on + timedelta(days=windows.inactive_days))
+                candidates.append(self.last_repayment_on + windows.inactive)
         return min((day for day in candidates if day > today), default=None)
 
 
@@ -188,10 +191,10 @@ class Group:
     def contribution(self, today: date, windows: Windows) -> Counts:
         if self.registered_on is None or (self.closed_on is not None and self.closed_on <= today):
             return NOTHING
-        seasoned = self.registered_on <= today - timedelta(days=windows.group_seasoning_days)
-        inspected = _after(self.last_periodic_on, today - timedelta(days=windows.scoring_days))
-        saving = self.registered_on <= today - timedelta(days=windows.savings_seasoning_days)
-        deposited = _after(self.last_deposit_on, today - timedelta(days=windows.savings_days))
+        seasoned = self.registered_on <= today - windows.group_seasoning
+        inspected = _after(self.last_periodic_on, today - windows.scoring)
+        saving = self.registered_on <= today - windows.savings_seasoning
+        deposited = _after(self.last_deposit_on, today - windows.savings)
         return Counts(
             groups_inspected=int(seasoned and inspected),
             seasoned_groups=int(seasoned),
@@ -204,13 +207,13 @@ class Group:
         if self.registered_on is None or (self.closed_on is not None and self.closed_on <= today):
             return None
         candidates = [
-            self.registered_on + timedelta(days=windows.group_seasoning_days),
-            self.registered_on + timedelta(days=windows.savings_seasoning_days),
+            self.registered_on + windows.group_seasoning,
+            self.registered_on + windows.savings_seasoning,
         ]
         if self.last_periodic_on is not None:
-            candidates.append(self.last_periodic_on + timedelta(days=windows.scoring_days))
+            candidates.append(self.last_periodic_on + windows.scoring)
         if self.last_deposit_on is not None:
-            candidates.append(self.last_deposit_on + timedelta(days=windows.savings_days))
+            candidates.append(self.last_deposit_on + windows.savings)
         return min((day for day in candidates if day > today), default=None)
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 from uythac.ledger import NOTHING, OPEN, Counts, Group, Loan, Unit
@@ -213,12 +213,12 @@ class _Batch:
     # 4 ------------------------------------------------------------------------------------------
     def _decide(self, to_evaluate: set[str], fresh: list[Inspection], today: date) -> None:
         """One pass of the rules over the loans this batch touched and those the clock brought due."""
-        due_soon_days = timedelta(days=self.windows.due_soon_days)
+        due_soon = self.windows.due_soon
         evaluate = set(to_evaluate)
         for loan_id, loan in self.loans.items():
             deadline = loan.deadline
             if deadline is not None and (
-                (loan.status == "pending" and deadline - due_soon_days <= today)
+                (loan.status == "pending" and deadline - due_soon <= today)
                 or (loan.status == "due_soon" and deadline < today)
             ):
                 evaluate.add(loan_id)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 from uythac.ledger import Counts, Loan, Unit
@@ -61,7 +61,7 @@ def score(counts: Counts, card: Scorecard) -> UnitScore:
 
 def window(today: date, card: Scorecard) -> tuple[date, date]:
     """Deadlines in (today − W, today) are assessed; the flags listed are the missed ones among them."""
-    return today - timedelta(days=card.windows.scoring_days), today
+    return today - card.windows.scoring, today
 
 
 def unit_entry(unit: Unit, card: Scorecard) -> dict[str, Any]:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import timedelta
 from fractions import Fraction
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -75,6 +77,8 @@ class Component:
 
 @dataclass(frozen=True)
 class Windows:
+    """The scorecard's windows in days, as written in rules/scorecard.yaml; each also as a timedelta."""
+
     scoring_days: int
     inspection_deadline_days: int
     due_soon_days: int
@@ -82,6 +86,34 @@ class Windows:
     inactive_days: int
     savings_seasoning_days: int
     savings_days: int
+
+    @cached_property
+    def scoring(self) -> timedelta:
+        return timedelta(days=self.scoring_days)
+
+    @cached_property
+    def inspection_deadline(self) -> timedelta:
+        return timedelta(days=self.inspection_deadline_days)
+
+    @cached_property
+    def due_soon(self) -> timedelta:
+        return timedelta(days=self.due_soon_days)
+
+    @cached_property
+    def group_seasoning(self) -> timedelta:
+        return timedelta(days=self.group_seasoning_days)
+
+    @cached_property
+    def inactive(self) -> timedelta:
+        return timedelta(days=self.inactive_days)
+
+    @cached_property
+    def savings_seasoning(self) -> timedelta:
+        return timedelta(days=self.savings_seasoning_days)
+
+    @cached_property
+    def savings(self) -> timedelta:
+        return timedelta(days=self.savings_days)
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,13 @@ not at all.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import fields as dataclass_fields
 from datetime import date
 from functools import cache
-from operator import attrgetter
+from itertools import compress
+from operator import attrgetter, itemgetter, ne
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +26,10 @@ from sqlalchemy.engine import Connection, Engine
 from uythac.errors import StoreError
 from uythac.ledger import Counts, Group, Loan, Unit
 
-# Dates go into SQLite as ISO text, the form SQLAlchemy's Date type reads back (the stdlib's own
-# default adapter does the same but is deprecated from Python 3.12).
+# Dates go into SQLite as ISO text and DATE columns come back as dates, by the driver itself (the
+# stdlib's own default adapter and converter do the same but are deprecated from Python 3.12).
 sqlite3.register_adapter(date, date.isoformat)
+sqlite3.register_converter("DATE", lambda text: date.fromisoformat(text.decode()))
 
 metadata = sa.MetaData()
 ID = sa.String(64)
@@ -141,9 +143,13 @@ class Store:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        # check_same_thread=False: kafka-python's rebalance listener reads offsets from its own thread
-        connect_args = {"check_same_thread": False} if url.startswith("sqlite") else {}
-        self.engine: Engine = sa.create_engine(url, connect_args=connect_args)
+        if url.startswith("sqlite"):
+            # check_same_thread=False: kafka-python's rebalance listener reads offsets from its own thread;
+            # DATE columns come back as dates from the driver itself (see _sqlite_date), not from SQLAlchemy
+            connect_args = {"check_same_thread": False, "detect_types": sqlite3.PARSE_DECLTYPES}
+            self.engine: Engine = sa.create_engine(url, connect_args=connect_args, native_datetime=True)
+        else:
+            self.engine = sa.create_engine(url)
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         metadata.create_all(self.engine)
@@ -227,10 +233,10 @@ class UnitOfWork:
 
     # loans and groups ---------------------------------------------------------------------------
     def loans(self, loan_ids: Sequence[str]) -> dict[str, Loan]:
-        return {row[0]: Loan(*row) for row in self._read(loans, _LOAN_FIELDS, _LOAN_DAYS, loan_ids)}
+        return {row[0]: Loan(*row) for row in self._read(loans, _LOAN_FIELDS, loan_ids)}
 
     def groups(self, group_ids: Sequence[str]) -> dict[str, Group]:
-        return {row[0]: Group(*row) for row in self._read(groups, _GROUP_FIELDS, _GROUP_DAYS, group_ids)}
+        return {row[0]: Group(*row) for row in self._read(groups, _GROUP_FIELDS, group_ids)}
 
     def due_loan_ids(self, through: date) -> list[str]:
         """Loans whose contribution can change on or before `through`."""
@@ -373,16 +379,10 @@ class UnitOfWork:
         finally:
             cursor.close()
 
-    def _read(
-        self, table: sa.Table, columns: Sequence[str], days: tuple[int, ...], keys: Sequence[str]
-    ) -> list[tuple[Any, ...]]:
+    def _read(self, table: sa.Table, columns: Sequence[str], keys: Sequence[str]) -> list[tuple[Any, ...]]:
         """Whole rows by key, remembered as read so that `_save` writes back only what changed."""
-        loaded = self._loaded[table.name]
-        rows = []
-        for raw in self._rows_in(table, columns, keys):
-            row = _days(raw, days)
-            loaded[row[0]] = row
-            rows.append(row)
+        rows = list(self._rows_in(table, columns, keys))
+        self._loaded[table.name].update((row[0], row) for row in rows)
         return rows
 
     def _save(self, table: sa.Table, rows: Sequence[tuple[Any, ...]]) -> None:
@@ -396,9 +396,9 @@ class UnitOfWork:
             if before is None:
                 inserts.append(row)
                 continue
-            changed = tuple(i for i in range(1, len(row)) if row[i] != before[i])
+            changed = tuple(compress(range(len(row)), map(ne, row, before)))
             if changed:
-                updates.setdefault(changed, []).append((*(row[i] for i in changed), row[0]))
+                updates.setdefault(changed, []).append((*_picker(changed)(row), row[0]))
             loaded[row[0]] = row
         self._insert_many(table, inserts)
         for changed, params in updates.items():
@@ -419,13 +419,11 @@ class UnitOfWork:
             cursor.close()
 
 
-def _days(row: Sequence[Any], positions: tuple[int, ...]) -> tuple[Any, ...]:
-    """SQLite gives dates back as ISO text; PostgreSQL as dates."""
-    values = list(row)
-    for i in positions:
-        if isinstance(values[i], str):
-            values[i] = date.fromisoformat(values[i])
-    return tuple(values)
+@cache
+def _picker(positions: tuple[int, ...]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
+    """The values at these positions, always as a tuple."""
+    get = itemgetter(*positions)
+    return get if len(positions) > 1 else lambda row: (get(row),)
 
 
 @cache
