@@ -42,5 +42,14 @@ bench: $(STAMP)
 schemas: $(STAMP)
 	$(BIN)/uythac schemas --out schemas/json
 
+## kafka-up: start the local Kafka broker on 127.0.0.1:19092 (Apache Kafka from Maven Central, data in
+## var/kafka; the first run downloads ~45 MB; needs Java 17+ and Maven; see deploy/kafka/kafkactl)
+kafka-up:
+	deploy/kafka/kafkactl up
+
+## kafka-down: stop the local Kafka broker (its data stays in var/kafka)
+kafka-down:
+	deploy/kafka/kafkactl down
+
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

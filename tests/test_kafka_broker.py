@@ -1,0 +1,144 @@
+"""The local Kafka broker and uythac.kafka_admin, against a real broker (tests/kafka_broker.py)."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections import defaultdict
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.admin import KafkaAdminClient
+from kafka.errors import KafkaError
+
+from tests.kafka_broker import KafkaBroker, free_ports
+from uythac.kafka_admin import ensure_topics, wait_for_broker
+
+Record = tuple[str, str]  # (key, value)
+
+
+def unique(name: str) -> str:
+    return f"test.{name}.{uuid.uuid4().hex[:8]}"
+
+
+def partition_counts(bootstrap: str, names: list[str]) -> dict[str, int]:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        return {topic["name"]: len(topic["partitions"]) for topic in admin.describe_topics(names)}
+    finally:
+        admin.close()
+
+
+def produce(bootstrap: str, topic: str, records: list[Record]) -> None:
+    """Keyed, idempotent, acks=all: what the worker's relay does."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
+    try:
+        for key, value in records:
+            producer.send(topic, key=key.encode(), value=value.encode())
+        producer.flush(timeout=30)
+    finally:
+        producer.close(timeout=10)
+
+
+def consume(bootstrap: str, topic: str, expected: int, timeout_s: float = 30.0) -> list[tuple[int, Record]]:
+    """Read `expected` records through a new consumer group: (partition, (key, value)) in partition order."""
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=unique("group"),
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    got: list[tuple[int, Record]] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(got) < expected and time.monotonic() < deadline:
+            for partition, batch in consumer.poll(timeout_ms=500).items():
+                got.extend((partition.partition, (r.key.decode(), r.value.decode())) for r in batch)
+        consumer.commit()
+    finally:
+        consumer.close()
+    return got
+
+
+def records_for(communes: int, per_commune: int) -> list[Record]:
+    return [
+        (f"commune-{c:03d}", f'{{"commune_id": "commune-{c:03d}", "seq": {n}}}')
+        for n in range(per_commune)
+        for c in range(communes)
+    ]
+
+
+@pytest.mark.kafka
+def test_ensure_topics_creates_partitions_and_is_idempotent(
+    kafka_bootstrap: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    events, dlq = unique("events"), unique("dlq")
+    ensure_topics(kafka_bootstrap, {events: 12, dlq: 3})
+    assert partition_counts(kafka_bootstrap, [events, dlq]) == {events: 12, dlq: 3}
+
+    ensure_topics(kafka_bootstrap, {events: 12, dlq: 3})  # again: nothing to do, no error
+    assert partition_counts(kafka_bootstrap, [events, dlq]) == {events: 12, dlq: 3}
+
+    with caplog.at_level(logging.WARNING, logger="uythac.kafka_admin"):
+        ensure_topics(kafka_bootstrap, {events: 24})  # more than it has: a warning, the topic unchanged
+    assert partition_counts(kafka_bootstrap, [events]) == {events: 12}
+    warnings = [r for r in caplog.records if r.name == "uythac.kafka_admin" and r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert warnings[0].__dict__["topic"] == events
+
+
+@pytest.mark.kafka
+def test_keyed_idempotent_produce_then_group_read(kafka_bootstrap: str) -> None:
+    topic = unique("events")
+    ensure_topics(kafka_bootstrap, {topic: 12})
+    sent = records_for(communes=40, per_commune=5)
+    produce(kafka_bootstrap, topic, sent)
+
+    got = consume(kafka_bootstrap, topic, expected=len(sent))
+    assert sorted(record for _, record in got) == sorted(sent)
+    # one key, one partition, in the order sent
+    partitions: dict[str, set[int]] = defaultdict(set)
+    order: dict[str, list[str]] = defaultdict(list)
+    for partition, (key, value) in got:
+        partitions[key].add(partition)
+        order[key].append(value)
+    assert all(len(p) == 1 for p in partitions.values())
+    assert order == {key: [v for k, v in sent if k == key] for key in order}
+    assert len({p for ps in partitions.values() for p in ps}) > 1  # keys spread over the partitions
+
+
+def test_wait_for_broker_on_a_closed_port_raises_within_its_timeout() -> None:
+    (port,) = free_ports(1)
+    started = time.monotonic()
+    with pytest.raises(KafkaError):
+        wait_for_broker(f"127.0.0.1:{port}", timeout_s=1.5)
+    assert time.monotonic() - started < 3.0
+
+
+@pytest.mark.kafka
+def test_wait_for_broker_returns_on_a_live_broker(kafka_bootstrap: str) -> None:
+    started = time.monotonic()
+    wait_for_broker(kafka_bootstrap, timeout_s=10)
+    assert time.monotonic() - started < 5.0
+
+
+@pytest.mark.kafka
+def test_broker_restart_keeps_topics_and_messages(kafka_broker: KafkaBroker) -> None:
+    bootstrap = kafka_broker.bootstrap
+    topic = unique("durable")
+    ensure_topics(bootstrap, {topic: 6})
+    sent = records_for(communes=10, per_commune=3)
+    produce(bootstrap, topic, sent)
+
+    kafka_broker.stop()
+    assert not kafka_broker.running()
+    with pytest.raises(KafkaError):
+        wait_for_broker(bootstrap, timeout_s=0.5)
+    kafka_broker.start()
+    wait_for_broker(bootstrap, timeout_s=30)
+
+    assert partition_counts(bootstrap, [topic]) == {topic: 6}
+    got = consume(bootstrap, topic, expected=len(sent))
+    assert sorted(record for _, record in got) == sorted(sent)
