@@ -55,6 +55,28 @@ def build_parser(config: settings.Settings) -> argparse.ArgumentParser:
     demo_cmd.add_argument("--dir", type=Path, default=Path("var/demo"))
     demo_cmd.add_argument("--communes", type=int, default=520)
 
+    worker_cmd = commands.add_parser("worker", help="consume uythac.events and keep the store up to date")
+    worker_cmd.add_argument("--db", default=config.db, help=f"store (default {config.db})")
+    worker_cmd.add_argument("--bootstrap", default=config.kafka_bootstrap)
+    worker_cmd.add_argument("--topic", default=config.kafka_topic)
+    worker_cmd.add_argument("--partitions", type=int, default=config.kafka_partitions)
+    worker_cmd.add_argument("--metrics-port", type=int, default=config.worker_metrics_port)
+    worker_cmd.add_argument("--idle-exit", type=float, help="stop after this many seconds with nothing to read")
+    _common(worker_cmd, config)
+
+    publish_cmd = commands.add_parser("publish", help="validate a JSON Lines file and produce it to Kafka")
+    publish_cmd.add_argument("events", type=Path)
+    publish_cmd.add_argument("--bootstrap", default=config.kafka_bootstrap)
+    publish_cmd.add_argument("--topic", default=config.kafka_topic)
+    publish_cmd.add_argument("--strict", action="store_true", help="send nothing if any line is invalid")
+    publish_cmd.add_argument("--rejects", type=Path, help="write the invalid lines and reasons here")
+
+    tick_cmd = commands.add_parser("tick", help="publish a clock.tick so deadlines mature on quiet days")
+    tick_cmd.add_argument("--bootstrap", default=config.kafka_bootstrap)
+    tick_cmd.add_argument("--topic", default=config.kafka_topic)
+    tick_cmd.add_argument("--date", type=_day, help="the day to tick (default: today in Vietnam)")
+    tick_cmd.add_argument("--daily", action="store_true", help="keep running: tick every day after midnight")
+
     schemas_cmd = commands.add_parser("schemas", help="write the JSON Schema file of every event type")
     schemas_cmd.add_argument("--out", type=Path, default=Path("schemas/json"))
     return parser
@@ -177,7 +199,72 @@ def run_schemas(args: argparse.Namespace, config: settings.Settings) -> int:
     return 0
 
 
+def run_worker(args: argparse.Namespace, config: settings.Settings) -> int:
+    from prometheus_client import start_http_server
+
+    from uythac.outputs import Topics
+    from uythac.worker import Worker, WorkerConfig
+
+    if args.metrics_port:
+        start_http_server(args.metrics_port)
+    worker_config = WorkerConfig(
+        bootstrap=args.bootstrap,
+        topic=args.topic,
+        partitions=args.partitions,
+        batch_size=args.batch_size,
+        group_id=config.kafka_group,
+        session_timeout_ms=config.kafka_session_timeout_ms,
+        outputs=Topics(config.kafka_flags_topic, config.kafka_scores_topic),
+        idle_exit_s=args.idle_exit,
+    )
+    store = Store.at(args.db)
+    try:
+        return Worker(worker_config, store, scorecard.load(args.scorecard)).run()
+    finally:
+        store.close()
+
+
+def run_publish(args: argparse.Namespace, config: settings.Settings) -> int:
+    from uythac.publish import publish
+
+    rejects = args.rejects.open("w", encoding="utf-8") if args.rejects else None
+    try:
+        with _progress(args.events) as progress:
+            summary = publish(
+                args.events,
+                args.bootstrap,
+                args.topic,
+                strict=args.strict,
+                partitions=config.kafka_partitions,
+                rejects=rejects,
+                progress=progress,
+            )
+    except OSError as error:
+        print(f"uythac: cannot read {args.events}: {error}", file=sys.stderr)
+        return 1
+    finally:
+        if rejects is not None:
+            rejects.close()
+    print(summary.line())
+    for field_name, count in sorted(summary.reasons.items()):
+        print(f"  {count} rejected for {field_name}")
+    return 1 if summary.refused or summary.failed else 0
+
+
+def run_tick(args: argparse.Namespace, config: settings.Settings) -> int:
+    from uythac.publish import tick
+    from uythac.ticker import daily
+
+    if args.daily:
+        return daily(lambda: tick(args.bootstrap, args.topic))
+    print(tick(args.bootstrap, args.topic, args.date).decode())
+    return 0
+
+
 COMMANDS = {
+    "worker": run_worker,
+    "publish": run_publish,
+    "tick": run_tick,
     "replay": run_replay,
     "report": run_report,
     "generate": run_generate,

@@ -21,7 +21,12 @@ class Settings:
     log_level: str = "info"
     kafka_bootstrap: str = "127.0.0.1:19092"
     kafka_topic: str = "uythac.events"
-    kafka_partitions: int = 12
+    kafka_partitions: int = 12  # partitions of the topics the worker creates (uythac.events, flags, scores)
+    kafka_group: str = "uythac-rules"  # the workers' consumer group
+    kafka_session_timeout_ms: int = 10000  # a worker that died unannounced loses its partitions after this
+    kafka_flags_topic: str = "uythac.flags"
+    kafka_scores_topic: str = "uythac.scores"
+    worker_metrics_port: int = 9102  # the worker's /metrics; 0 turns it off
 
     @property
     def scorecard_path(self) -> Path | None:

@@ -1,0 +1,39 @@
+"""Every Prometheus metric uythac exports, in one place (names follow Prometheus conventions).
+
+The worker serves its metrics on its own port (`UYTHAC_WORKER_METRICS_PORT`); the API serves
+`/metrics` with its request metrics and gauges read from the store at scrape time. Under gunicorn
+the API uses prometheus-client's multiprocess mode (`PROMETHEUS_MULTIPROC_DIR`).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+# worker --------------------------------------------------------------------------------------------
+EVENTS = Counter("uythac_events_total", "Events consumed, by type and outcome", ["type", "outcome"])
+REJECTS = Counter("uythac_rejects_total", "Rejected events by the field their reason names", ["field"])
+RULE_DECISIONS = Counter(
+    "uythac_rule_decisions_total",
+    "Decisions of the obligation rules (fulfilled, missed, late_inspection, due_soon, misuse)",
+    ["decision"],
+)
+TRANSITIONS = Counter(
+    "uythac_flag_transitions_total",
+    "30-day inspection flags raised and cleared, misuse found (flag.raised, flag.cleared, misuse.found)",
+    ["transition"],
+)
+BATCH_SECONDS = Histogram(
+    "uythac_batch_seconds",
+    "Time to validate, apply and commit one batch",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+EVENT_SECONDS = Histogram(
+    "uythac_event_processing_seconds",
+    "Time from a message's Kafka timestamp to its state being committed (queryable)",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+CONSUMER_LAG = Gauge("uythac_consumer_lag", "Messages behind the end of each partition", ["partition"])
+CLOCK_LAG = Gauge("uythac_clock_lag_seconds", "Wall time (Vietnam) minus the engine's clock T, in seconds")
+OUTBOX_BACKLOG = Gauge("uythac_outbox_backlog", "Output messages committed but not yet sent to Kafka")
+OPEN_OBLIGATIONS = Gauge("uythac_open_obligations", "Loans still within their 30 days and not yet inspected")
+LAST_EVENT = Gauge("uythac_last_event_timestamp_seconds", "Wall time the worker last applied an event")

@@ -1,0 +1,261 @@
+"""The worker on the real broker (issue 3): nothing lost, nothing counted twice, whatever happens.
+
+Each test publishes a small generated province (two communes, six months: ~7 600 lines with their
+duplicates and invalid lines) to its own topics and runs `uythac worker` as a real process. The store
+must end with the report `uythac replay` writes for the same file, byte for byte; the output topics
+must tell a consistent story (checked by `_outputs_agree`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import signal
+import socket
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from tests.kafka_broker import KafkaBroker
+from tests.pipeline import Pipeline, Record, keyed, replay_report
+from uythac import generate
+from uythac.store import Store
+
+pytestmark = pytest.mark.kafka
+
+
+@pytest.fixture(scope="module")
+def province(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("province") / "province.jsonl"
+    generate.write(path, generate.GenerateOptions(communes=2, months=6, seed=11))
+    return path
+
+
+@pytest.fixture(scope="module")
+def expected(province: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
+    return replay_report(province, tmp_path_factory.mktemp("replay"))
+
+
+@pytest.fixture
+def pipeline(kafka_bootstrap: str, tmp_path: Path) -> Any:
+    made = Pipeline(kafka_bootstrap, tmp_path)
+    yield made
+    made.stop_workers(signal.SIGKILL)
+
+
+def _lines(path: Path) -> list[bytes]:
+    return path.read_bytes().splitlines()
+
+
+def _first_of_each(records: list[Record]) -> list[dict[str, Any]]:
+    """Output events as a consumer that dedupes by event_id sees them."""
+    seen: set[str] = set()
+    out = []
+    for record in records:
+        data = record.data
+        if data["event_id"] not in seen:
+            seen.add(data["event_id"])
+            out.append(data)
+    return out
+
+
+def _outputs_agree(pipeline: Pipeline, report: dict[str, Any]) -> None:
+    """No output lost or doubled: each unit's score events chain from nothing to its reported score,
+    each loan's flag events alternate raised/cleared and end raised exactly for the missed loans."""
+    chains: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for event in _first_of_each(pipeline.read("scores")):
+        chains[(event["commune_id"], event["org"])].append(event)
+    for unit in report["units"]:
+        chain = chains.pop((unit["commune_id"], unit["org"]))
+        assert chain[0]["previous"] is None
+        for before, after in itertools.pairwise(chain):
+            assert after["previous"] == {"score": before["score"], "class": before["class"]}
+        assert (chain[-1]["score"], chain[-1]["class"]) == (unit["score"], unit["class"])
+    assert not chains, f"score events for units the report does not know: {sorted(chains)}"
+
+    states: dict[str, list[str]] = defaultdict(list)
+    misuse: list[str] = []
+    for event in _first_of_each(pipeline.read("flags")):
+        if event["type"] == "misuse.found":
+            misuse.append(event.get("loan_id") or event["group_id"])
+        else:
+            states[event["loan_id"]].append(event["type"])
+    assert len(misuse) == len(set(misuse)), "misuse found twice"
+    for loan_id, changes in states.items():
+        assert changes[::2] == ["flag.raised"] * len(changes[::2]), (loan_id, changes)
+        assert changes[1::2] == ["flag.cleared"] * len(changes[1::2]), (loan_id, changes)
+    raised = {loan_id for loan_id, changes in states.items() if changes[-1] == "flag.raised"}
+    store = Store.at(pipeline.db)
+    try:
+        with store.reading() as uow:
+            missed = {loan.loan_id for loan in uow.loans(sorted(states)).values() if loan.status == "missed"}
+    finally:
+        store.close()
+    assert raised == missed
+    assert {flag["loan_id"] for flag in report["flags"]} <= raised
+
+
+def test_worker_report_equals_replay_byte_for_byte(pipeline: Pipeline, province: Path, expected: str) -> None:
+    published = pipeline.uythac("publish", str(province))
+    assert "invalid (not sent)" in published.stdout
+    pipeline.start_worker()
+    pipeline.wait_caught_up()
+    assert pipeline.stop_workers() == [0]  # SIGTERM: finish the batch, commit, exit 0
+    assert pipeline.uythac("report", "--db", str(pipeline.db)).stdout == expected
+    _outputs_agree(pipeline, orjson.loads(expected))
+
+
+def test_kill_9_at_random_points_loses_and_doubles_nothing(pipeline: Pipeline, province: Path, expected: str) -> None:
+    lines = _lines(province)
+    rng = random.Random(5)
+    thirds = [lines[i::3] for i in range(3)]
+    pipeline.start_worker()
+    killed_midway = 0
+    for part in thirds:
+        pipeline.produce(keyed(part))
+        for _ in range(2):
+            time.sleep(rng.uniform(0.5, 2.0))
+            pipeline.stop_workers(signal.SIGKILL)
+            killed_midway += 0 < pipeline.applied() < sum(pipeline.end_offsets().values())
+            pipeline.start_worker()
+    assert killed_midway >= 2, "the kills must land while the worker has work left"
+    pipeline.wait_caught_up()
+    pipeline.stop_workers()
+    assert pipeline.report() == expected
+    _outputs_agree(pipeline, orjson.loads(expected))
+
+
+def test_duplicated_and_shuffled_publication_gives_the_same_report(
+    pipeline: Pipeline, province: Path, expected: str
+) -> None:
+    lines = _lines(province)
+    rng = random.Random(9)
+    noisy = lines + rng.sample(lines, len(lines) // 4)
+    rng.shuffle(noisy)
+    pipeline.produce(keyed(noisy))
+    pipeline.start_worker()
+    pipeline.wait_caught_up()
+    pipeline.stop_workers()
+    assert pipeline.report() == expected
+
+
+GARBAGE: list[tuple[bytes | None, bytes | None]] = [
+    (b"C0001", b"not json"),
+    (b"C0001", b"{"),
+    (b"C0001", b"[1, 2, 3]"),
+    (b"C0001", b'"a string"'),
+    (b"C0001", b"null"),
+    (b"C0001", b""),
+    (b"C0001", None),  # a tombstone
+    (None, b'{"event_id": "x1", "type": "loan.disbursed"}'),
+    (b"C0001", b'{"event_id": "x2", "type": "loan.exploded", "occurred_at": "2023-01-01"}'),
+    (b"C0001", b"\x00\xff\xfe binary \x89PNG"),
+    (
+        b"C0001",
+        b'{"event_id": "x3", "type": "clock.tick", "occurred_at": "2023-01-01", "huge": "' + b"y" * 70_000 + b'"}',
+    ),
+    (b"C0001", b'{"event_id": "x4", "type": "clock.tick", "occurred_at": 20230101}'),
+    (
+        b"C0001",
+        b'{"event_id": "x5", "type": "repayment.recorded", "occurred_at": "2023-01-01", "district_id": "D01",'
+        b' "commune_id": "C0001", "org": "HND", "loan_id": "L1", "principal": "100", "interest": 1}',
+    ),
+    (b"C0001", b'{"event_id": "x6", "type": "clock.tick", "occurred_at": "2023-01-01", "amount": 1e400}'),
+]
+
+
+def test_malformed_flood_lands_in_the_dlq_and_every_valid_event_applies(
+    pipeline: Pipeline, province: Path, expected: str
+) -> None:
+    valid = keyed(_lines(province))
+    flood = GARBAGE * 20
+    mixed = valid + flood
+    random.Random(3).shuffle(mixed)
+    pipeline.produce(mixed)
+    worker = pipeline.start_worker()
+    pipeline.wait_caught_up()
+    assert worker.poll() is None, "the worker stays up"
+    pipeline.stop_workers()
+    assert pipeline.report() == expected
+    dead = pipeline.read("events.dlq")
+    reasons = [record.headers["uythac.reason"].decode() for record in dead]
+    assert len(dead) >= len(flood)  # and the generator's own few invalid lines
+    assert all(": " in reason for reason in reasons), reasons  # "field: why"
+    originals = {(record.key, record.value or b"") for record in dead}
+    assert {(key, value or b"") for key, value in GARBAGE} <= originals  # original bytes kept
+    for record in dead:
+        assert {"uythac.source.topic", "uythac.source.partition", "uythac.source.offset"} <= record.headers.keys()
+    tombstone = next(record for record in dead if record.headers["uythac.reason"] == b"message: null value")
+    assert tombstone.key == b"C0001"
+
+
+def test_broker_restart_mid_stream_loses_nothing(
+    pipeline: Pipeline, province: Path, expected: str, kafka_broker: KafkaBroker
+) -> None:
+    lines = _lines(province)
+    half = len(lines) // 2
+    pipeline.produce(keyed(lines[:half]))
+    pipeline.start_worker()
+    time.sleep(1.0)
+    kafka_broker.stop()
+    time.sleep(3.0)
+    kafka_broker.start()
+    pipeline.produce(keyed(lines[half:]))
+    pipeline.wait_caught_up(timeout_s=180)
+    assert pipeline.stop_workers() == [0]
+    assert pipeline.report() == expected
+
+
+def test_unreachable_broker_at_start_is_retried_with_a_clear_log_line(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = f"127.0.0.1:{probe.getsockname()[1]}"
+    pipeline = Pipeline(closed, tmp_path)
+    worker = pipeline.start_worker()
+    try:
+        time.sleep(4.0)
+        assert worker.poll() is None, "no crash loop: the worker waits"
+    finally:
+        codes = pipeline.stop_workers()
+    assert codes == [0]
+    retries = [line for line in pipeline.worker_log().splitlines() if "Kafka unreachable, retrying" in line]
+    assert len(retries) >= 2
+    assert orjson.loads(retries[0])["bootstrap"] == closed
+
+
+def test_uythac_tick_matures_deadlines_on_a_quiet_day(pipeline: Pipeline, tmp_path: Path) -> None:
+    disbursed = {
+        "event_id": "d1",
+        "type": "loan.disbursed",
+        "occurred_at": "2023-03-01",
+        "district_id": "D01",
+        "commune_id": "C0001",
+        "org": "HND",
+        "loan_id": "L1",
+        "group_id": "G1",
+        "amount": 10_000_000,
+    }
+    pipeline.produce([(b"C0001", orjson.dumps(disbursed))])
+    pipeline.start_worker()
+    pipeline.wait_caught_up()
+    assert orjson.loads(pipeline.report())["flags"] == []
+    ticked = pipeline.uythac("tick", "--date", "2023-04-01", "--topic", pipeline.topic)
+    assert orjson.loads(ticked.stdout)["event_id"] == "tick-2023-04-01"
+    pipeline.wait_caught_up()
+    pipeline.stop_workers()
+    report = orjson.loads(pipeline.report())
+    assert report["as_of"] == "2023-04-01"
+    assert [flag["loan_id"] for flag in report["flags"]] == ["L1"]
+    raised = [event for event in _first_of_each(pipeline.read("flags")) if event["type"] == "flag.raised"]
+    assert [(event["loan_id"], event["cause"]) for event in raised] == [("L1", "clock:2023-04-01")]
+
+
+def test_worker_exits_0_on_sigterm_even_while_idle(pipeline: Pipeline) -> None:
+    pipeline.start_worker()
+    time.sleep(3.0)
+    assert pipeline.stop_workers() == [0]
+    assert "worker stopped" in pipeline.worker_log()
