@@ -52,6 +52,7 @@ class Pipeline:
     bootstrap: str
     directory: Path
     name: str = field(default_factory=lambda: f"t{next(_ids)}{uuid.uuid4().hex[:6]}")
+    batch_size: int = 500  # small: many batches, so that a kill can land between and inside them
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @property
@@ -74,7 +75,7 @@ class Pipeline:
             "UYTHAC_KAFKA_FLAGS_TOPIC": f"{self.name}.flags",
             "UYTHAC_KAFKA_SCORES_TOPIC": f"{self.name}.scores",
             "UYTHAC_WORKER_METRICS_PORT": "0",
-            "UYTHAC_BATCH_SIZE": "500",  # many batches, so that kills land between and inside them
+            "UYTHAC_BATCH_SIZE": str(self.batch_size),
         }
 
     # processes ------------------------------------------------------------------------------------

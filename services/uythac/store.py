@@ -152,7 +152,19 @@ class Store:
             self.engine = sa.create_engine(url)
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
-        metadata.create_all(self.engine)
+        self._create_schema()
+
+    def _create_schema(self) -> None:
+        """Create the missing tables, one process at a time (a worker and a reader may start together).
+
+        Python's sqlite3 runs DDL outside any transaction of its own, so two processes could both find
+        a table missing; BEGIN IMMEDIATE takes SQLite's write lock before the check.
+        """
+        with self.engine.connect() as connection:
+            if self.engine.dialect.name == "sqlite":
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+            metadata.create_all(connection)
+            connection.commit()
 
     @classmethod
     def at(cls, path: Path | str) -> Store:

@@ -131,6 +131,8 @@ class Worker:
             linger_ms=5,
             client_id="uythac-relay",
         )
+        # Metadata first: a group leader that does not know the topic yet assigns nothing and rejoins.
+        consumer.partitions_for_topic(self.config.topic)
         consumer.subscribe([self.config.topic], listener=_Seek(self, consumer))
         log.info("worker started", extra={"topic": self.config.topic, "group": self.config.group_id})
         try:
