@@ -37,3 +37,15 @@ CLOCK_LAG = Gauge("uythac_clock_lag_seconds", "Wall time (Vietnam) minus the eng
 OUTBOX_BACKLOG = Gauge("uythac_outbox_backlog", "Output messages committed but not yet sent to Kafka")
 OPEN_OBLIGATIONS = Gauge("uythac_open_obligations", "Loans still within their 30 days and not yet inspected")
 LAST_EVENT = Gauge("uythac_last_event_timestamp_seconds", "Wall time the worker last applied an event")
+
+# API -----------------------------------------------------------------------------------------------
+API_SECONDS = Histogram(
+    "uythac_api_request_seconds",
+    "API request latency, by route (the URL rule, not the URL), method and status",
+    ["route", "method", "status"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+# Read from the store at scrape time by the API's collector (uythac.api), not kept in memory:
+OPEN_FLAGS_NAME = "uythac_open_flags"  # gauge {district_id}: missed 30-day inspections in the window
+UNITS_NAME = "uythac_units"  # gauge {org, class}: reported units per class
+STORE_CLOCK_NAME = "uythac_store_clock_timestamp_seconds"  # gauge: the store's clock T (Vietnam midnight)

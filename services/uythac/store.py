@@ -123,7 +123,13 @@ outbox = sa.Table(
     sa.Column("topic", sa.String(249), nullable=False),
     sa.Column("key", sa.LargeBinary),
     sa.Column("value", sa.LargeBinary, nullable=False),
-    sa.Column("headers", sa.Text, nullable=False),  # JSON list of [name, value] pairs
+    sa.Column("headers", sa.Text, nullable=False),  # JSON list of [name, base64 value] pairs
+)
+snapshots = sa.Table(  # the SPEC §6 report at each month end the clock passed (gzip'd JSON), for ?as_of=
+    "snapshots",
+    metadata,
+    sa.Column("as_of", sa.Date, primary_key=True),
+    sa.Column("report", sa.LargeBinary, nullable=False),
 )
 
 _LOAN_FIELDS = tuple(f.name for f in dataclass_fields(Loan))

@@ -322,11 +322,16 @@ class Worker:
         if time.monotonic() - self._observed < 1.0:
             return
         self._observed = time.monotonic()
+        lag = 0
         for tp in consumer.assignment():
             end = consumer.highwater(tp)
-            if end is not None and tp.partition in self.positions:
-                metrics.CONSUMER_LAG.labels(str(tp.partition)).set(max(end - self.positions[tp.partition], 0))
-        with self.store.reading() as uow:
+            if end is not None:
+                behind = max(end - self.positions.get(tp.partition, 0), 0)
+                metrics.CONSUMER_LAG.labels(str(tp.partition)).set(behind)
+                lag += behind
+        with self.store.unit_of_work() as uow:  # for the API's /readyz: is a worker alive, how far behind
+            uow.set_meta("worker_heartbeat", f"{time.time():.3f}")
+            uow.set_meta("worker_lag", str(lag))
             metrics.OPEN_OBLIGATIONS.set(uow.open_obligations())
         if self.processor.today is not None:
             wall = datetime.now(VIETNAM).date()
