@@ -16,9 +16,9 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-## run: generate a demo province, replay it, print the distribution table
+## run: the local Kafka broker and the worker; a demo province published once; the letter's table
 run: $(STAMP)
-	$(BIN)/uythac demo --dir $(RUN_DIR)
+	RUN_DIR=$(RUN_DIR) deploy/run.sh
 
 ## test: lint, types, then every test (unit, property, integration)
 test: $(STAMP) lint typecheck
@@ -51,5 +51,5 @@ kafka-up:
 kafka-down:
 	deploy/kafka/kafkactl down
 
-clean:
+clean: kafka-down
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

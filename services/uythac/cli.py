@@ -77,6 +77,16 @@ def build_parser(config: settings.Settings) -> argparse.ArgumentParser:
     tick_cmd.add_argument("--date", type=_day, help="the day to tick (default: today in Vietnam)")
     tick_cmd.add_argument("--daily", action="store_true", help="keep running: tick every day after midnight")
 
+    status_cmd = commands.add_parser("status", help="how far the worker's store is behind the events topic")
+    status_cmd.add_argument("--db", default=config.db, help=f"store (default {config.db})")
+    status_cmd.add_argument("--bootstrap", default=config.kafka_bootstrap)
+    status_cmd.add_argument("--topic", default=config.kafka_topic)
+    status_cmd.add_argument("--wait", type=float, metavar="SECONDS", help="wait up to this long to catch up")
+
+    table_cmd = commands.add_parser("distribution", help="print units per class by district and org (a table)")
+    table_cmd.add_argument("--db", default=config.db, help=f"store (default {config.db})")
+    table_cmd.add_argument("--scorecard", type=Path, default=config.scorecard_path)
+
     schemas_cmd = commands.add_parser("schemas", help="write the JSON Schema file of every event type")
     schemas_cmd.add_argument("--out", type=Path, default=Path("schemas/json"))
     return parser
@@ -261,7 +271,37 @@ def run_tick(args: argparse.Namespace, config: settings.Settings) -> int:
     return 0
 
 
+def run_status(args: argparse.Namespace, config: settings.Settings) -> int:
+    from uythac import status
+
+    store = Store.at(args.db)
+    try:
+        if args.wait is None:
+            print(status.status(store, args.bootstrap, args.topic).line())
+            return 0
+        return 0 if status.wait(store, args.bootstrap, args.topic, args.wait).caught_up else 1
+    finally:
+        store.close()
+
+
+def run_distribution(args: argparse.Namespace, config: settings.Settings) -> int:
+    from rich.console import Console
+
+    from uythac.tables import distribution_table
+
+    store = Store.at(args.db)
+    try:
+        report = views.current_report(store, scorecard.load(args.scorecard))
+    finally:
+        store.close()
+    Console().print(distribution_table(report))
+    print(f"as of {report['as_of']}: {len(report['flags'])} loans flagged for a missed 30-day inspection")
+    return 0
+
+
 COMMANDS = {
+    "status": run_status,
+    "distribution": run_distribution,
     "worker": run_worker,
     "publish": run_publish,
     "tick": run_tick,

@@ -1,26 +1,22 @@
-"""`uythac demo` (what `make run` does): a synthetic province, replayed and shown as the letter's table.
+"""`uythac demo`: a synthetic province replayed without Kafka and shown as the letter's table.
 
-The table counts units per class (Tốt / Khá / Trung bình / Yếu) for each district and organization,
-the shape of the Thanh Hóa letter: "3/520 communes good, 113 fair, 396 average, 8 weak".
+`make run` does the same through the broker and the worker; this is the way to see it on a machine
+without Java (and the quickest way to try a changed scorecard).
 """
 
 from __future__ import annotations
 
 import time
-from collections import Counter
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 from uythac import generate, scorecard, views
 from uythac.processor import Processor
 from uythac.replay import replay
 from uythac.report import render
-from uythac.schemas.events import ORGS
-from uythac.scorecard import CLASSES
 from uythac.store import Store
+from uythac.tables import distribution_table
 
 
 def run(directory: Path, communes: int) -> int:
@@ -48,27 +44,3 @@ def run(directory: Path, communes: int) -> int:
         f"Report: {directory / 'report.json'}; rejects: {directory / 'rejects.jsonl'}; store: {db}"
     )
     return 0
-
-
-def distribution_table(report: dict[str, Any]) -> Table:
-    """Units per class (T/K/TB/Y) by district and organization, with a province total."""
-    counts: Counter[tuple[str, str, str]] = Counter(
-        (unit["district_id"], unit["org"], unit["class"]) for unit in report["units"]
-    )
-    districts = sorted({unit["district_id"] for unit in report["units"]})
-    table = Table(title=f"Units per class (Tốt/Khá/Trung bình/Yếu) as of {report['as_of']}")
-    table.add_column("district")
-    for org in ORGS:
-        table.add_column(org, justify="right")
-    for district in [*districts, "total"]:
-        cells = []
-        for org in ORGS:
-            row = [
-                sum(counts[(d, org, klass)] for d in districts)
-                if district == "total"
-                else counts[(district, org, klass)]
-                for klass in CLASSES
-            ]
-            cells.append("/".join(map(str, row)))
-        table.add_row(district, *cells, end_section=district == districts[-1] if districts else False)
-    return table

@@ -33,3 +33,5 @@ def configure(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # kafka-python narrates every connection at INFO; its warnings and errors still come through
+    logging.getLogger("kafka").setLevel(max(root.level, logging.WARNING))
