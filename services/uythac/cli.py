@@ -26,7 +26,11 @@ def _day(text: str) -> date:
 
 
 def build_parser(config: settings.Settings) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="uythac", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="uythac",
+        description="30-day inspection flags and entrustment-quality scores for VBSP's entrusted lending.",
+        epilog="Settings come from UYTHAC_* environment variables (see README, Configuration).",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     replay_cmd = commands.add_parser("replay", help="replay a JSON Lines file of events and write the report")
@@ -171,7 +175,10 @@ def run_report(args: argparse.Namespace, config: settings.Settings) -> int:
 
     card = scorecard.load(args.scorecard)
     store = Store.at(args.db)
-    text = render(views.current_report(store, card))
+    try:
+        text = render(views.current_report(store, card))
+    finally:
+        store.close()
     if args.out:
         args.out.write_text(text, encoding="utf-8")
     else:

@@ -1,0 +1,75 @@
+"""What every benchmark shares: the machine it ran on, a cached generated province, a measured child.
+
+Benchmarks print numbers; they never assert a target (targets are in the README, beside the numbers).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from uythac import generate
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCH_DIR = ROOT / "var" / "bench"
+UYTHAC = str(Path(sys.executable).with_name("uythac"))
+
+
+def machine() -> str:
+    """One line naming the machine: CPU model, cores, memory, Python."""
+    model = "unknown CPU"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{model}, {os.cpu_count()} cores, {memory:.0f} GiB, Python {platform.python_version()}"
+
+
+def province(events: int, seed: int = 7) -> Path:
+    """A generated province of about `events` events, written once and kept under var/bench/."""
+    BENCH_DIR.mkdir(parents=True, exist_ok=True)
+    path = BENCH_DIR / f"province-{events}-{seed}.jsonl.gz"
+    if not path.exists():
+        start = generate.GenerateOptions().start
+        options = generate.options_for_events(events, seed=seed, districts=27, months=12, start=start)
+        partial = path.with_suffix(".partial.gz")
+        generate.write(partial, options)
+        partial.rename(path)
+    return path
+
+
+@dataclass(frozen=True)
+class Run:
+    seconds: float
+    peak_rss_mb: float
+    output: str
+
+
+def measure(command: list[str], one_core: bool = True, env: dict[str, str] | None = None) -> Run:
+    """Run a command to its end: its wall time and its own peak resident memory (pinned to core 0 if asked)."""
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as log:
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            preexec_fn=(lambda: os.sched_setaffinity(0, {0})) if one_core else None,
+        )
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        log.seek(0)
+        output = log.read()
+    if process.returncode:
+        raise RuntimeError(f"{' '.join(command)} failed ({process.returncode}):\n{output}")
+    return Run(seconds, usage.ru_maxrss / 1024, output)
