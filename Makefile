@@ -34,9 +34,10 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -q -m "not kafka"
 
-## bench: throughput and memory benchmarks (prints numbers; not part of `make test`)
+## bench: throughput, memory and latency benchmarks (prints numbers; not part of `make test`)
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench.replay_bench
+	$(BIN)/python -m tests.bench.worker_bench
 
 ## schemas: regenerate the JSON Schema files in schemas/json from the marshmallow schemas
 schemas: $(STAMP)

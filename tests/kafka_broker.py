@@ -62,6 +62,8 @@ class KafkaBroker:
     data_dir: Path
     port: int
     controller_port: int
+    java_opts: str = JAVA_OPTS
+    heap: str = HEAP
 
     @property
     def bootstrap(self) -> str:
@@ -73,8 +75,8 @@ class KafkaBroker:
             "UYTHAC_KAFKA_DIR": str(self.data_dir),
             "UYTHAC_KAFKA_PORT": str(self.port),
             "UYTHAC_KAFKA_CONTROLLER_PORT": str(self.controller_port),
-            "UYTHAC_KAFKA_HEAP": HEAP,
-            "UYTHAC_KAFKA_JAVA_OPTS": JAVA_OPTS,
+            "UYTHAC_KAFKA_HEAP": self.heap,
+            "UYTHAC_KAFKA_JAVA_OPTS": self.java_opts,
             "UYTHAC_KAFKA_STOP_WITH_PID": str(os.getpid()),
         }
         return subprocess.run(

@@ -1,0 +1,203 @@
+"""The worker on the real broker (issue 3's benchmark): throughput against raw consume, and latency.
+
+1. A broker of its own (var/bench/kafka, production JVM settings); a generated province (BENCH_EVENTS,
+   default 1 200 000 events) published to a 12-partition topic.
+2. Raw kafka-python consume-and-discard of that topic: this machine's transport limit.
+3. `uythac worker` from the start of the topic to caught up: end-to-end events/s, and its ratio to 2.
+4. A steady 2 000 events/s for BENCH_STEADY_S seconds (default 30) into a fresh topic and store:
+   event-to-queryable latency = from the producer's send to the first moment the store's committed
+   offset covers the message (the store is sampled every 10 ms), p50 / p99 / max.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from tests.bench.common import BENCH_DIR, UYTHAC, machine, province
+from tests.kafka_broker import KafkaBroker, free_ports
+from uythac.kafka_admin import ensure_topics
+from uythac.publish import publish
+from uythac.replay import lines_of
+from uythac.store import Store
+
+PARTITIONS = 12
+RATE = 2000  # events/s in the latency phase
+
+
+def start_broker() -> KafkaBroker:
+    directory = BENCH_DIR / "kafka"
+    shutil.rmtree(directory, ignore_errors=True)
+    broker = KafkaBroker(directory, *free_ports(2), java_opts="", heap="1g")
+    broker.start()
+    return broker
+
+
+def raw_consume(bootstrap: str, topic: str) -> tuple[int, float]:
+    """(messages, seconds) to read the whole topic and throw it away."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, max_poll_records=5000, fetch_max_bytes=64 << 20
+    )
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        total = sum(consumer.end_offsets(partitions).values())
+        started, seen = time.perf_counter(), 0
+        while seen < total:
+            seen += sum(len(batch) for batch in consumer.poll(timeout_ms=500).values())
+        return seen, time.perf_counter() - started
+    finally:
+        consumer.close()
+
+
+def worker_env(bootstrap: str, topic: str, db: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "UYTHAC_DB": str(db),
+        "UYTHAC_KAFKA_BOOTSTRAP": bootstrap,
+        "UYTHAC_KAFKA_TOPIC": topic,
+        "UYTHAC_KAFKA_GROUP": f"{topic}-bench",
+        "UYTHAC_KAFKA_FLAGS_TOPIC": f"{topic}.flags",
+        "UYTHAC_KAFKA_SCORES_TOPIC": f"{topic}.scores",
+        "UYTHAC_WORKER_METRICS_PORT": "0",
+        "UYTHAC_LOG_LEVEL": "warning",
+    }
+
+
+def applied(db: Path, topic: str) -> dict[int, int]:
+    if not db.exists():
+        return {}
+    store = Store.at(db)
+    try:
+        with store.reading() as uow:
+            return uow.offsets(topic)
+    finally:
+        store.close()
+
+
+def run_worker_to_end(bootstrap: str, topic: str, total: int, scratch: Path) -> float:
+    """Seconds from starting `uythac worker` until its store has applied all `total` messages."""
+    db = scratch / "throughput.db"
+    started = time.perf_counter()
+    worker = subprocess.Popen([UYTHAC, "worker"], env=worker_env(bootstrap, topic, db))
+    try:
+        while sum(applied(db, topic).values()) < total:
+            if worker.poll() is not None:
+                raise RuntimeError("the worker exited")
+            time.sleep(0.5)
+        return time.perf_counter() - started
+    finally:
+        worker.terminate()
+        worker.wait(timeout=60)
+
+
+def steady_lines(source: Path) -> Iterator[bytes]:
+    """The province's lines in file order: a realistic mix, history first."""
+    with lines_of(source) as (lines, _):
+        for line in lines:
+            yield line.rstrip(b"\n")
+
+
+def latency(bootstrap: str, source: Path, seconds: float, scratch: Path) -> list[float]:
+    """Event-to-queryable latencies (s) of every message sent at RATE events/s for `seconds`."""
+    topic = "bench.steady"
+    ensure_topics(bootstrap, {topic: PARTITIONS})
+    db = scratch / "latency.db"
+    worker = subprocess.Popen([UYTHAC, "worker"], env=worker_env(bootstrap, topic, db))
+    waiting: dict[int, deque[tuple[int, float]]] = {p: deque() for p in range(PARTITIONS)}  # acknowledged
+    waits: list[float] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        """Every 10 ms: the messages the store's offsets now cover are queryable."""
+        store = Store.at(db)  # the worker has created it by now
+        try:
+            while not stop.is_set() or any(waiting.values()):
+                with store.reading() as uow:
+                    offsets = uow.offsets(topic)
+                now = time.monotonic()
+                for partition, upto in offsets.items():
+                    queue = waiting[partition]
+                    while queue and queue[0][0] < upto:
+                        waits.append(now - queue.popleft()[1])
+                time.sleep(0.01)
+        finally:
+            store.close()
+
+    try:
+        time.sleep(5)  # group join and first assignment: not part of the latency
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=0)
+        lines = steady_lines(source)
+        started = time.monotonic()
+        for n in range(int(seconds * RATE)):
+            line = next(lines)
+            commune = orjson.loads(line).get("commune_id") if line.startswith(b"{") else None
+            key = commune.encode() if isinstance(commune, str) else None
+            at = time.monotonic()
+            producer.send(topic, key=key, value=line).add_callback(
+                lambda meta, at=at: waiting[meta.partition].append((meta.offset, at))
+            )
+            pause = started + (n + 1) / RATE - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+        producer.flush()
+        producer.close()
+        stop.set()
+        sampler.join(timeout=120)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=60)
+    return sorted(waits)
+
+
+def percentile(values: list[float], p: float) -> float:
+    return values[min(int(len(values) * p), len(values) - 1)]
+
+
+def main() -> None:
+    size = int(os.environ.get("BENCH_EVENTS", "1200000"))
+    steady_s = float(os.environ.get("BENCH_STEADY_S", "30"))
+    source = province(size)
+    print(f"worker benchmark on {machine()}")
+    broker = start_broker()
+    try:
+        topic = "bench.events"
+        started = time.perf_counter()
+        summary = publish(source, broker.bootstrap, topic, partitions=PARTITIONS)
+        produce_s = time.perf_counter() - started
+        print(f"  published {summary.sent:,} events in {produce_s:.1f} s ({summary.sent / produce_s:,.0f}/s)")
+        messages, raw_s = raw_consume(broker.bootstrap, topic)
+        raw_rate = messages / raw_s
+        print(f"  raw kafka-python consume-and-discard: {raw_rate:,.0f} messages/s")
+        with tempfile.TemporaryDirectory(prefix="uythac-bench-") as scratch:
+            worker_s = run_worker_to_end(broker.bootstrap, topic, messages, Path(scratch))
+            rate = messages / worker_s
+            print(
+                f"  uythac worker end to end: {rate:,.0f} events/s ({worker_s:.1f} s, start-up included), "
+                f"{rate / raw_rate:.0%} of raw consume (targets: 15 000/s and 30 %)"
+            )
+            waits = latency(broker.bootstrap, source, steady_s, Path(scratch))
+        print(
+            f"  event-to-queryable latency at {RATE:,} events/s for {steady_s:.0f} s ({len(waits):,} events): "
+            f"p50 {percentile(waits, 0.5) * 1000:.0f} ms, p99 {percentile(waits, 0.99) * 1000:.0f} ms, "
+            f"max {waits[-1] * 1000:.0f} ms"
+        )
+    finally:
+        broker.stop()
+
+
+if __name__ == "__main__":
+    main()
