@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 RUN_DIR ?= var/demo
 
-.PHONY: run test lint typecheck unit bench venv kafka-up kafka-down clean schemas
+.PHONY: run test lint typecheck tools unit bench venv kafka-up kafka-down clean schemas
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,16 @@ run: $(STAMP)
 	RUN_DIR=$(RUN_DIR) deploy/run.sh
 
 ## test: lint, types, then every test (unit, property, integration)
-test: $(STAMP) lint typecheck
+test: $(STAMP) lint typecheck tools
 	$(BIN)/pytest -q
+
+## tools: promtool (Debian's prometheus package) checks the alert rules and their unit tests
+tools:
+	@command -v promtool >/dev/null || { \
+		echo "installing promtool (apt-get install prometheus)"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check services rules schemas tests
