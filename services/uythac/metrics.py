@@ -34,6 +34,13 @@ EVENT_SECONDS = Histogram(
 )
 CONSUMER_LAG = Gauge("uythac_consumer_lag", "Messages behind the end of each partition", ["partition"])
 CLOCK_LAG = Gauge("uythac_clock_lag_seconds", "Wall time (Vietnam) minus the engine's clock T, in seconds")
+OUTBOX_SENT = Counter("uythac_outbox_sent_total", "Output messages the broker acknowledged (flags, scores, DLQ)")
+OUTBOX_FAILURES = Counter("uythac_outbox_failures_total", "Outbox relay rounds that failed (broker down, timeout)")
+BATCH_RETRIES = Counter(
+    "uythac_batch_retries_total",
+    "Batches not applied as polled: store_unavailable (read again), fenced (partitions moved), one_by_one",
+    ["reason"],
+)
 OUTBOX_BACKLOG = Gauge("uythac_outbox_backlog", "Output messages committed but not yet sent to Kafka")
 OPEN_OBLIGATIONS = Gauge("uythac_open_obligations", "Loans still within their 30 days and not yet inspected")
 LAST_EVENT = Gauge("uythac_last_event_timestamp_seconds", "Wall time the worker last applied an event")

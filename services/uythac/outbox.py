@@ -17,6 +17,7 @@ from typing import Any
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
+from uythac import metrics
 from uythac.store import Store
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,9 @@ def relay(store: Store, producer: KafkaProducer, limit: int = 2000) -> int:
                 for future in futures:
                     future.get(timeout=0)
             except KafkaError as error:
+                metrics.OUTBOX_FAILURES.inc()
                 log.warning("outbox relay failed; will retry", extra={"rows": len(rows), "error": str(error)})
                 return sent
             uow.remove_outbox([row.id for row in rows])
+            metrics.OUTBOX_SENT.inc(len(rows))
             sent += len(rows)

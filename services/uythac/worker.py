@@ -24,6 +24,7 @@ import signal
 import time
 import uuid
 from collections import Counter
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import count
@@ -190,15 +191,18 @@ class Worker:
         try:
             outcome = self._apply(batch)
         except OperationalError as error:  # the store is unreachable or locked: read these again later
+            metrics.BATCH_RETRIES.labels("store_unavailable").inc()
             log.error("store unavailable; will retry the batch", extra={"error": str(error)})
             self._rewind(consumer)
             time.sleep(1.0)
             return False
         except StoreError as error:  # fenced: another worker owns a partition now
+            metrics.BATCH_RETRIES.labels("fenced").inc()
             log.warning("batch not applied", extra={"error": str(error)})
             self._rewind(consumer)
             return False
         except Exception:
+            metrics.BATCH_RETRIES.labels("one_by_one").inc()
             log.exception("batch failed; applying its records one by one")
             outcome = self._one_by_one(batch)
         for partition, (_, new) in batch.moves.items():
@@ -345,7 +349,11 @@ class _Seek(ConsumerRebalanceListener):  # type: ignore[misc]
         self.worker, self.consumer = worker, consumer
 
     def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        """Nothing to flush: every batch commits its state and offsets before the next poll."""
+        """Nothing to flush: every batch commits its state and offsets before the next poll. The lag
+        gauges of partitions no longer ours go, so that they cannot raise a lag alert."""
+        for tp in revoked:
+            with suppress(KeyError):  # never measured
+                metrics.CONSUMER_LAG.remove(str(tp.partition))
 
     def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         with self.worker.store.reading() as uow:
