@@ -9,7 +9,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from uythac import scorecard, views
+from uythac import queries, scorecard, views
 from uythac.processor import Processor
 from uythac.replay import Summary, replay
 from uythac.store import Store
@@ -86,6 +86,16 @@ def report_at(db: Path) -> dict[str, Any]:
     store = Store.at(db)
     try:
         return views.current_report(store, CARD)
+    finally:
+        store.close()
+
+
+def kept_reports(db: Path) -> dict[date, dict[str, Any]]:
+    """The month-end reports the store kept, by date."""
+    store = Store.at(db)
+    try:
+        with queries.snapshot(store) as connection:
+            return {day: queries.stored_report(connection, day) or {} for day in queries.snapshot_dates(connection)}
     finally:
         store.close()
 

@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.support import deposit, ev, group, loan, report_of, unit_of
 from uythac import scorecard
@@ -333,3 +335,19 @@ def test_text_that_is_not_yaml_is_a_config_error(tmp_path: Path) -> None:
     path.write_text("windows: [\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="scorecard"):
         scorecard.load(path)
+
+
+@settings(max_examples=400)
+@given(data=st.data())
+def test_integer_points_equal_the_fraction_definition(data: st.DataObject) -> None:
+    """`Component.points` works in integers; it must agree with the plain fraction reading everywhere."""
+    component = data.draw(st.sampled_from(CARD.components))
+    denominator = data.draw(st.integers(1, 10**12))
+    numerator = data.draw(st.integers(0, denominator))
+    ratio = Fraction(numerator, denominator)
+    if not component.bands:
+        expected = hundredths(component.max * ratio)
+    else:
+        band = next((b for b in component.bands if b.at_most is None or ratio <= b.at_most), None)
+        expected = 0 if band is None else hundredths(band.points)
+    assert component.points(numerator, denominator) == expected

@@ -2,10 +2,11 @@
 
 Every summary is a pure fold over the accepted events (SPEC §3: "exists an event such that ..."): a
 sum, a max, a min, or the value with the greatest (business date, event_id). So any arrival order
-gives the same summary. `contribution(entity, today)` is the entity's share of its unit's counts at
-`today`; `next_due(entity, today)` is the first later day on which that share can change without
+gives the same summary. `entity.contribution(at)` is the entity's share of its unit's counts at
+`at.today`; `entity.next_due(at)` is the first later day on which that share can change without
 a new event (a deadline passing, a window sliding), so that moving the clock recomputes only the
-entities due, never every unit.
+entities due, never every unit. Both run for every entity a batch loads, so they compare with
+window edges worked out once per day (`Bounds`).
 """
 
 from __future__ import annotations
@@ -42,6 +43,33 @@ class Counts(NamedTuple):
 
 
 NOTHING = Counts()
+_counts = tuple.__new__  # Counts(...) runs NamedTuple's Python-level __new__; shares are made by the million
+ONE_DAY = timedelta(days=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Bounds:
+    """`today` and the window edges a contribution at `today` compares with (SPEC §5)."""
+
+    today: date
+    windows: Windows
+    assessed_after: date  # deadlines in (today − W, today) are assessed
+    quiet_since: date  # loans disbursed by then are seasoned; quiet if not repaid since
+    groups_seasoned_by: date  # groups registered by then are assessed for periodic inspection
+    savers_seasoned_by: date  # ... for savings activity
+    deposits_after: date  # deposits dated after it count as savings activity
+
+    @classmethod
+    def at(cls, today: date, windows: Windows) -> Bounds:
+        return cls(
+            today,
+            windows,
+            today - windows.scoring,
+            today - windows.inactive,
+            today - windows.group_seasoning,
+            today - windows.savings_seasoning,
+            today - windows.savings,
+        )
 
 
 def _later(current: Any, key: Any) -> bool:
@@ -106,45 +134,58 @@ class Loan:
             self.overdue_on, self.overdue_event = key
             self.overdue_principal = data["overdue_principal"]
 
-    @property
-    def outstanding(self) -> int:
-        return max(self.amount - self.principal_paid, 0)
-
-    def contribution(self, today: date, windows: Windows) -> Counts:
-        deadline = self.deadline
-        if deadline is None or self.disbursed_on is None:
+    def contribution(self, at: Bounds) -> Counts:
+        deadline, disbursed_on = self.deadline, self.disbursed_on
+        if deadline is None or disbursed_on is None:
             return NOTHING
-        assessed = today - windows.scoring < deadline < today
-        outstanding = self.outstanding
-        quiet_since = today - windows.inactive
-        seasoned = self.disbursed_on <= quiet_since and outstanding > 0
-        quiet = self.last_repayment_on is None or self.last_repayment_on <= quiet_since
-        return Counts(  # positional: this runs twice for every loan a batch touches
-            int(assessed and self.status == "fulfilled"),  # inspected
-            int(assessed),  # deadlines
-            0,
-            0,
-            min(self.overdue_principal, outstanding),  # overdue
-            outstanding,
-            int(seasoned and quiet),  # inactive
-            int(seasoned),  # seasoned_loans
+        assessed = at.assessed_after < deadline < at.today
+        outstanding = self.amount - self.principal_paid
+        if outstanding <= 0:
+            outstanding = seasoned = quiet = 0
+        else:
+            seasoned = disbursed_on <= at.quiet_since
+            quiet = self.last_repayment_on is None or self.last_repayment_on <= at.quiet_since
+        overdue = self.overdue_principal
+        return _counts(
+            Counts,
+            (
+                int(assessed and self.status == "fulfilled"),  # inspected
+                int(assessed),  # deadlines
+                0,
+                0,
+                overdue if overdue < outstanding else outstanding,  # overdue, capped at outstanding
+                outstanding,
+                int(seasoned and quiet),  # inactive
+                int(seasoned),  # seasoned_loans
+                0,
+                0,
+            ),
         )
 
-    def next_due(self, today: date, windows: Windows) -> date | None:
-        """The first day after `today` on which `contribution` can change with no new event."""
-        deadline = self.deadline
-        if deadline is None or self.disbursed_on is None:
+    def next_due(self, at: Bounds) -> date | None:
+        """The first day after `at.today` on which `contribution` can change with no new event."""
+        deadline, disbursed_on = self.deadline, self.disbursed_on
+        if deadline is None or disbursed_on is None:
             return None
-        candidates = [
-            deadline + timedelta(days=1),  # enters the assessed window (and is missed if not inspected)
-            deadline + windows.scoring,  # leaves it
-            deadline - windows.due_soon,  # joins the worklist
-        ]
-        if self.outstanding > 0:
-            candidates.append(self.disbursed_on + windows.inactive)
-            if self.last_repayment_on is not None:
-                candidates.append(self.last_repayment_on + windows.inactive)
-        return min((day for day in candidates if day > today), default=None)
+        today, windows = at.today, at.windows
+        # The deadline's own days, in order: it joins the worklist, enters the assessed window (and is
+        # missed if not inspected), leaves that window.
+        due_soon = deadline - windows.due_soon
+        if today < due_soon:
+            first: date | None = due_soon
+        elif today <= deadline:
+            first = deadline + ONE_DAY
+        elif today < deadline + windows.scoring:
+            first = deadline + windows.scoring
+        else:
+            first = None
+        if self.amount > self.principal_paid:  # outstanding: seasoned, and quiet, `inactive` days on
+            for since in (disbursed_on, self.last_repayment_on):
+                if since is not None:
+                    day = since + windows.inactive
+                    if day > today and (first is None or day < first):
+                        first = day
+        return first
 
 
 @dataclass(slots=True)
@@ -188,13 +229,13 @@ class Group:
         if _later(self.last_periodic_on, day):
             self.last_periodic_on = day
 
-    def contribution(self, today: date, windows: Windows) -> Counts:
-        if self.registered_on is None or (self.closed_on is not None and self.closed_on <= today):
+    def contribution(self, at: Bounds) -> Counts:
+        if self.registered_on is None or (self.closed_on is not None and self.closed_on <= at.today):
             return NOTHING
-        seasoned = self.registered_on <= today - windows.group_seasoning
-        inspected = _after(self.last_periodic_on, today - windows.scoring)
-        saving = self.registered_on <= today - windows.savings_seasoning
-        deposited = _after(self.last_deposit_on, today - windows.savings)
+        seasoned = self.registered_on <= at.groups_seasoned_by
+        inspected = _after(self.last_periodic_on, at.assessed_after)
+        saving = self.registered_on <= at.savers_seasoned_by
+        deposited = _after(self.last_deposit_on, at.deposits_after)
         return Counts(
             groups_inspected=int(seasoned and inspected),
             seasoned_groups=int(seasoned),
@@ -202,8 +243,9 @@ class Group:
             saving_groups=int(saving),
         )
 
-    def next_due(self, today: date, windows: Windows) -> date | None:
-        """The first day after `today` on which `contribution` can change with no new event."""
+    def next_due(self, at: Bounds) -> date | None:
+        """The first day after `at.today` on which `contribution` can change with no new event."""
+        today, windows = at.today, at.windows
         if self.registered_on is None or (self.closed_on is not None and self.closed_on <= today):
             return None
         candidates = [

@@ -2,10 +2,14 @@
 
 durable_rules keeps facts in process memory (at most 1024 live sids per ruleset) and its default host
 runs actions later, on background threads. Here the store is the source of truth and the engine keeps
-only the clock: a batch asserts, in one call, the facts it must decide on (the inspections first, then
-the obligations, so that an obligation meets its on-time inspection before its deadline rule can fire),
+only the clock: a batch asserts the facts it must decide on (the inspections first, then the
+obligations, so that an obligation meets its on-time inspection before its deadline rule can fire),
 collects the decisions the rules make, and retracts the facts again. One sid and a host whose
 background loop never starts, so every action has run, in firing order, before the call returns.
+
+No rule joins two loans, so the facts go in by groups of loans (a loan's facts always together):
+durable works harder per fact the more facts are alive. Asserting 20 000 at once costs ~45 µs and
+~10 KB a fact; a few hundred at a time, ~28 µs and a few MB in all.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from durable import engine as durable_engine
 from uythac.rules import obligations as ruleset
 
 SID = "0"
+FACTS_AT_ONCE = 250  # at least; a loan's facts are never split
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,15 +85,34 @@ class ObligationEngine:
     def decide(
         self, today: date, obligations: Sequence[Obligation], inspections: Sequence[Inspection]
     ) -> list[Decision]:
-        """Run the rules once over these facts at `today`; nothing stays in the engine but the clock."""
+        """Run the rules once over these facts at `today`; nothing stays in the engine but the clock.
+
+        Every fact must be one some rule looks at (periodic inspections only when they found misuse):
+        durable_rules raises "not handled" for a call whose last fact meets no rule, and leaves that
+        call's actions to run with the next call.
+        """
         self._set_clock(today)
-        facts = [_inspection_fact(inspection) for inspection in inspections]
-        facts += [_obligation_fact(obligation) for obligation in obligations]
-        if facts:
-            self._host.assert_facts(ruleset.NAME, facts)
-            self._host.retract_facts(ruleset.NAME, facts)
+        by_loan: dict[str | None, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {}
+        for inspection in inspections:
+            by_loan.setdefault(inspection.loan_id, ([], []))[0].append(_inspection_fact(inspection))
+        for obligation in obligations:
+            by_loan.setdefault(obligation.loan_id, ([], []))[1].append(_obligation_fact(obligation))
+        visits: list[dict[str, Any]] = []
+        duties: list[dict[str, Any]] = []
+        for loan_visits, loan_duties in by_loan.values():
+            visits += loan_visits
+            duties += loan_duties
+            if len(visits) + len(duties) >= FACTS_AT_ONCE:
+                self._run(visits + duties)
+                visits, duties = [], []
+        if visits or duties:
+            self._run(visits + duties)
         decisions, self._decisions = self._decisions, []
         return decisions
+
+    def _run(self, facts: list[dict[str, Any]]) -> None:
+        self._host.assert_facts(ruleset.NAME, facts)
+        self._host.retract_facts(ruleset.NAME, facts)
 
     def _set_clock(self, today: date) -> None:
         if self._clock is not None and self._clock["today"] == today.toordinal():

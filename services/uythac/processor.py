@@ -2,6 +2,9 @@
 
 Order inside a batch, all in one store transaction:
   1. dedupe by event_id (identical content: duplicate, ignored; different content: conflict, rejected);
+     a batch that takes the clock past a month end is then applied in parts: the events that arrived
+     before the first one dated after that month end, the clock moved to the month end, the report at
+     that day kept (`snapshots`, for the API's `?as_of=`), then the rest (steps 2 to 6 for each part);
   2. load the loans and groups the events name, and those whose contribution falls due by the new clock;
   3. fold the events into them (order-independent summaries, `ledger`);
   4. the rules decide (`obligations`): touched loans first, against the old clock, then the clock moves;
@@ -13,12 +16,15 @@ If anything fails the transaction rolls back and the in-memory engine and units 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from functools import lru_cache, partial
 from typing import Any
 
-from uythac.ledger import NOTHING, OPEN, Counts, Group, Loan, Unit
+from uythac import report
+from uythac.dates import month_end
+from uythac.ledger import NOTHING, ONE_DAY, OPEN, Bounds, Counts, Group, Loan, Unit
 from uythac.obligations import Decision, Inspection, Obligation, ObligationEngine
 from uythac.scorecard import Scorecard
 from uythac.store import Store, UnitOfWork
@@ -48,6 +54,21 @@ class Outcome:
     new_units: set[tuple[str, str]] = field(default_factory=set)  # units reported for the first time
     decisions: list[Decision] = field(default_factory=list)  # every rule decision, for metrics
     today: date | None = None
+    month_ends: list[date] = field(default_factory=list)  # month ends the clock passed (report kept)
+
+    def absorb(self, part: Outcome) -> None:
+        """Add what a later part of the same batch did (the units it changed, counted from before both)."""
+        self.accepted += part.accepted
+        self.duplicates += part.duplicates
+        self.rejected += part.rejected
+        self.transitions += part.transitions
+        known = {(unit.commune_id, unit.org) for unit, _ in self.changed_units}
+        self.changed_units += [
+            (unit, was) for unit, was in part.changed_units if (unit.commune_id, unit.org) not in known
+        ]
+        self.new_units |= part.new_units
+        self.decisions += part.decisions
+        self.today = part.today
 
 
 BeforeCommit = Callable[[UnitOfWork, Outcome], None]
@@ -56,8 +77,12 @@ BeforeCommit = Callable[[UnitOfWork, Outcome], None]
 class Processor:
     """The scoring state of one store, kept in step with it batch by batch."""
 
-    def __init__(self, store: Store, card: Scorecard) -> None:
-        self.store, self.card = store, card
+    def __init__(self, store: Store, card: Scorecard, months_kept: int = 24) -> None:
+        """`months_kept`: how many month-end reports the store keeps (the latest ones; 0: none)."""
+        self.store, self.card, self.months_kept = store, card, months_kept
+        # A unit's score is a pure function of its counts, and most units of an old month end keep their
+        # counts from one month end to the next (a backfill of years passes hundreds of month ends).
+        self._score = lru_cache(maxsize=1 << 14)(partial(report.score, card=card))
         self._restore()
 
     def _restore(self) -> None:
@@ -76,14 +101,25 @@ class Processor:
         """Apply a batch; `floor` moves the clock to at least that day (replay --as-of, clock ticks)."""
         try:
             with self.store.unit_of_work() as uow:
-                outcome = _Batch(self, uow).run(batch, floor)
+                outcome = Outcome(today=self.today)
+                accepted = _dedupe(uow, batch, outcome)
+                for part, until, passed in _parts(accepted, self.today, floor, self.months_kept):
+                    outcome.absorb(_Batch(self, uow).run(part, until))
+                    self.today = outcome.today  # the next part starts from here
+                    if passed is not None:
+                        uow.keep_report(passed, self._report(uow, passed), self.months_kept)
+                        outcome.month_ends.append(passed)
                 if before_commit is not None:
                     before_commit(uow, outcome)
         except BaseException:
             self._restore()
             raise
-        self.today = outcome.today
         return outcome
+
+    def _report(self, uow: UnitOfWork, today: date) -> dict[str, Any]:
+        """The SPEC §6 report at the clock `today`, from this transaction's state."""
+        flags = uow.missed_loans(*report.window(today, self.card))
+        return report.build(today, self.units.values(), flags, self.card, self._score)
 
 
 class _Batch:
@@ -94,13 +130,14 @@ class _Batch:
         self.windows = processor.card.windows
         self.loans: dict[str, Loan] = {}
         self.groups: dict[str, Group] = {}
-        self.before: dict[tuple[str, str], tuple[tuple[str, str] | None, Counts]] = {}
+        # each loaded entity's unit and contribution before this batch, by kind and id
+        self.before: dict[str, dict[str, tuple[tuple[str, str] | None, Counts]]] = {"loan": {}, "group": {}}
         self.named: dict[tuple[str, str], Unit] = {}  # units a reporting event named in this batch
         self.disbursed_now: dict[str, str] = {}  # loan_id → the event_id that (re)disbursed it in this batch
         self.outcome = Outcome()
 
-    def run(self, batch: Sequence[tuple[Ref, Event]], floor: date | None) -> Outcome:
-        accepted = self._dedupe(batch)
+    def run(self, accepted: list[Event], floor: date | None) -> Outcome:
+        self.outcome.accepted = accepted
         old = self.p.today
         days = [event.day for event in accepted] + [d for d in (old, floor) if d is not None]
         today = max(days) if days else None
@@ -110,58 +147,33 @@ class _Batch:
         self._load(accepted, old, today)
         to_evaluate, fresh = self._fold(accepted)
         self._decide(to_evaluate, fresh, today)
-        self._rescore(today)
-        self.uow.remember((event.event_id, event.digest) for event in accepted)
+        self._rescore(Bounds.at(today, self.windows))
         self.uow.save_loans(self.loans.values())
         self.uow.save_groups(self.groups.values())
         self.uow.set_clock(today)
         return self.outcome
 
-    # 1 ------------------------------------------------------------------------------------------
-    def _dedupe(self, batch: Sequence[tuple[Ref, Event]]) -> list[Event]:
-        """Each event against the first seen with its id: the stored one, else the first of the batch."""
-        seen = self.uow.digests(list({event.event_id: None for _, event in batch}))
-        accepted = []
-        for ref, event in batch:
-            first = seen.get(event.event_id)
-            if first is None:
-                seen[event.event_id] = event.digest
-                accepted.append(event)
-            elif first == event.digest:
-                self.outcome.duplicates += 1
-            else:
-                self.outcome.rejected.append((ref, _conflict(event)))
-        self.outcome.accepted = accepted
-        return accepted
-
     # 2 ------------------------------------------------------------------------------------------
     def _load(self, accepted: list[Event], old: date | None, today: date) -> None:
         loan_ids = {e.data["loan_id"] for e in accepted if "loan_id" in e.data}
         group_ids = {e.data["group_id"] for e in accepted if "group_id" in e.data and e.type != "loan.disbursed"}
-        if old is not None and today > old:
-            loan_ids.update(self.uow.due_loan_ids(today))
-            group_ids.update(self.uow.due_group_ids(today))
-        self._load_loans(loan_ids, old)
-        self._load_groups(group_ids, old)
+        moved = old is not None and today > old
+        loans = self.uow.due_loans(today) if moved else {}
+        groups = self.uow.due_groups(today) if moved else {}
+        loans.update(self.uow.loans(sorted(loan_ids - loans.keys())))
+        groups.update(self.uow.groups(sorted(group_ids - groups.keys())))
+        at = None if old is None else Bounds.at(old, self.windows)
+        wanted = sorted(loan_ids | loans.keys())
+        self._loaded("loan", self.loans, {i: loans.get(i) or Loan(i) for i in wanted}, at)
+        wanted = sorted(group_ids | groups.keys())
+        self._loaded("group", self.groups, {i: groups.get(i) or Group(i) for i in wanted}, at)
 
-    def _load_loans(self, loan_ids: set[str], old: date | None) -> None:
-        wanted = sorted(loan_ids - self.loans.keys())
-        found = self.uow.loans(wanted)
-        for loan_id in wanted:
-            loan = found.get(loan_id) or Loan(loan_id)
-            self.loans[loan_id] = loan
-            self.before[("loan", loan_id)] = (loan.unit, self._share(loan, old))
-
-    def _load_groups(self, group_ids: set[str], old: date | None) -> None:
-        wanted = sorted(group_ids - self.groups.keys())
-        found = self.uow.groups(wanted)
-        for group_id in wanted:
-            group = found.get(group_id) or Group(group_id)
-            self.groups[group_id] = group
-            self.before[("group", group_id)] = (group.unit, self._share(group, old))
-
-    def _share(self, entity: Loan | Group, today: date | None) -> Counts:
-        return NOTHING if today is None else entity.contribution(today, self.windows)
+    def _loaded(self, kind: str, into: dict[str, Any], entities: dict[str, Any], at: Bounds | None) -> None:
+        """Take in loaded (or new) entities, with their unit and contribution at the old clock."""
+        into.update(entities)
+        before = self.before[kind]
+        for key, entity in entities.items():
+            before[key] = (entity.unit, NOTHING if at is None else entity.contribution(at))
 
     # 3 ------------------------------------------------------------------------------------------
     def _fold(self, accepted: list[Event]) -> tuple[set[str], list[Inspection]]:
@@ -171,22 +183,22 @@ class _Batch:
         rows: list[dict[str, Any]] = []
         for event in accepted:
             data, day, kind = event.data, event.day, event.type
-            if kind in ("group.registered", "loan.disbursed"):
-                self._name_unit(data, day)
-            if kind == "group.registered":
-                self.groups[data["group_id"]].registered(data, day)
-            elif kind == "group.closed":
-                self.groups[data["group_id"]].closed(day)
-            elif kind == "savings.deposited":
-                self.groups[data["group_id"]].deposited(day)
-            elif kind == "loan.disbursed":
-                if self.loans[data["loan_id"]].disbursed(data, day, self.windows):
-                    to_evaluate.add(data["loan_id"])
-                    self.disbursed_now[data["loan_id"]] = event.event_id
-            elif kind == "repayment.recorded":
+            if kind == "repayment.recorded":  # most events are: first
                 self.loans[data["loan_id"]].repaid(data, day)
             elif kind == "loan.overdue_changed":
                 self.loans[data["loan_id"]].overdue_changed(data, day)
+            elif kind == "savings.deposited":
+                self.groups[data["group_id"]].deposited(day)
+            elif kind == "loan.disbursed":
+                self._name_unit(data, day)
+                if self.loans[data["loan_id"]].disbursed(data, day, self.windows):
+                    to_evaluate.add(data["loan_id"])
+                    self.disbursed_now[data["loan_id"]] = event.event_id
+            elif kind == "group.registered":
+                self._name_unit(data, day)
+                self.groups[data["group_id"]].registered(data, day)
+            elif kind == "group.closed":
+                self.groups[data["group_id"]].closed(day)
             elif kind == "inspection.recorded":
                 row = _inspection_row(event)
                 rows.append(row)
@@ -255,29 +267,103 @@ class _Batch:
         self.outcome.transitions.append(Transition(change, decision.subject, entity, decision.day, cause))
 
     # 5 ------------------------------------------------------------------------------------------
-    def _rescore(self, today: date) -> None:
+    def _rescore(self, at: Bounds) -> None:
+        """Each loaded entity's contribution at the new clock replaces its old one in its unit's counts."""
         changed: dict[tuple[str, str], Unit] = dict(self.named)
-        previous = {key: unit.counts for key, unit in self.p.units.items() if key in changed}
-        entities: list[tuple[tuple[str, str], Loan | Group]] = [(("loan", k), v) for k, v in self.loans.items()]
-        entities += [(("group", k), v) for k, v in self.groups.items()]
-        for key, entity in entities:
-            old_unit, old_share = self.before[key]
-            new_share = entity.contribution(today, self.windows)
-            entity.next_change = entity.next_due(today, self.windows)
-            if old_unit == entity.unit and old_share == new_share:
-                continue
-            if old_unit is not None and old_share != NOTHING:
-                unit = self.p.units[old_unit]
-                previous.setdefault(old_unit, unit.counts)
-                unit.counts = unit.counts.minus(old_share)
-                changed[old_unit] = unit
-            if entity.unit is not None and new_share != NOTHING:
-                unit = self.p.units[entity.unit]
-                previous.setdefault(entity.unit, unit.counts)
-                unit.counts = unit.counts.plus(new_share)
-                changed[entity.unit] = unit
+        added: dict[tuple[str, str], list[Counts]] = {}
+        removed: dict[tuple[str, str], list[Counts]] = {}
+        units = self.p.units
+        for kind, entities in (("loan", self.loans), ("group", self.groups)):
+            before = self.before[kind]
+            for entity_id, entity in entities.items():
+                old_unit, old_share = before[entity_id]
+                new_share = entity.contribution(at)
+                entity.next_change = entity.next_due(at)
+                new_unit = entity.unit
+                if old_unit == new_unit and old_share == new_share:
+                    continue
+                if old_unit is not None and old_share != NOTHING:
+                    removed.setdefault(old_unit, []).append(old_share)
+                    changed[old_unit] = units[old_unit]
+                if new_unit is not None and new_share != NOTHING:
+                    added.setdefault(new_unit, []).append(new_share)
+                    changed[new_unit] = units[new_unit]
+        previous = {key: unit.counts for key, unit in changed.items()}
+        for key, unit in changed.items():
+            counts = unit.counts
+            if key in added:
+                counts = counts.plus(_total(added[key]))
+            if key in removed:
+                counts = counts.minus(_total(removed[key]))
+            unit.counts = counts
         self.outcome.changed_units = [(unit, previous[key]) for key, unit in changed.items()]
         self.uow.save_units(changed.values())
+
+
+def _dedupe(uow: UnitOfWork, batch: Sequence[tuple[Ref, Event]], outcome: Outcome) -> list[Event]:
+    """Each event against the first seen with its id: the stored one, else the first of the batch.
+
+    The batch's first event of each new id is recorded as seen on the way (in this transaction).
+    """
+    firsts: dict[str, Event] = {}
+    for _, event in batch:
+        firsts.setdefault(event.event_id, event)
+    stored = uow.claim((event_id, event.digest) for event_id, event in firsts.items())
+    accepted = []
+    for ref, event in batch:
+        first = stored.get(event.event_id)
+        if first is None:
+            if event is firsts[event.event_id]:
+                accepted.append(event)
+                continue
+            first = firsts[event.event_id].digest
+        if first == event.digest:
+            outcome.duplicates += 1
+        else:
+            outcome.rejected.append((ref, _conflict(event)))
+    return accepted
+
+
+def _parts(
+    accepted: list[Event], clock: date | None, floor: date | None, months_kept: int
+) -> Iterator[tuple[list[Event], date | None, date | None]]:
+    """(events, floor, month end passed): the batch cut before each event that takes the clock past a
+    month end, so that the report at that month end holds exactly the events that arrived before it,
+    whatever the batch sizes. Month ends too old to be kept at the batch's final clock (a backfill of
+    years) are passed without a cut. Without a month end to keep: the whole batch, one part."""
+    days = [event.day for event in accepted] + [day for day in (clock, floor) if day is not None]
+    if not days or months_kept <= 0:
+        yield accepted, floor, None
+        return
+    oldest = oldest_kept(max(days), months_kept)
+    start, reached = 0, clock
+    for i, event in enumerate(accepted):
+        if reached is not None:
+            while event.day > (end := month_end(reached)):
+                if end >= oldest:
+                    yield accepted[start:i], end, end
+                    start = i
+                reached = end + ONE_DAY
+        if reached is None or event.day > reached:
+            reached = event.day
+    if floor is not None and reached is not None:
+        while floor > (end := month_end(reached)):
+            if end >= oldest:
+                yield accepted[start:], end, end
+                start = len(accepted)
+            reached = end + ONE_DAY
+    yield accepted[start:], floor, None
+
+
+def oldest_kept(today: date, months_kept: int) -> date:
+    """The earliest month end whose report is kept at `today`: the `months_kept`-th before today's month."""
+    months = today.year * 12 + today.month - 1 - months_kept
+    return month_end(date(months // 12, months % 12 + 1, 1))
+
+
+def _total(shares: list[Counts]) -> Counts:
+    """The sum of many shares, column by column (one pass in C rather than one `plus` per share)."""
+    return Counts._make(map(sum, zip(*shares, strict=True)))
 
 
 def _decided(loan: Loan, decision: Decision) -> str | None:

@@ -7,7 +7,9 @@ it is lost. With `as_of`, events dated after it are left out and the clock ends 
 
 from __future__ import annotations
 
+import gc
 import gzip
+import io
 import json
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -43,10 +45,27 @@ def lines_of(path: Path) -> Iterator[tuple[Iterable[bytes], IO[bytes]]]:
     """(lines, raw): the decompressed lines and the file underneath, whose position shows progress."""
     with path.open("rb") as raw:
         if path.suffix == ".gz":
-            with gzip.open(raw, "rb") as lines:
+            # GzipFile.readline is Python code; a buffer in front of it splits the lines in C.
+            with io.BufferedReader(gzip.GzipFile(fileobj=raw), 1 << 16) as lines:
                 yield lines, raw
         else:
             yield raw, raw
+
+
+@contextmanager
+def rare_collections() -> Iterator[None]:
+    """Run the cycle collector about 70 times less often.
+
+    A replay allocates a dozen container objects per event (decoded JSON, the event, rows, shares)
+    and almost none of them end up in reference cycles; at the default thresholds the collector ran
+    ~20 times a second and took ~7% of a replay's time.
+    """
+    thresholds = gc.get_threshold()
+    gc.set_threshold(50_000, 20, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
 
 
 def reject_line(number: int, original: bytes, rejection: Rejection) -> str:
@@ -87,7 +106,7 @@ def replay(
         originals.clear()
         refused.clear()
 
-    with lines_of(path) as (lines, raw):
+    with lines_of(path) as (lines, raw), rare_collections():
         for number, line in enumerate(lines, 1):
             line = line.rstrip(b"\r\n")
             summary.read += 1

@@ -7,14 +7,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
+from functools import partial
 from typing import Any
 
 from uythac.ledger import Counts, Loan, Unit
 from uythac.schemas.events import ORGS
-from uythac.scorecard import CLASSES, Scorecard, as_number, hundredths
+from uythac.scorecard import CLASSES, Scorecard, as_number
 
 RATIOS: dict[str, tuple[str, str]] = {  # component → (numerator, denominator) fields of Counts
     "post_disbursement_inspection": ("inspected", "deadlines"),
@@ -54,7 +55,7 @@ def score(counts: Counts, card: Scorecard) -> UnitScore:
         numerator_field, denominator_field = RATIOS[component.key]
         numerator, denominator = getattr(counts, numerator_field), getattr(counts, denominator_field)
         points = component.points(numerator, denominator)
-        components.append(ComponentScore(component.key, points, hundredths(component.max), numerator, denominator))
+        components.append(ComponentScore(component.key, points, component.full, numerator, denominator))
     total = sum(c.points for c in components)
     return UnitScore(total, card.classify(total), tuple(components))
 
@@ -65,7 +66,11 @@ def window(today: date, card: Scorecard) -> tuple[date, date]:
 
 
 def unit_entry(unit: Unit, card: Scorecard) -> dict[str, Any]:
-    scored = score(unit.counts, card)
+    return scored_entry(unit, score(unit.counts, card))
+
+
+def scored_entry(unit: Unit, scored: UnitScore) -> dict[str, Any]:
+    """A unit's report entry from a score already worked out (the API keeps scores; scoring is slow)."""
     return {
         "district_id": unit.district_id,
         "commune_id": unit.commune_id,
@@ -102,18 +107,33 @@ def unit_order(unit: Unit) -> tuple[str, str, str]:
     return unit.district_id, unit.commune_id, unit.org
 
 
-def build(today: date | None, units: Iterable[Unit], flags: Iterable[Loan], card: Scorecard) -> dict[str, Any]:
-    """The report at `today`; `flags` are the missed loans whose deadline lies in the window."""
-    entries = [unit_entry(unit, card) for unit in sorted(units, key=unit_order)]
-    distribution: dict[str, dict[str, int]] = {}
-    for entry in entries:
-        distribution.setdefault(entry["org"], dict.fromkeys(CLASSES, 0))[entry["class"]] += 1
+def build(
+    today: date | None,
+    units: Iterable[Unit],
+    flags: Iterable[Loan],
+    card: Scorecard,
+    scorer: Callable[[Counts], UnitScore] | None = None,
+) -> dict[str, Any]:
+    """The report at `today`; `flags` are the missed loans whose deadline lies in the window.
+
+    `scorer` gives a unit's score from its counts (default: `score` with `card`; the API passes its memo).
+    """
+    scorer = scorer or partial(score, card=card)
+    entries = [scored_entry(unit, scorer(unit.counts)) for unit in sorted(units, key=unit_order)]
     return {
         "as_of": None if today is None else today.isoformat(),
         "units": entries,
         "flags": [flag_entry(loan, card) for loan in flags],
-        "distribution": {org: distribution[org] for org in ORGS if org in distribution},
+        "distribution": distribution(entries),
     }
+
+
+def distribution(entries: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, int]]:
+    """Units per class for each org that has a unit among `entries` (dicts with "org" and "class")."""
+    counts: dict[str, dict[str, int]] = {}
+    for entry in entries:
+        counts.setdefault(entry["org"], dict.fromkeys(CLASSES, 0))[entry["class"]] += 1
+    return {org: counts[org] for org in ORGS if org in counts}
 
 
 def render(report: dict[str, Any]) -> str:

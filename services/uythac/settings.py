@@ -18,6 +18,7 @@ class Settings:
     db: str = "var/uythac.db"  # SQLite path, or a SQLAlchemy URL (postgresql+psycopg://...)
     scorecard: str = ""  # a scorecard YAML file; empty: the packaged rules/scorecard.yaml
     batch_size: int = 5000  # events per store transaction
+    reports_months: int = 24  # month-end reports kept for `?as_of=` (the latest ones); 0: none
     log_level: str = "info"
     kafka_bootstrap: str = "127.0.0.1:19092"
     kafka_topic: str = "uythac.events"
@@ -27,6 +28,18 @@ class Settings:
     kafka_flags_topic: str = "uythac.flags"
     kafka_scores_topic: str = "uythac.scores"
     worker_metrics_port: int = 9102  # the worker's /metrics; 0 turns it off
+    api_bind: str = "127.0.0.1:8000"  # `uythac api` (gunicorn): host:port, or unix:/path
+    api_workers: int = 2  # gunicorn worker processes
+    api_threads: int = 4  # threads per worker process (gthread)
+    api_timeout_s: int = 30  # a worker silent this long is restarted by gunicorn
+    api_keys_file: str = ""  # YAML of hashed API keys (`uythac apikey`); empty: every /v1 request is refused
+    api_open_health: int = 1  # 1: /healthz and /readyz need no key; 0: they need a valid key
+    api_open_metrics: int = 1  # 1: /metrics needs no key; 0: it needs a key of scope `all`
+    api_max_events: int = 500  # events in one POST /v1/events (a JSON array)
+    api_produce_timeout_ms: int = 5000  # POST /v1/events answers 503 when Kafka has not acknowledged by then
+    api_ready_heartbeat_s: int = 60  # /readyz: the worker's heartbeat in the store must be at most this old
+    api_ready_lag: int = 10000  # /readyz: at most this many events-topic messages not yet applied
+    api_ready_clock_days: int = 2  # /readyz: Vietnam today minus the clock T at most this; 0: not checked
 
     @property
     def scorecard_path(self) -> Path | None:

@@ -1,8 +1,8 @@
 """From raw bytes to a validated `Event`, or a `Rejection` whose reason names the field (SPEC §2).
 
-Fast path: `orjson.loads` and the event type's compiled predicate (`schemas/fastcheck.py`). Only an
-event that fails it goes through marshmallow, which words the reasons; the predicates are read off the
-same schemas and a property test holds the two in agreement.
+Fast path: `orjson.loads` and the event type's compiled check (`schemas/fastcheck.py`), which also
+gives the business date. Only an event that fails it goes through marshmallow, which words the reasons;
+the checks are read off the same schemas and a property test holds the two in agreement.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from typing import Any
 
 import orjson
 
-from uythac.dates import business_date
 from uythac.schemas.events import EVENT_TYPES, SCHEMAS
 from uythac.schemas.fastcheck import all_checks
 
@@ -94,9 +93,10 @@ def validate(data: dict[str, Any]) -> Event | Rejection:
     """Validate an already decoded JSON object."""
     event_type = data.get("type")
     fast = _FAST.get(event_type) if isinstance(event_type, str) else None
-    if fast is not None and fast(data):
+    day = None if fast is None else fast(data)
+    if day is not None:
         try:
-            return Event(data["event_id"], data["type"], business_date(data["occurred_at"]), data, digest(data))
+            return Event(data["event_id"], data["type"], day, data, digest(data))
         except orjson.JSONEncodeError:  # a lone surrogate (\ud800) in a free-text field
             return Rejection(_not_unicode(data), _event_id(data))
     return Rejection(explain(data), _event_id(data))

@@ -62,6 +62,7 @@ class WorkerConfig:
     outputs: Topics = field(default_factory=Topics)
     poll_ms: int = 200
     idle_exit_s: float | None = None  # stop after this long with nothing to read (tests, benchmarks)
+    reports_months: int = 24  # month-end reports the store keeps
 
     @property
     def dlq_topic(self) -> str:
@@ -91,7 +92,7 @@ class _Batch:
 class Worker:
     def __init__(self, config: WorkerConfig, store: Store, card: Scorecard) -> None:
         self.config, self.store, self.card = config, store, card
-        self.processor = Processor(store, card)
+        self.processor = Processor(store, card, config.reports_months)
         self.positions: dict[int, int] = {}  # partition: next offset to apply, as the store has it
         self.stopping = False
         self._observed = 0.0
