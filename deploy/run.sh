@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# `make run`: the local Kafka broker, the worker, a demo province published once, the letter's table.
+# `make run`: the local Kafka broker, the worker, a demo province published once, the letter's table,
+# then the HTTP API on http://127.0.0.1:8000 in the foreground (Ctrl-C stops the API and the worker).
 #
 #   RUN_DIR         where the demo keeps its files (default var/demo): province, store, worker log
 #   DEMO_COMMUNES   size of the demo province (default 130 communes in 27 districts, ~0.7 M events;
 #                   520 is the whole Thanh Hóa-like province, ~2.7 M events, a few minutes more)
 #
 # The province is published on the first run only (the worker's store then holds it); later runs start
-# the broker and the worker again and show the same store. Stopping (Ctrl-C) stops the worker; the
-# broker keeps running (`make kafka-down` stops it).
+# the broker and the worker again and show the same store. A demo API key (scope: all) is made on the
+# first run and kept in $RUN_DIR/api-key (its hash in $RUN_DIR/api-keys.yaml). Stopping (Ctrl-C) stops
+# the API and the worker; the broker keeps running (`make kafka-down` stops it).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -42,3 +44,26 @@ fi
 "$BIN/uythac" status --wait 3600
 "$BIN/uythac" distribution
 echo "store: $UYTHAC_DB; the report as JSON: $BIN/uythac report --db $UYTHAC_DB"
+
+# The API over the same store, with a demo key. The demo province's clock T lies in the past, so the
+# readiness check on the clock's age is off here (UYTHAC_API_READY_CLOCK_DAYS=0).
+export UYTHAC_API_KEYS_FILE="${UYTHAC_API_KEYS_FILE:-$DIR/api-keys.yaml}"
+export UYTHAC_API_READY_CLOCK_DAYS="${UYTHAC_API_READY_CLOCK_DAYS:-0}"
+export UYTHAC_API_BIND="${UYTHAC_API_BIND:-127.0.0.1:8000}"
+if [[ ! -f "$UYTHAC_API_KEYS_FILE" || ! -f "$DIR/api-key" ]]; then
+    made="$("$BIN/uythac" apikey --name demo --scope all)"
+    head -n1 <<<"$made" >"$DIR/api-key"
+    { echo "keys:"; tail -n1 <<<"$made"; } >"$UYTHAC_API_KEYS_FILE"
+    chmod 600 "$DIR/api-key"
+fi
+url="http://$UYTHAC_API_BIND"
+cat <<INFO
+
+The API: $url  (Ctrl-C stops the API and the worker)
+  docs      $url/docs            (OpenAPI: $url/openapi.json)
+  health    $url/healthz  $url/readyz
+  metrics   $url/metrics         (worker: http://127.0.0.1:9102/metrics)
+  try       curl -H "Authorization: Bearer \$(cat $DIR/api-key)" $url/v1/distribution
+            curl -H "Authorization: Bearer \$(cat $DIR/api-key)" "$url/v1/units?org=HND&class=yeu"
+INFO
+"$BIN/uythac" api

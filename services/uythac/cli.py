@@ -91,6 +91,17 @@ def build_parser(config: settings.Settings) -> argparse.ArgumentParser:
     table_cmd.add_argument("--db", default=config.db, help=f"store (default {config.db})")
     table_cmd.add_argument("--scorecard", type=Path, default=config.scorecard_path)
 
+    api_cmd = commands.add_parser("api", help="serve the HTTP API with gunicorn")
+    api_cmd.add_argument("--db", default=config.db, help=f"store (default {config.db})")
+    api_cmd.add_argument("--bind", default=config.api_bind, help=f"host:port (default {config.api_bind})")
+    api_cmd.add_argument("--workers", type=int, default=config.api_workers, help="gunicorn worker processes")
+    api_cmd.add_argument("--threads", type=int, default=config.api_threads, help="threads per worker")
+    api_cmd.add_argument("--scorecard", type=Path, default=config.scorecard_path)
+
+    apikey_cmd = commands.add_parser("apikey", help="make an API key: print it once, and its keys-file entry")
+    apikey_cmd.add_argument("--name", required=True, help="who holds the key (logged with each request)")
+    apikey_cmd.add_argument("--scope", required=True, help="all, district:<district_id> or commune:<commune_id>")
+
     schemas_cmd = commands.add_parser("schemas", help="write the JSON Schema file of every event type")
     schemas_cmd.add_argument("--out", type=Path, default=Path("schemas/json"))
     return parser
@@ -118,7 +129,7 @@ def run_replay(args: argparse.Namespace, config: settings.Settings) -> int:
     with tempfile.TemporaryDirectory(prefix="uythac-") as scratch:
         store = Store.at(args.db or Path(scratch) / "replay.db")
         try:
-            summary = _replay_file(args, store, card)
+            summary = _replay_file(args, Processor(store, card, config.reports_months))
             if summary is None:
                 return 1
             _write_json(args.report, views.current_report(store, card))
@@ -128,8 +139,7 @@ def run_replay(args: argparse.Namespace, config: settings.Settings) -> int:
     return 0
 
 
-def _replay_file(args: argparse.Namespace, store: Store, card: scorecard.Scorecard) -> Summary | None:
-    processor = Processor(store, card)
+def _replay_file(args: argparse.Namespace, processor: Processor) -> Summary | None:
     try:
         rejects = args.rejects.open("w", encoding="utf-8") if args.rejects else None
         try:
@@ -233,6 +243,7 @@ def run_worker(args: argparse.Namespace, config: settings.Settings) -> int:
         session_timeout_ms=config.kafka_session_timeout_ms,
         outputs=Topics(config.kafka_flags_topic, config.kafka_scores_topic),
         idle_exit_s=args.idle_exit,
+        reports_months=config.reports_months,
     )
     store = Store.at(args.db)
     try:
@@ -306,7 +317,44 @@ def run_distribution(args: argparse.Namespace, config: settings.Settings) -> int
     return 0
 
 
+def run_api(args: argparse.Namespace, config: settings.Settings) -> int:
+    from dataclasses import replace
+
+    from uythac.api.auth import load_keys
+    from uythac.api.server import serve
+
+    served = replace(
+        config,
+        db=args.db,
+        api_bind=args.bind,
+        api_workers=args.workers,
+        api_threads=args.threads,
+        scorecard=str(args.scorecard) if args.scorecard else "",
+    )
+    scorecard.load(served.scorecard_path)  # a bad scorecard or keys file stops here, not in every worker
+    load_keys(served.api_keys_file)
+    return serve(served)
+
+
+def run_apikey(args: argparse.Namespace, config: settings.Settings) -> int:
+    from uythac.api.auth import entry, new_key
+
+    key = new_key()
+    try:
+        line = entry(args.name, args.scope, key)
+    except ValueError as error:
+        print(f"uythac: error: {error}", file=sys.stderr)
+        return 2
+    print(key)
+    print(f"# the key above is shown once: hand it to {args.name} and keep no other copy; the server keeps its hash")
+    print("# add this entry under `keys:` in the keys file (UYTHAC_API_KEYS_FILE), then send the API a SIGHUP:")
+    print(line, end="")
+    return 0
+
+
 COMMANDS = {
+    "api": run_api,
+    "apikey": run_apikey,
     "status": run_status,
     "distribution": run_distribution,
     "worker": run_worker,

@@ -41,14 +41,16 @@ class PublishSummary:
         return text + (f", {self.failed} NOT acknowledged by Kafka" if self.failed else "")
 
 
-def producer(bootstrap: str) -> KafkaProducer:
+def producer(bootstrap: str, client_id: str = "uythac-publish", max_block_ms: int = 60_000) -> KafkaProducer:
+    """Idempotent, acks=all; `max_block_ms` bounds how long a send waits for metadata (a broker that is down)."""
     return KafkaProducer(
         bootstrap_servers=bootstrap,
         acks="all",
         enable_idempotence=True,
         linger_ms=20,
         batch_size=256 * 1024,
-        client_id="uythac-publish",
+        client_id=client_id,
+        max_block_ms=max_block_ms,
     )
 
 

@@ -1,0 +1,29 @@
+"""What every view needs, made once per process by `create_app` and kept on the Flask app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import current_app
+
+from uythac.answers import Scores
+from uythac.api.publisher import Publisher
+from uythac.scorecard import Scorecard
+from uythac.settings import Settings
+from uythac.store import Store
+
+EXTENSION = "uythac"
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    store: Store
+    card: Scorecard
+    scores: Scores
+    publisher: Publisher
+
+
+def services() -> Services:
+    found: Services = current_app.extensions[EXTENSION]
+    return found

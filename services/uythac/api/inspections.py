@@ -1,0 +1,79 @@
+"""The 30-day post-disbursement inspections: the ones missed (flags) and the ones still to do (worklist)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response
+
+from uythac import answers, queries, report
+from uythac.api.auth import caller
+from uythac.api.context import services
+from uythac.api.marshal import query, respond
+from uythac.api.schemas import FlagsArgs, FlagsPageSchema, WorklistArgs, WorklistPageSchema
+
+bp = Blueprint("inspections", __name__)
+_FLAGS_ARGS, _FLAGS_PAGE = FlagsArgs(), FlagsPageSchema()
+_WORKLIST_ARGS, _WORKLIST_PAGE = WorklistArgs(), WorklistPageSchema()
+
+
+def _selection(args: dict[str, Any]) -> queries.Selection:
+    """The request's filters within the caller's area."""
+    return queries.Selection(caller().area, args.get("district_id"), args.get("commune_id"), args.get("org"))
+
+
+@bp.get("/v1/flags")
+def list_flags() -> Response:
+    """Loans whose 30-day inspection was missed, deadline in (T − W, T): the report's flags, a page at a time,
+    by (commune, org, loan) like the report.
+    ---
+    get:
+      summary: Missed 30-day inspections (flags)
+      tags: [inspections]
+      parameters: [{in: query, schema: FlagsArgs}]
+      responses:
+        200: {description: A page of flags, content: {application/json: {schema: FlagsPageSchema}}}
+        400: BadParameter
+    """
+    args = query(_FLAGS_ARGS)
+    context = services()
+    limit, offset = args["per_page"], (args["page"] - 1) * args["per_page"]
+    with queries.snapshot(context.store) as connection:
+        today = queries.clock(connection)
+        found = (
+            queries.Page(0, [])
+            if today is None
+            else queries.flags(connection, report.window(today, context.card), _selection(args), limit, offset)
+        )
+    items = [report.flag_entry(loan, context.card) for loan in found.rows]
+    return respond(_FLAGS_PAGE, answers.page(today, args["page"], limit, found.total, items))
+
+
+@bp.get("/v1/worklist")
+def get_worklist() -> Response:
+    """The commune officer's list: loans not yet inspected whose deadline is at most `within_days` after T,
+    soonest deadline first (ties by commune, org, loan). `within_days` runs from 0 (due today) to 30, the
+    whole inspection period.
+    ---
+    get:
+      summary: Inspections to do (the worklist)
+      tags: [inspections]
+      parameters: [{in: query, schema: WorklistArgs}]
+      responses:
+        200: {description: A page of the worklist, content: {application/json: {schema: WorklistPageSchema}}}
+        400: BadParameter
+    """
+    args = query(_WORKLIST_ARGS)
+    context = services()
+    limit, offset = args["per_page"], (args["page"] - 1) * args["per_page"]
+    with queries.snapshot(context.store) as connection:
+        today = queries.clock(connection)
+        found = (
+            queries.Page(0, [])
+            if today is None
+            else queries.open_obligations(
+                connection, answers.later(today, args["within_days"]), _selection(args), limit, offset
+            )
+        )
+    items = [answers.obligation_entry(loan, today) for loan in found.rows]
+    return respond(_WORKLIST_PAGE, answers.page(today, args["page"], limit, found.total, items))

@@ -1,0 +1,269 @@
+"""Read queries of the API: SQLAlchemy Core selects on the store's tables, each narrowed to an area.
+
+Every answer is read inside `snapshot(store)`, one read transaction, so the parts of one answer (a
+unit's counts, its flags, the clock they are at) come from the same committed state of the worker.
+Nothing here scores or words anything: rows and domain objects out, shaping is `uythac.answers`.
+
+Statements are built once per shape (which ids a selection fixes) with bound parameters, and reused:
+building and keying a select costs ~0.3 ms of Python, about what SQLite takes to answer it.
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from functools import cache, partial
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from uythac.ledger import OPEN, Counts, Loan, Unit
+from uythac.store import Store, loans, meta, snapshots, units
+
+
+@dataclass(frozen=True)
+class Area:
+    """Where a caller may look: the whole province (neither id), one district or one commune."""
+
+    district_id: str | None = None
+    commune_id: str | None = None
+
+    def covers(self, district_id: str | None, commune_id: str | None) -> bool:
+        return (self.district_id is None or self.district_id == district_id) and (
+            self.commune_id is None or self.commune_id == commune_id
+        )
+
+
+EVERYWHERE = Area()
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What a list asks for: the caller's area, narrowed further by the request's own filters."""
+
+    area: Area = EVERYWHERE
+    district_id: str | None = None
+    commune_id: str | None = None
+    org: str | None = None
+
+    def equalities(self) -> dict[str, str] | None:
+        """The value each of district_id, commune_id and org must have (those fixed); None when the area
+        and a filter disagree (C0002 asked with a key for C0001), which selects nothing."""
+        wanted: dict[str, str] = {}
+        for column, value in (
+            ("district_id", self.area.district_id),
+            ("district_id", self.district_id),
+            ("commune_id", self.area.commune_id),
+            ("commune_id", self.commune_id),
+            ("org", self.org),
+        ):
+            if value is not None and wanted.setdefault(column, value) != value:
+                return None
+        return wanted
+
+    def admits(self, entry: Mapping[str, Any]) -> bool:
+        """The same test on a report entry (a stored report's unit or flag), in Python."""
+        wanted = self.equalities()
+        return wanted is not None and all(entry[column] == value for column, value in wanted.items())
+
+
+@dataclass(frozen=True)
+class Page:
+    """Rows `offset` to `offset + limit` of an ordered list, with the list's full length."""
+
+    total: int
+    rows: Sequence[Any]
+
+
+NOTHING = Page(0, [])
+
+
+@contextmanager
+def snapshot(store: Store) -> Iterator[Connection]:
+    """One read transaction: every select inside sees the same committed state.
+
+    SQLite's driver starts no transaction for a SELECT on its own, so each statement would read the
+    newest commit; an explicit BEGIN (deferred: it takes no lock, the snapshot starts at the first read)
+    holds one WAL snapshot until the connection is returned, which rolls it back. PostgreSQL gets
+    REPEATABLE READ, read only.
+    """
+    with store.engine.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            connection.exec_driver_sql("BEGIN")
+            yield connection
+        else:
+            with connection.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True).begin():
+                yield connection
+
+
+def meta_values(connection: Connection, *keys: str) -> dict[str, str]:
+    query = sa.select(meta.c.key, meta.c.value).where(meta.c.key.in_(keys))
+    return {row.key: row.value for row in connection.execute(query)}
+
+
+_CLOCK = sa.select(meta.c.value).where(meta.c.key == "clock")
+
+
+def clock(connection: Connection) -> date | None:
+    """The store's T: the latest business date of all accepted events, None before the first."""
+    value = connection.execute(_CLOCK).scalar()
+    return None if value is None else date.fromisoformat(value)
+
+
+# lists: every row, or a page of them and how many in all -----------------------------------------------
+@dataclass(frozen=True)
+class _Listing:
+    """The statements of one list shape: all its rows; its length; the rows of a page (:limit, :offset)."""
+
+    every: sa.Select[Any]
+    count: sa.Select[Any]
+    page: sa.Select[Any]
+
+    def run(self, connection: Connection, parameters: dict[str, Any], limit: int | None, offset: int) -> Page:
+        if limit is None:
+            rows = connection.execute(self.every, parameters).all()
+            return Page(len(rows), rows)
+        total = int(connection.execute(self.count, parameters).scalar_one())
+        if total <= offset:
+            return Page(total, [])
+        return Page(total, connection.execute(self.page, {**parameters, "limit": limit, "offset": offset}).all())
+
+
+def _equal(table: sa.Table, columns: tuple[str, ...]) -> list[sa.ColumnElement[bool]]:
+    return [table.c[column] == sa.bindparam(column) for column in columns]
+
+
+def _listing(query: sa.Select[Any], key: sa.Select[Any] | None = None) -> _Listing:
+    """`query` (ordered) paged with LIMIT/OFFSET; with `key` (its ids, same filter and order), a page is
+    found by its ids first and only its rows are read (see `_loans_listing`)."""
+    count = sa.select(sa.func.count()).select_from(query.order_by(None).subquery())
+    limit, offset = sa.bindparam("limit", type_=sa.Integer), sa.bindparam("offset", type_=sa.Integer)
+    if key is None:
+        return _Listing(query, count, query.limit(limit).offset(offset))
+    return _Listing(query, count, query.where(key.selected_columns[0].in_(key.limit(limit).offset(offset))))
+
+
+# units ----------------------------------------------------------------------------------------------
+_UNIT_COLUMNS = [units.c[name] for name in ("commune_id", "org", "district_id", "district_day", "district_event")]
+_UNIT_COLUMNS += [units.c[name] for name in Counts._fields]
+_COUNTS_AT = len(_UNIT_COLUMNS) - len(Counts._fields)
+_counts = partial(tuple.__new__, Counts)  # Counts(*values) runs NamedTuple's Python-level __new__, per row
+
+
+def _unit(row: Sequence[Any]) -> Unit:
+    return Unit(row[0], row[1], row[2], row[3], row[4], _counts(row[_COUNTS_AT:]))
+
+
+@cache
+def _units_listing(columns: tuple[str, ...]) -> _Listing:
+    order = (units.c.district_id, units.c.commune_id, units.c.org)
+    return _listing(sa.select(*_UNIT_COLUMNS).where(*_equal(units, columns)).order_by(*order))
+
+
+def units_of(connection: Connection, selection: Selection, limit: int | None = None, offset: int = 0) -> Page:
+    """The reported units selected, ordered by (district, commune, org); a page of them if `limit` is given."""
+    wanted = selection.equalities()
+    if wanted is None:
+        return NOTHING
+    found = _units_listing(tuple(sorted(wanted))).run(connection, wanted, limit, offset)
+    return Page(found.total, [_unit(row) for row in found.rows])
+
+
+_UNIT = sa.select(*_UNIT_COLUMNS).where(*_equal(units, ("commune_id", "org")))
+
+
+def unit(connection: Connection, commune_id: str, org: str) -> Unit | None:
+    row = connection.execute(_UNIT, {"commune_id": commune_id, "org": org}).first()
+    return None if row is None else _unit(row)
+
+
+# loans ----------------------------------------------------------------------------------------------
+_BY_UNIT: tuple[sa.ColumnElement[Any], ...] = (loans.c.commune_id, loans.c.org, loans.c.loan_id)
+_BY_DEADLINE = (loans.c.deadline, *_BY_UNIT)
+
+
+@cache
+def _loans_listing(kind: str, columns: tuple[str, ...]) -> _Listing:
+    """Whole loans of a kind (`flags` or `open`) with these ids fixed.
+
+    A page is found by its loan ids first, then only its rows are read: the ids, the filters and the sort
+    keys can all come from one index (status, deadline, district, commune, org, and the key loan_id),
+    while sorting whole rows would read every matching loan from the table first.
+    """
+    if kind == "flags":
+        conditions = [loans.c.status == "missed", loans.c.deadline > sa.bindparam("after")]
+        conditions += [loans.c.deadline < sa.bindparam("before")]
+        order = _BY_UNIT
+    else:
+        conditions, order = [loans.c.status.in_(OPEN), loans.c.deadline <= sa.bindparam("through")], _BY_DEADLINE
+    conditions += _equal(loans, columns)
+    query = sa.select(loans).where(*conditions).order_by(*order)
+    return _listing(query, sa.select(loans.c.loan_id).where(*conditions).order_by(*order))
+
+
+def _loans(
+    connection: Connection, kind: str, bounds: dict[str, date], selection: Selection, limit: int | None, offset: int
+) -> Page:
+    wanted = selection.equalities()
+    if wanted is None:
+        return NOTHING
+    found = _loans_listing(kind, tuple(sorted(wanted))).run(connection, {**bounds, **wanted}, limit, offset)
+    return Page(found.total, [Loan(*row) for row in found.rows])
+
+
+def flags(
+    connection: Connection, window: tuple[date, date], selection: Selection, limit: int | None = None, offset: int = 0
+) -> Page:
+    """Missed inspections whose deadline lies in the open window (after, before), by (commune, org, loan)."""
+    after, before = window
+    return _loans(connection, "flags", {"after": after, "before": before}, selection, limit, offset)
+
+
+def open_obligations(
+    connection: Connection, through: date, selection: Selection, limit: int | None = None, offset: int = 0
+) -> Page:
+    """Loans still waiting for their 30-day inspection with a deadline on or before `through`, soonest first."""
+    return _loans(connection, "open", {"through": through}, selection, limit, offset)
+
+
+_LOAN = sa.select(loans).where(loans.c.loan_id == sa.bindparam("loan_id"), loans.c.status.is_not(None))
+
+
+def loan(connection: Connection, loan_id: str) -> Loan | None:
+    """A disbursed loan; None for an id no `loan.disbursed` has named (yet), whatever else named it."""
+    row = connection.execute(_LOAN, {"loan_id": loan_id}).first()
+    return None if row is None else Loan(*row)
+
+
+_FLAGS_BY_DISTRICT = (
+    sa.select(loans.c.district_id, sa.func.count())
+    .where(loans.c.status == "missed", loans.c.deadline > sa.bindparam("after"))
+    .where(loans.c.deadline < sa.bindparam("before"))
+    .group_by(loans.c.district_id)
+)
+
+
+def flags_by_district(connection: Connection, window: tuple[date, date]) -> dict[str, int]:
+    """How many missed inspections each district has in the window (the metrics' open-flags gauge)."""
+    after, before = window
+    rows = connection.execute(_FLAGS_BY_DISTRICT, {"after": after, "before": before})
+    return {district: int(count) for district, count in rows}
+
+
+# month-end snapshots ------------------------------------------------------------------------------
+def snapshot_dates(connection: Connection) -> list[date]:
+    return list(connection.execute(sa.select(snapshots.c.as_of).order_by(snapshots.c.as_of)).scalars())
+
+
+def stored_report(connection: Connection, as_of: date) -> dict[str, Any] | None:
+    """The SPEC §6 report the worker kept for this month end, or None if there is none."""
+    blob = connection.execute(sa.select(snapshots.c.report).where(snapshots.c.as_of == as_of)).scalar()
+    if blob is None:
+        return None
+    report: dict[str, Any] = orjson.loads(gzip.decompress(blob))
+    return report

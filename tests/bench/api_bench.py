@@ -1,0 +1,251 @@
+"""The API under a steady load (issue 4's benchmark): p50 / p99 / max latency at a fixed request rate.
+
+1. A province-scale store: BENCH_API_DB if given, else `uythac replay` of a generated province of 520
+   communes over 12 months (~2.7 M events; kept under var/bench/, so only the first run pays the minutes).
+2. `uythac api` (gunicorn, UYTHAC_API_WORKERS x UYTHAC_API_THREADS as configured; defaults 2 x 4) on loopback.
+3. An open-loop client in a separate process: a Python asyncio HTTP/1.1 client over keep-alive connections
+   sends BENCH_API_RATE requests/s (default 300) for BENCH_API_SECONDS (default 30) after 5 s of warm-up,
+   each at its scheduled time whether or not earlier ones have answered. A request's latency runs from its
+   scheduled time to its last byte, so a server that falls behind shows it (no coordinated omission).
+
+The mix is by who asks (`request_mix`): commune officers most (their unit, worklist, loans, flags), district
+officers (their district's units, flags, table), the province least (units by class, the whole table, and
+the full report about once a minute at 300/s). Any answer other than 200 is an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import random
+import sqlite3
+import subprocess
+import tempfile
+import time
+import urllib.request
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from tests.bench.common import BENCH_DIR, UYTHAC, machine
+from tests.kafka_broker import free_ports
+from uythac import generate
+from uythac.api.auth import entry, new_key
+
+TARGET_P99_MS = 50.0
+WARM_UP_S = 5.0
+MAX_CONNECTIONS = 64
+
+
+def store() -> Path:
+    """BENCH_API_DB, or a replayed 520-commune province-year kept under var/bench/."""
+    given = os.environ.get("BENCH_API_DB")
+    if given:
+        return Path(given)
+    db = BENCH_DIR / "api-province-520c-12m.db"
+    if not db.exists():
+        BENCH_DIR.mkdir(parents=True, exist_ok=True)
+        source = BENCH_DIR / "province-520c-12m.jsonl.gz"
+        if not source.exists():
+            generate.write(source, generate.GenerateOptions(communes=520, months=12, seed=7))
+        print(f"  building {db.name} by replay of {source.name} (minutes, once)", flush=True)
+        partial = db.with_suffix(".partial")
+        with tempfile.TemporaryDirectory() as scratch:
+            report = f"{scratch}/report.json"
+            subprocess.run([UYTHAC, "replay", str(source), "--db", str(partial), "--report", report], check=True)
+        partial.rename(db)
+    return db
+
+
+def request_mix(db: Path) -> list[tuple[float, Callable[[random.Random], str]]]:
+    """(weight, path maker), by who asks: commune officers (most), district officers, the province. Every
+    request names a unit, loan, commune or district that exists in the store."""
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:
+        units = connection.execute("SELECT district_id, commune_id, org FROM units").fetchall()
+        loans = [row[0] for row in connection.execute("SELECT loan_id FROM loans WHERE status IS NOT NULL LIMIT 20000")]
+    districts = sorted({district for district, _, _ in units})
+    communes = sorted({commune for _, commune, _ in units})
+
+    def unit(r: random.Random) -> str:
+        _, commune, org = r.choice(units)
+        return f"/v1/units/{commune}/{org}"
+
+    return [
+        # a commune officer: the unit's score and work, the worklist, a loan, the commune's flags
+        (30, unit),
+        (20, lambda r: f"/v1/worklist?commune_id={r.choice(communes)}&within_days={r.randint(0, 30)}"),
+        (15, lambda r: f"/v1/loans/{r.choice(loans)}"),
+        (10, lambda r: f"/v1/flags?commune_id={r.choice(communes)}"),
+        # a district officer: the district's units, flags (a page or two) and table
+        (8, lambda r: f"/v1/units?district_id={r.choice(districts)}&per_page=100"),
+        (7, lambda r: f"/v1/flags?district_id={r.choice(districts)}&page={r.randint(1, 2)}"),
+        (5, lambda r: f"/v1/distribution?district_id={r.choice(districts)}"),
+        # the province: units by class or org, the whole table, flags by org, and rarely the full report
+        (2, lambda r: f"/v1/units?{r.choice(['class=tot', 'class=yeu', 'org=HND'])}&page={r.randint(1, 3)}"),
+        (2, lambda r: "/v1/distribution"),
+        (1, lambda r: f"/v1/flags?org={r.choice(['HND', 'HPN', 'HCCB', 'DTN'])}&page={r.randint(1, 5)}"),
+        (0.02, lambda r: "/v1/report"),
+    ]
+
+
+def endpoint(path: str) -> str:
+    """The path's route, for per-endpoint figures: /v1/units/C0001/HND → /v1/units/{commune_id}/{org}."""
+    parts = path.split("?")[0].split("/")
+    if parts[2] == "units" and len(parts) == 5:
+        return "/v1/units/{commune_id}/{org}"
+    if parts[2] == "loans":
+        return "/v1/loans/{loan_id}"
+    return "/".join(parts)
+
+
+# the client (its own process) ------------------------------------------------------------------------
+class _Connections:
+    """Idle keep-alive connections to take; a new one when none is idle (up to MAX_CONNECTIONS)."""
+
+    def __init__(self, port: int) -> None:
+        self.port, self.idle, self.open = port, asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]](), 0
+
+    async def take(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if self.idle.empty() and self.open < MAX_CONNECTIONS:
+            self.open += 1
+            return await asyncio.open_connection("127.0.0.1", self.port)
+        return await self.idle.get()
+
+
+async def _get(pool: _Connections, path: str, token: str) -> int:
+    reader, writer = await pool.take()
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {token}\r\n\r\n".encode())
+    status = int((await reader.readline()).split()[1])
+    length, keep = 0, True
+    while (line := await reader.readline()) not in (b"\r\n", b""):
+        name, _, value = line.decode("latin-1").partition(":")
+        if name.lower() == "content-length":
+            length = int(value)
+        elif name.lower() == "connection" and value.strip().lower() == "close":
+            keep = False
+    await reader.readexactly(length)
+    if keep:
+        pool.idle.put_nowait((reader, writer))
+    else:
+        pool.open -= 1
+        writer.close()
+    return status
+
+
+async def _drive(port: int, token: str, paths: list[str], rate: float) -> list[tuple[int, str, float, int]]:
+    """Send paths[i] at start + i / rate; (i, path, seconds from schedule to answer, status) of each."""
+    pool, results = _Connections(port), []
+    loop = asyncio.get_running_loop()
+    start = loop.time() + 0.5
+
+    async def one(index: int, path: str, due: float) -> None:
+        try:
+            status = await _get(pool, path, token)
+        except (OSError, ValueError, IndexError, asyncio.IncompleteReadError):
+            status = 0
+        results.append((index, path, loop.time() - due, status))
+
+    tasks = []
+    for i, path in enumerate(paths):
+        due = start + i / rate
+        await asyncio.sleep(max(due - loop.time(), 0))
+        tasks.append(asyncio.create_task(one(i, path, due)))
+    await asyncio.gather(*tasks)
+    return results
+
+
+def _client(port: int, token: str, paths: list[str], rate: float, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    out.put(asyncio.run(_drive(port, token, paths, rate)))
+
+
+# the run --------------------------------------------------------------------------------------------
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(int(q * len(ordered)), len(ordered) - 1)] if ordered else 0.0
+
+
+def main() -> None:
+    rate = float(os.environ.get("BENCH_API_RATE", "300"))
+    seconds = float(os.environ.get("BENCH_API_SECONDS", "30"))
+    print(f"API benchmark on {machine()}")
+    db = store()
+    mix = request_mix(db)
+    randomness = random.Random(20240105)
+    makers = randomness.choices(
+        [make for _, make in mix], [weight for weight, _ in mix], k=int(rate * (WARM_UP_S + seconds))
+    )
+    paths = [make(randomness) for make in makers]
+    token = new_key()
+    cpu: list[float] = []
+    with _serving(db, token, cpu) as port:
+        answers = _run_client(port, token, paths, rate)
+    warm_up = int(rate * WARM_UP_S)
+    results = [(path, latency, status) for i, path, latency, status in answers if i >= warm_up]
+    _print(results, rate, seconds, os.environ.get("UYTHAC_API_WORKERS", "2"), os.environ.get("UYTHAC_API_THREADS", "4"))
+    print(f"  server CPU (start-up included): {cpu[0] * 1000 / len(paths):.2f} ms per request")
+
+
+@contextmanager
+def _serving(db: Path, token: str, cpu: list[float]) -> Iterator[int]:
+    """`uythac api` on a free loopback port, with one key of scope all; its port. When it has stopped,
+    the CPU seconds of its processes (gunicorn's master and the workers it reaped) go into `cpu`."""
+    with tempfile.TemporaryDirectory(prefix="uythac-api-bench-") as scratch:
+        keys = Path(scratch) / "keys.yaml"
+        keys.write_text("keys:\n" + entry("bench", "all", token), encoding="utf-8")
+        port = free_ports(1)[0]
+        env = {**os.environ, "UYTHAC_API_KEYS_FILE": str(keys), "UYTHAC_API_BIND": f"127.0.0.1:{port}"}
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        with (Path(scratch) / "api.log").open("wb") as log:
+            server = subprocess.Popen([UYTHAC, "api", "--db", str(db)], env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            _wait_up(port)
+            yield port
+        finally:
+            server.terminate()
+            _, _, usage = os.wait4(server.pid, 0)
+            cpu.append(usage.ru_utime + usage.ru_stime)
+
+
+def _wait_up(port: int) -> None:
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def _run_client(port: int, token: str, paths: list[str], rate: float) -> list[tuple[int, str, float, int]]:
+    context = multiprocessing.get_context("spawn")
+    out = context.Queue()
+    client = context.Process(target=_client, args=(port, token, paths, rate, out))
+    client.start()
+    results: list[tuple[int, str, float, int]] = out.get()
+    client.join()
+    return results
+
+
+def _print(results: list[tuple[str, float, int]], rate: float, seconds: float, workers: str, threads: str) -> None:
+    by_endpoint: dict[str, list[float]] = defaultdict(list)
+    errors = sum(status != 200 for _, _, status in results)
+    for path, latency, _ in results:
+        by_endpoint[endpoint(path)].append(latency * 1000)
+    server = f"{workers} workers x {threads} threads"
+    print(f"  {rate:.0f} requests/s for {seconds:.0f} s, open loop, keep-alive; server: {server}")
+    print(f"  {'endpoint':<32} {'requests':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
+    everything = [latency for values in by_endpoint.values() for latency in values]
+    for name, values in [*sorted(by_endpoint.items()), ("all", everything)]:
+        p50, p99, most = percentile(values, 0.5), percentile(values, 0.99), max(values)
+        print(f"  {name:<32} {len(values):>8} {p50:>8.1f} {p99:>8.1f} {most:>8.1f}")
+    p99 = percentile(everything, 0.99)
+    verdict = "met" if p99 <= TARGET_P99_MS and not errors else "NOT met"
+    print(f"  errors: {errors} of {len(results)}; p99 {p99:.1f} ms vs target {TARGET_P99_MS:.0f} ms ({verdict})")
+
+
+if __name__ == "__main__":
+    main()

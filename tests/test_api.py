@@ -1,0 +1,418 @@
+"""The API on Flask's test client, over a store filled by replay (no Kafka, no gunicorn): the pure parts
+(the points lost in words, problem details, pagination, scopes) and every endpoint's choices.
+
+The province: district D01 with communes C0001 (HND, HPN) and C0002 (HND), district D02 with C0101 (HND);
+T = 2024-03-31, and a month-end report kept for 2024-02-29.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from tests.api_support import Keys, write_keys
+from tests.kafka_broker import free_ports
+from tests.pipeline import UYTHAC
+from tests.support import CARD, group, inspect, loan, replay_into, report_at, report_of, tick
+from uythac import report
+from uythac.api import create_app
+from uythac.api.auth import load_keys
+from uythac.api.events import reason_errors
+from uythac.dates import VIETNAM, month_end
+from uythac.errors import ConfigError
+from uythac.explain import explain
+from uythac.ledger import Counts
+from uythac.settings import Settings
+from uythac.store import Store
+
+D02 = {"district_id": "D02", "commune_id": "C0101"}
+EVENTS = [
+    group("G1", "2023-01-01"),
+    loan("L1", "2024-01-01"),  # deadline 01-31, never inspected: a flag
+    loan("L2", "2024-01-10"),
+    inspect("L2", "2024-01-20"),
+    loan("L3", "2024-03-20"),  # deadline 04-19: pending, not yet due soon at T
+    loan("L4", "2024-03-05"),  # deadline 04-04 ≤ T + 7: due soon
+    loan("L5", "2024-02-01"),  # deadline 03-02, inspected on 03-10: a flag with a late inspection
+    inspect("L5", "2024-03-10"),
+    group("G2", "2023-01-01", org="HPN"),
+    loan("L6", "2024-02-15", group_id="G2", org="HPN"),
+    inspect("L6", "2024-02-20", org="HPN"),
+    group("G3", "2023-01-01", commune_id="C0002"),
+    loan("L7", "2024-01-05", group_id="G3", commune_id="C0002"),
+    group("G4", "2023-01-01", **D02),
+    loan("L8", "2024-01-15", group_id="G4", **D02),
+    loan("L9", "2024-03-25", group_id="G4", **D02),
+    tick("2024-03-31"),
+]
+T = "2024-03-31"
+MONTH_END = date(2024, 2, 29)
+GETS = [
+    "/v1/report",
+    "/v1/distribution",
+    "/v1/units",
+    "/v1/units/C0001/HND",
+    "/v1/flags",
+    "/v1/worklist",
+    "/v1/loans/L1",
+]
+
+
+@dataclass(frozen=True)
+class Province:
+    db: Path
+    keys: Keys
+    month_end: dict[str, Any]  # the report kept for MONTH_END
+
+
+@pytest.fixture(scope="module")
+def province(tmp_path_factory: pytest.TempPathFactory) -> Province:
+    directory = tmp_path_factory.mktemp("api")
+    db = directory / "province.db"
+    # In date order, so the report kept when the clock passed MONTH_END holds every event dated by then.
+    replay_into(db, sorted(EVENTS, key=lambda event: event["occurred_at"]))
+    month_end = report_of(directory, EVENTS, as_of=MONTH_END)
+    return Province(db, write_keys(directory), month_end)
+
+
+def _app(province: Province, **settings: Any) -> Flask:
+    closed = f"127.0.0.1:{free_ports(1)[0]}"  # Kafka is never there: POST /v1/events finds out within a second
+    defaults = {"api_keys_file": str(province.keys.path), "kafka_bootstrap": closed, "api_produce_timeout_ms": 1000}
+    return create_app(Settings(db=str(province.db), **(defaults | settings)))
+
+
+@pytest.fixture(scope="module")
+def client(province: Province) -> FlaskClient:
+    return _app(province).test_client()
+
+
+@pytest.fixture(scope="module")
+def keys(province: Province) -> Keys:
+    return province.keys
+
+
+def get(client: FlaskClient, keys: Keys, path: str, key: str = "all", status: int = 200) -> Any:
+    response = client.get(path, headers=keys.header(key))
+    assert response.status_code == status, response.data
+    return response.get_json()
+
+
+def _problem(response: Any, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.data
+    assert response.mimetype == "application/problem+json"
+    body: dict[str, Any] = response.get_json()
+    assert body["status"] == status and body["instance"] == response.request.path
+    assert {"type", "title", "detail"} <= set(body)
+    return body
+
+
+# the points lost, in words ----------------------------------------------------------------------------
+def test_the_letter_example_in_english_and_vietnamese() -> None:
+    scored = report.score(Counts(13, 20, 4, 4, 1_500_000, 98_000_000, 1, 57, 4, 5), CARD)
+    words = {e.component: e for e in explain(scored, CARD.windows)}
+    first = words["post_disbursement_inspection"]
+    assert first.points_lost == 3.5
+    assert first.en == "Lost 3.5 of 10 points: 7 of 20 loans were not inspected within 30 days of disbursement"
+    assert first.vi == "Mất 3,5/10 điểm: 7/20 món vay không được kiểm tra trong 30 ngày sau giải ngân"
+    assert words["overdue_ratio"].en == (
+        "Lost 15 of 35 points: overdue principal is 1.53% of the outstanding principal (1,500,000 of 98,000,000 VND)"
+    )
+    assert words["overdue_ratio"].vi == "Mất 15/35 điểm: nợ quá hạn chiếm 1,53% dư nợ (1.500.000/98.000.000 đồng)"
+    assert words["inactive_loans"].vi.startswith("Mất 5/20 điểm: 1/57 món vay (1,75%)")
+    assert "periodic_inspection" not in words  # 4 of 4: nothing lost, nothing said
+
+
+def test_words_agree_in_number_and_never_round_a_loss_away() -> None:
+    one = explain(report.score(Counts(19, 20, inactive=1, seasoned_loans=100_000), CARD), CARD.windows)
+    assert one[0].en == "Lost 0.5 of 10 points: 1 of 20 loans was not inspected within 30 days of disbursement"
+    assert "(<0.01%)" in one[1].en and "(<0,01%)" in one[1].vi
+    assert explain(report.score(Counts(), CARD), CARD.windows) == []
+
+
+# problems ---------------------------------------------------------------------------------------------
+def test_reasons_become_field_errors() -> None:
+    reason = "amount: must be between 1 and 10000000000; loan_id: required"
+    assert reason_errors(reason, "2.") == [
+        {"field": "2.amount", "detail": "must be between 1 and 10000000000"},
+        {"field": "2.loan_id", "detail": "required"},
+    ]
+    assert reason_errors("message: not a JSON object (a JSON list)") == [
+        {"field": "message", "detail": "not a JSON object (a JSON list)"}
+    ]
+
+
+def test_bad_parameters_are_400_problems_naming_each(client: FlaskClient, keys: Keys) -> None:
+    response = client.get("/v1/units?per_page=501&page=0&bogus=1&class=good", headers=keys.header("all"))
+    body = _problem(response, 400)
+    assert body["type"].endswith("/bad-parameter")
+    assert {e["field"] for e in body["errors"]} == {"per_page", "page", "bogus", "class"}
+    twice = _problem(client.get("/v1/flags?org=HND&org=HPN", headers=keys.header("all")), 400)
+    assert twice["errors"] == [{"field": "org", "detail": "given more than once"}]
+    for path, field in [
+        ("/v1/loans/" + "L" * 65, "loan_id"),
+        ("/v1/units/C0001/XYZ", "org"),
+        ("/v1/units/" + "C" * 33 + "/HND", "commune_id"),
+        ("/v1/worklist?within_days=31", "within_days"),
+        ("/v1/report?as_of=2024-2-29", "as_of"),
+        ("/v1/distribution?district_id=D%2001", "district_id"),
+    ]:
+        assert [e["field"] for e in _problem(client.get(path, headers=keys.header("all")), 400)["errors"]] == [field]
+
+
+def test_http_errors_are_problems_too(client: FlaskClient, keys: Keys) -> None:
+    assert _problem(client.get("/v2/nothing"), 404)["type"] == "about:blank"
+    not_allowed = client.delete("/v1/units", headers=keys.header("all"))
+    assert _problem(not_allowed, 405)["title"] == "Method Not Allowed"
+    assert "GET" in not_allowed.headers["Allow"]
+
+
+# auth and scopes -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("path", [*GETS, "/v1/events"])
+def test_no_key_or_a_bad_key_is_401_everywhere(client: FlaskClient, path: str) -> None:
+    method = client.post if path == "/v1/events" else client.get
+    missing = method(path)
+    assert _problem(missing, 401)["type"].endswith("/unauthorized")
+    assert missing.headers["WWW-Authenticate"] == 'Bearer realm="uythac"'
+    wrong = method(path, headers={"Authorization": "Bearer uythac_not-a-key"})
+    assert _problem(wrong, 401)["detail"] == "this API key is not configured"
+    assert wrong.headers["WWW-Authenticate"] == 'Bearer realm="uythac", error="invalid_token"'
+
+
+def test_without_a_keys_file_every_keyed_request_is_refused(province: Province) -> None:
+    client = _app(province, api_keys_file="").test_client()
+    body = _problem(client.get("/v1/units", headers=province.keys.header("all")), 401)
+    assert body["detail"] == "no API keys are configured on this server"
+    assert client.get("/healthz").status_code == 200
+
+
+def test_scoped_keys_see_their_area_only(client: FlaskClient, keys: Keys) -> None:
+    def units(key: str, query: str = "") -> list[tuple[str, str]]:
+        return [(u["commune_id"], u["org"]) for u in get(client, keys, f"/v1/units{query}", key)["items"]]
+
+    assert units("all") == [("C0001", "HND"), ("C0001", "HPN"), ("C0002", "HND"), ("C0101", "HND")]
+    assert units("d01") == [("C0001", "HND"), ("C0001", "HPN"), ("C0002", "HND")]
+    assert units("c0001") == [("C0001", "HND"), ("C0001", "HPN")]
+    assert units("nowhere") == []
+    assert units("c0001", "?district_id=D02") == []  # a filter never widens a key's area
+    assert [f["loan_id"] for f in get(client, keys, "/v1/flags", "d01")["items"]] == ["L1", "L5", "L7"]
+    assert [w["loan_id"] for w in get(client, keys, "/v1/worklist?within_days=30", "c0001")["items"]] == ["L4", "L3"]
+
+
+@pytest.mark.parametrize(("key", "path"), [("c0001", "/v1/units/C0002/HND"), ("d01", "/v1/loans/L8")])
+def test_outside_the_area_is_404_as_if_it_did_not_exist(client: FlaskClient, keys: Keys, key: str, path: str) -> None:
+    assert _problem(client.get(path, headers=keys.header(key)), 404)["type"].endswith("/not-found")
+    assert client.get(path, headers=keys.header("all")).status_code == 200
+
+
+def test_report_and_distribution_cover_the_area(client: FlaskClient, keys: Keys) -> None:
+    mine = get(client, keys, "/v1/report", "c0001")
+    assert [f["loan_id"] for f in mine["flags"]] == ["L1", "L5"]
+    assert {u["commune_id"] for u in mine["units"]} == {"C0001"}
+    assert sum(mine["distribution"]["HND"].values()) == 1
+    table = get(client, keys, "/v1/distribution", "d01")
+    assert [d["district_id"] for d in table["districts"]] == ["D01"]
+    assert sum(table["distribution"]["HND"].values()) == 2
+    past = get(client, keys, f"/v1/distribution?as_of={MONTH_END}", "c0001")
+    assert past["as_of"] == MONTH_END.isoformat() and sum(past["distribution"]["HND"].values()) == 1
+
+
+def test_metrics_and_health_can_need_a_key(province: Province) -> None:
+    client = _app(province, api_open_health=0, api_open_metrics=0).test_client()
+    keys = province.keys
+    assert client.get("/healthz").status_code == 401
+    assert client.get("/healthz", headers=keys.header("c0001")).status_code == 200
+    assert client.get("/metrics").status_code == 401
+    assert _problem(client.get("/metrics", headers=keys.header("d01")), 403)["type"].endswith("/forbidden")
+    assert client.get("/metrics", headers=keys.header("all")).status_code == 200
+    document = client.get("/openapi.json").get_json()
+    assert document["paths"]["/metrics"]["get"]["security"] == [{"bearer": []}]
+
+
+def test_keys_files_are_checked(tmp_path: Path) -> None:
+    path = tmp_path / "keys.yaml"
+    path.write_text("keys:\n  - {name: x, hash: " + "a" * 64 + ", scope: 'province:1'}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="scope must be"):
+        load_keys(str(path))
+    path.write_text("keys:\n" + ("  - {name: x, hash: " + "a" * 64 + ", scope: all}\n") * 2, encoding="utf-8")
+    with pytest.raises(ConfigError, match="configured twice"):
+        load_keys(str(path))
+
+
+def test_apikey_prints_a_working_key_once_and_its_entry(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [UYTHAC, "apikey", "--name", "xa-c0001", "--scope", "commune:C0001"], capture_output=True, text=True, check=True
+    )
+    lines = done.stdout.splitlines()
+    (tmp_path / "keys.yaml").write_text("keys:\n" + lines[-1] + "\n", encoding="utf-8")
+    [configured] = load_keys(str(tmp_path / "keys.yaml")).values()
+    assert (configured.name, configured.scope) == ("xa-c0001", "commune:C0001")
+    assert lines[0].startswith("uythac_") and lines[0] not in lines[-1]
+    refused = subprocess.run([UYTHAC, "apikey", "--name", "x", "--scope", "everyone"], capture_output=True, text=True)
+    assert refused.returncode == 2 and "scope must be" in refused.stderr
+
+
+# the endpoints ------------------------------------------------------------------------------------
+def test_the_report_is_the_stores(client: FlaskClient, keys: Keys, province: Province) -> None:
+    assert get(client, keys, "/v1/report") == report_at(province.db)
+    assert get(client, keys, f"/v1/report?as_of={T}") == report_at(province.db)
+
+
+def test_past_reports_come_from_month_end_snapshots_only(client: FlaskClient, keys: Keys, province: Province) -> None:
+    assert get(client, keys, f"/v1/report?as_of={MONTH_END}") == province.month_end
+    assert get(client, keys, "/v1/report?as_of=2024-01-31")["as_of"] == "2024-01-31"
+    missing = _problem(client.get("/v1/report?as_of=2024-02-15", headers=keys.header("all")), 404)
+    assert missing["type"].endswith("/no-snapshot")
+    kept = [month_end(date(2023, month, 1)).isoformat() for month in range(1, 13)]  # since the first event
+    assert missing["available"] == [T, *kept, "2024-01-31", MONTH_END.isoformat()]
+    assert MONTH_END.isoformat() in missing["detail"]
+    assert client.get("/v1/distribution?as_of=2025-01-31", headers=keys.header("all")).status_code == 404
+
+
+def test_pages_cover_every_unit_once_in_order(client: FlaskClient, keys: Keys) -> None:
+    seen = []
+    for number in (1, 2, 3):
+        body = get(client, keys, f"/v1/units?per_page=2&page={number}")
+        assert (body["page"], body["per_page"], body["total"]) == (number, 2, 4)
+        seen += [(u["district_id"], u["commune_id"], u["org"]) for u in body["items"]]
+    assert seen == sorted(seen) and len(seen) == len(set(seen)) == 4
+    assert get(client, keys, "/v1/flags?per_page=1&page=9")["items"] == []
+    classes = {u["class"] for u in get(client, keys, "/v1/units")["items"]}
+    for klass in classes:
+        assert {u["class"] for u in get(client, keys, f"/v1/units?class={klass}")["items"]} == {klass}
+
+
+def test_a_unit_explains_its_score_and_lists_its_work(client: FlaskClient, keys: Keys) -> None:
+    unit = get(client, keys, "/v1/units/C0001/HND")
+    assert unit["as_of"] == T and unit["open_flags"] == 2
+    assert [f["loan_id"] for f in unit["flags"]] == ["L1", "L5"]
+    assert unit["flags"][1]["late_inspection_on"] == "2024-03-10"
+    assert [(d["loan_id"], d["status"], d["days_left"]) for d in unit["due_soon"]] == [("L4", "due_soon", 4)]
+    first = unit["explanations"][0]
+    assert first["component"] == "post_disbursement_inspection"
+    assert first["en"] == "Lost 6.67 of 10 points: 2 of 3 loans were not inspected within 30 days of disbursement"
+    assert first["vi"] == "Mất 6,67/10 điểm: 2/3 món vay không được kiểm tra trong 30 ngày sau giải ngân"
+    assert _problem(client.get("/v1/units/C0001/DTN", headers=keys.header("all")), 404)
+
+
+def test_worklist_is_ordered_by_deadline_within_the_days_asked(client: FlaskClient, keys: Keys) -> None:
+    def loans(days: int) -> list[tuple[str, str]]:
+        return [(w["loan_id"], w["deadline"]) for w in get(client, keys, f"/v1/worklist?within_days={days}")["items"]]
+
+    assert loans(0) == []
+    assert loans(7) == [("L4", "2024-04-04")]
+    assert loans(30) == [("L4", "2024-04-04"), ("L3", "2024-04-19"), ("L9", "2024-04-24")]
+
+
+def test_a_loan_is_its_status_and_no_more(client: FlaskClient, keys: Keys) -> None:
+    assert get(client, keys, "/v1/loans/L5") == {
+        "as_of": T,
+        "loan_id": "L5",
+        "district_id": "D01",
+        "commune_id": "C0001",
+        "org": "HND",
+        "group_id": "G1",
+        "disbursed_on": "2024-02-01",
+        "deadline": "2024-03-02",
+        "status": "missed",
+        "inspected_on": None,
+        "late_inspection_on": "2024-03-10",
+        "misuse": False,
+    }
+    assert _problem(client.get("/v1/loans/L404", headers=keys.header("all")), 404)
+
+
+def test_the_distribution_is_the_letters_table(client: FlaskClient, keys: Keys) -> None:
+    table = get(client, keys, "/v1/distribution")
+    assert [d["district_id"] for d in table["districts"]] == ["D01", "D02"]
+    assert table["distribution"] == get(client, keys, "/v1/report")["distribution"]
+    assert get(client, keys, "/v1/distribution?org=HPN")["distribution"].keys() == {"HPN"}
+
+
+# events ---------------------------------------------------------------------------------------------
+def test_invalid_events_are_400_with_every_field_named(client: FlaskClient, keys: Keys) -> None:
+    good = loan("L99", "2024-03-30")
+    bad = loan("L98", "2024-02-30", amount=0)
+    body = _problem(client.post("/v1/events", json=[good, bad, 7], headers=keys.header("all")), 400)
+    assert body["type"].endswith("/invalid-event") and body["detail"] == "2 of 3 events are invalid; none was sent"
+    assert [e["field"] for e in body["errors"]] == ["1.amount", "1.occurred_at", "2.message"]
+    single = _problem(client.post("/v1/events", json={**good, "borrower": "x"}, headers=keys.header("all")), 400)
+    assert [e["field"] for e in single["errors"]] == ["borrower"]
+    for payload in (b"{", b"[]", b'"text"'):
+        errors = _problem(
+            client.post("/v1/events", data=payload, headers=keys.header("all"), content_type="application/json"), 400
+        )
+        assert errors["errors"][0]["field"] == "body"
+    assert _problem(client.post("/v1/events", data="x", headers=keys.header("all")), 415)
+
+
+def test_events_outside_the_area_are_403(client: FlaskClient, keys: Keys) -> None:
+    inside, outside, clock = loan("L95", "2024-03-30"), loan("L97", "2024-03-30", **D02), tick("2024-04-01")
+    body = _problem(client.post("/v1/events", json=[inside, outside, clock], headers=keys.header("d01")), 403)
+    assert body["type"].endswith("/forbidden")
+    assert body["detail"].endswith(f"(district:D01): {outside['event_id']}, {clock['event_id']}")
+
+
+def test_kafka_down_is_503(client: FlaskClient, keys: Keys) -> None:
+    response = client.post("/v1/events", json=loan("L96", "2024-03-30"), headers=keys.header("c0001"))
+    assert _problem(response, 503)["type"].endswith("/kafka-unavailable")
+    assert response.headers["Retry-After"] == "5"
+
+
+# health, metrics, documents -------------------------------------------------------------------------
+def test_readiness_names_what_is_wrong(province: Province, client: FlaskClient) -> None:
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+    body = _problem(client.get("/readyz"), 503)
+    assert {e["field"] for e in body["errors"]} == {"worker_heartbeat", "worker_lag", "clock"}
+    assert body["checks"]["store"] == {"ok": True, "detail": "the store reads"}
+    store = Store.at(province.db)
+    try:
+        with store.unit_of_work() as uow:
+            uow.set_meta("worker_heartbeat", f"{time.time():.3f}")
+            uow.set_meta("worker_lag", "3")
+        ready = _app(province, api_ready_clock_days=0).test_client().get("/readyz")
+        assert ready.status_code == 200 and ready.get_json()["status"] == "ready"
+    finally:
+        with store.unit_of_work() as uow:
+            uow.connection.exec_driver_sql("DELETE FROM meta WHERE key IN ('worker_heartbeat', 'worker_lag')")
+        store.close()
+
+
+def test_metrics_count_requests_and_read_the_store(client: FlaskClient, keys: Keys) -> None:
+    hpn = get(client, keys, "/v1/distribution")["distribution"]["HPN"]
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'uythac_api_request_seconds_count{method="GET",route="/v1/distribution",status="200"}' in text
+    assert 'uythac_open_flags{district_id="D01"} 3.0' in text and 'uythac_open_flags{district_id="D02"} 1.0' in text
+    assert f'uythac_units{{class="yeu",org="HPN"}} {float(hpn["yeu"])}' in text
+    clock = next(line for line in text.splitlines() if line.startswith("uythac_store_clock_timestamp_seconds "))
+    assert float(clock.split()[1]) == datetime(2024, 3, 31, tzinfo=VIETNAM).timestamp()
+
+
+def test_the_openapi_document_and_its_page(client: FlaskClient) -> None:
+    document = client.get("/openapi.json").get_json()
+    assert document["openapi"] == "3.1.0"
+    assert set(document["paths"]) == {
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/v1/events",
+        "/v1/report",
+        "/v1/distribution",
+        "/v1/units",
+        "/v1/units/{commune_id}/{org}",
+        "/v1/flags",
+        "/v1/worklist",
+        "/v1/loans/{loan_id}",
+    }
+    assert "\\Z" not in client.get("/openapi.json").get_data(as_text=True)
+    page = client.get("/docs").get_data(as_text=True)
+    assert (
+        'href="openapi.json"' in page and "/v1/units/{commune_id}/{org}" in page and 'id="problem-no-snapshot"' in page
+    )
