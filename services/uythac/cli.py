@@ -132,6 +132,7 @@ def run_replay(args: argparse.Namespace, config: settings.Settings) -> int:
             summary = _replay_file(args, Processor(store, card, config.reports_months))
             if summary is None:
                 return 1
+            store.analyze()  # for the API and reports that read this store next
             _write_json(args.report, views.current_report(store, card))
         finally:
             store.close()

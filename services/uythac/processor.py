@@ -109,6 +109,7 @@ class Processor:
                     if passed is not None:
                         uow.keep_report(passed, self._report(uow, passed), self.months_kept)
                         outcome.month_ends.append(passed)
+                uow.next_version()
                 if before_commit is not None:
                     before_commit(uow, outcome)
         except BaseException:

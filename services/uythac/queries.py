@@ -107,12 +107,18 @@ def meta_values(connection: Connection, *keys: str) -> dict[str, str]:
 
 
 _CLOCK = sa.select(meta.c.value).where(meta.c.key == "clock")
+_VERSION = sa.select(meta.c.value).where(meta.c.key == "version")
 
 
 def clock(connection: Connection) -> date | None:
     """The store's T: the latest business date of all accepted events, None before the first."""
     value = connection.execute(_CLOCK).scalar()
     return None if value is None else date.fromisoformat(value)
+
+
+def version(connection: Connection) -> int:
+    """How many batches changed the store: what an answer cached for a version of the state is keyed by."""
+    return int(connection.execute(_VERSION).scalar() or 0)
 
 
 # lists: every row, or a page of them and how many in all -----------------------------------------------

@@ -49,6 +49,7 @@ from uythac.validation import Event, Rejection, parse
 
 log = logging.getLogger(__name__)
 Ref = tuple[int, int]  # (partition, offset)
+ANALYZE_EVERY_S = 600.0  # refresh the store's planner statistics this often
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ class Worker:
         self.positions: dict[int, int] = {}  # partition: next offset to apply, as the store has it
         self.stopping = False
         self._observed = 0.0
+        self._analyzed = -ANALYZE_EVERY_S  # at the first observation, then every ANALYZE_EVERY_S
         with store.unit_of_work() as uow:
             self.epoch = uow.get_meta("epoch")
             if self.epoch is None:
@@ -334,6 +336,9 @@ class Worker:
                 behind = max(end - self.positions.get(tp.partition, 0), 0)
                 metrics.CONSUMER_LAG.labels(str(tp.partition)).set(behind)
                 lag += behind
+        if time.monotonic() - self._analyzed > ANALYZE_EVERY_S:  # the API's query plans follow the data
+            self.store.analyze()
+            self._analyzed = time.monotonic()
         with self.store.unit_of_work() as uow:  # for the API's /readyz: is a worker alive, how far behind
             uow.set_meta("worker_heartbeat", f"{time.time():.3f}")
             uow.set_meta("worker_lag", str(lag))

@@ -28,6 +28,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     from uythac.api import events, health, inspections, loans, openapi, problems, prometheus, reports, telemetry, units
     from uythac.api.auth import Guard, load_keys
     from uythac.api.context import EXTENSION, Services
+    from uythac.api.memo import Bodies
     from uythac.api.publisher import Publisher
 
     settings = settings or uythac_settings.load()
@@ -40,7 +41,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
-    app.extensions[EXTENSION] = Services(settings, store, card, scores, publisher)
+    app.extensions[EXTENSION] = Services(settings, store, card, scores, publisher, Bodies())
     keys = load_keys(settings.api_keys_file)
     if not keys:
         log.warning("no API keys configured (UYTHAC_API_KEYS_FILE): every /v1 request will be refused")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from flask import current_app
 
 from uythac.answers import Scores
+from uythac.api.memo import Bodies
 from uythac.api.publisher import Publisher
 from uythac.scorecard import Scorecard
 from uythac.settings import Settings
@@ -22,6 +23,7 @@ class Services:
     card: Scorecard
     scores: Scores
     publisher: Publisher
+    bodies: Bodies  # the costliest answers, per store version
 
 
 def services() -> Services:

@@ -11,13 +11,14 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+import orjson
 from flask import Blueprint, Response
 from sqlalchemy.engine import Connection
 
 from uythac import answers, queries, report
 from uythac.api.auth import caller
 from uythac.api.context import services
-from uythac.api.marshal import as_json, query, respond
+from uythac.api.marshal import JSON, as_json, query, respond
 from uythac.api.problems import Problem
 from uythac.api.schemas import DistributionArgs, DistributionSchema, ReportArgs
 
@@ -50,9 +51,15 @@ def get_report() -> Response:
         today = queries.clock(connection)
         if as_of is not None and as_of != today:
             return as_json(answers.restrict(_stored(connection, today, as_of), selection))
-        units = queries.units_of(connection, selection).rows
-        flags = [] if today is None else queries.flags(connection, report.window(today, context.card), selection).rows
-    return as_json(report.build(today, units, flags, context.card, context.scores.of))
+
+        def build() -> bytes:
+            units = queries.units_of(connection, selection).rows
+            window = None if today is None else report.window(today, context.card)
+            flags = [] if window is None else queries.flags(connection, window, selection).rows
+            return orjson.dumps(report.build(today, units, flags, context.card, context.scores.of))
+
+        body = context.bodies.get(("report", queries.version(connection), selection.area), build)
+    return Response(body, mimetype=JSON)
 
 
 @bp.get("/v1/distribution")
@@ -79,12 +86,16 @@ def get_distribution() -> Response:
         if as_of is not None and as_of != today:
             stored = answers.restrict(_stored(connection, today, as_of), selection)
             return respond(_DISTRIBUTION, answers.distribution_table(stored["as_of"], stored["units"]))
-        units = queries.units_of(connection, selection).rows
-    classes = [
-        {"district_id": unit.district_id, "org": unit.org, "class": context.scores.of(unit.counts).klass}
-        for unit in units
-    ]
-    return respond(_DISTRIBUTION, answers.distribution_table(answers.iso(today), classes))
+
+        def build() -> bytes:
+            classes = [
+                {"district_id": unit.district_id, "org": unit.org, "class": context.scores.of(unit.counts).klass}
+                for unit in queries.units_of(connection, selection).rows
+            ]
+            return orjson.dumps(_DISTRIBUTION.dump(answers.distribution_table(answers.iso(today), classes)))
+
+        body = context.bodies.get(("distribution", queries.version(connection), selection), build)
+    return Response(body, mimetype=JSON)
 
 
 def _stored(connection: Connection, today: date | None, as_of: date) -> dict[str, Any]:
