@@ -60,7 +60,7 @@ REQUIRED_ALERTS = {
 # documented there in comments, and repeated here.
 STORE_GAUGE_LABELS = {
     metrics.OPEN_FLAGS_NAME: {"district_id"},
-    metrics.UNITS_NAME: {"org", "class"},
+    metrics.UNITS_NAME: {"district_id", "org", "class"},
     metrics.STORE_CLOCK_NAME: set(),
 }
 

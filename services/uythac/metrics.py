@@ -54,5 +54,5 @@ API_SECONDS = Histogram(
 )
 # Read from the store at scrape time by the API's collector (uythac.api), not kept in memory:
 OPEN_FLAGS_NAME = "uythac_open_flags"  # gauge {district_id}: missed 30-day inspections in the window
-UNITS_NAME = "uythac_units"  # gauge {org, class}: reported units per class
+UNITS_NAME = "uythac_units"  # gauge {district_id, org, class}: reported units per class
 STORE_CLOCK_NAME = "uythac_store_clock_timestamp_seconds"  # gauge: the store's clock T (Vietnam midnight)

@@ -2,7 +2,7 @@
 
 Under gunicorn every worker process records its requests in files of PROMETHEUS_MULTIPROC_DIR (set by
 `uythac api` before prometheus_client is imported) and a scrape adds them up, whichever worker answers.
-The store gauges (open flags per district, units per org and class, the clock T) are read by the
+The store gauges (open flags per district, units per district, org and class, the clock T) are read by the
 collector when Prometheus scrapes, so they are the store's truth, never a copy a process kept.
 """
 
@@ -54,11 +54,13 @@ class StoreCollector:
         for district, count in sorted(flags.items()):
             open_flags.add_metric([district], count)
         yield open_flags
-        classes = Counter((unit.org, self.scores.of(unit.counts).klass) for unit in units)
-        per_class = GaugeMetricFamily(UNITS_NAME, "Reported units by organization and class", labels=["org", "class"])
-        for org in ORGS:
-            for klass in CLASSES:
-                per_class.add_metric([org, klass], classes[(org, klass)])
+        classes = Counter((unit.district_id, unit.org, self.scores.of(unit.counts).klass) for unit in units)
+        help_text = "Reported units by district, organization and class"
+        per_class = GaugeMetricFamily(UNITS_NAME, help_text, labels=["district_id", "org", "class"])
+        for district in sorted({unit.district_id for unit in units}):
+            for org in ORGS:
+                for klass in CLASSES:
+                    per_class.add_metric([district, org, klass], classes[(district, org, klass)])
         yield per_class
         if today is not None:
             midnight = datetime.combine(today, time(), VIETNAM).timestamp()
