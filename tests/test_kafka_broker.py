@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import logging
+import socket
 import time
 import uuid
+import weakref
 from collections import defaultdict
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, KafkaTimeoutError
 
 from tests.kafka_broker import KafkaBroker, free_ports
+from uythac import kafka_admin
 from uythac.kafka_admin import ensure_topics, wait_for_broker
 
 Record = tuple[str, str]  # (key, value)
@@ -142,3 +145,21 @@ def test_broker_restart_keeps_topics_and_messages(kafka_broker: KafkaBroker) -> 
     assert partition_counts(bootstrap, [topic]) == {topic: 6}
     got = consume(bootstrap, topic, expected=len(sent))
     assert sorted(record for _, record in got) == sorted(sent)
+
+
+def test_a_half_built_admin_client_leaves_no_socket_behind(monkeypatch: pytest.MonkeyPatch) -> None:
+    """kafka-python's admin client can fail in its constructor after connecting (a broker still starting):
+    its socket, in a reference cycle, must be closed at once, not by a later garbage collection that
+    would raise a ResourceWarning in whatever runs then."""
+    sockets: list[weakref.ref[socket.socket]] = []
+
+    class HalfBuilt:
+        def __init__(self, **_: object) -> None:
+            self.me, self.sock = self, socket.socket()  # a cycle, as kafka-python's client makes
+            sockets.append(weakref.ref(self.sock))
+            raise KafkaTimeoutError("no controller yet")
+
+    monkeypatch.setattr(kafka_admin, "KafkaAdminClient", HalfBuilt)
+    with pytest.raises(KafkaTimeoutError):
+        kafka_admin._admin("127.0.0.1:9", 0.1)
+    assert sockets and sockets[0]() is None, "the half-built client and its socket are still alive"

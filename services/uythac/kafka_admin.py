@@ -12,9 +12,11 @@ Both functions open a short-lived admin client and close it; they are for start-
 
 from __future__ import annotations
 
+import gc
 import logging
 import socket
 import time
+import warnings
 from typing import Any
 
 from kafka.admin import KafkaAdminClient
@@ -29,14 +31,19 @@ _ATTEMPT_S = 1.0
 
 def _admin(bootstrap: str, timeout_s: float) -> Any:
     timeout_ms = max(int(timeout_s * 1000), 100)
-    return KafkaAdminClient(
-        bootstrap_servers=bootstrap,
-        client_id="uythac-admin",
-        bootstrap_timeout_ms=timeout_ms,
-        request_timeout_ms=max(timeout_ms, 1000),
-        reconnect_backoff_ms=50,
-        reconnect_backoff_max_ms=500,
-    )
+    try:
+        return KafkaAdminClient(
+            bootstrap_servers=bootstrap,
+            client_id="uythac-admin",
+            bootstrap_timeout_ms=timeout_ms,
+            request_timeout_ms=max(timeout_ms, 1000),
+            reconnect_backoff_ms=50,
+            reconnect_backoff_max_ms=500,
+        )
+    except KafkaError as error:
+        failure = error.with_traceback(None)  # its frames hold the half-built client
+    _reap_half_built_clients()
+    raise failure
 
 
 def _addresses(bootstrap: str) -> list[tuple[str, int]]:
@@ -92,6 +99,15 @@ def wait_for_broker(bootstrap: str, timeout_s: float) -> None:
                     admin.close()
         time.sleep(min(0.1, max(deadline - time.monotonic(), 0)))
     raise KafkaTimeoutError(f"Kafka at {bootstrap} did not answer within {timeout_s:g} s: {last_error}")
+
+
+def _reap_half_built_clients() -> None:
+    """Close now the sockets of an admin client whose constructor failed half-way (connected to a broker
+    still starting, then no controller yet): kafka-python leaves them in a reference cycle, and the
+    garbage collector would close them later, anywhere, with a ResourceWarning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
 
 
 def _partition_counts(admin: Any, names: list[str]) -> dict[str, int]:
