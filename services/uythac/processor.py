@@ -119,7 +119,7 @@ class Processor:
 
     def _report(self, uow: UnitOfWork, today: date) -> dict[str, Any]:
         """The SPEC §6 report at the clock `today`, from this transaction's state."""
-        flags = uow.missed_loans(*report.window(today, self.card))
+        flags = uow.flag_entries(*report.window(today, self.card))
         return report.build(today, self.units.values(), flags, self.card, self._score)
 
 
