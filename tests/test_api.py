@@ -434,7 +434,11 @@ def test_cached_answers_follow_the_next_batch(tmp_path: Path, province: Province
     before = get(app, province.keys, "/v1/report")
     assert get(app, province.keys, "/v1/report") == before  # the kept body
     table = get(app, province.keys, "/v1/distribution")
+    listed = get(app, province.keys, "/v1/units?org=DTN")
+    assert get(app, province.keys, "/v1/units?org=DTN", "d01") == listed  # D01 holds every unit listed
     replay_into(db, [group("G9", "2023-01-01", org="DTN"), loan("L99", "2024-03-30", group_id="G9", org="DTN")])
     after = get(app, province.keys, "/v1/report")
     assert after != before and after == json.loads(report.render(report_at(db)))
     assert get(app, province.keys, "/v1/distribution") != table
+    assert get(app, province.keys, "/v1/units?org=DTN")["total"] == listed["total"] + 1
+    assert get(app, province.keys, "/v1/units?org=DTN", "nowhere")["total"] == 0  # its own area, not a kept page

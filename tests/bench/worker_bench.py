@@ -136,11 +136,11 @@ def latency(bootstrap: str, source: Path, seconds: float, scratch: Path) -> list
             store.close()
 
     try:
-        time.sleep(5)  # group join and first assignment: not part of the latency
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
         producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=0)
         lines = steady_lines(source)
+        _warm_up(producer, topic, next(lines), db)  # group join and first assignment: not part of the latency
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
         started = time.monotonic()
         for n in range(int(seconds * RATE)):
             line = next(lines)
@@ -161,6 +161,16 @@ def latency(bootstrap: str, source: Path, seconds: float, scratch: Path) -> list
         worker.terminate()
         worker.wait(timeout=60)
     return sorted(waits)
+
+
+def _warm_up(producer: KafkaProducer, topic: str, line: bytes, db: Path, timeout_s: float = 180.0) -> None:
+    """Send one event and wait until the worker has applied it: it has joined its group and has partitions."""
+    producer.send(topic, value=line).get(timeout=30)
+    deadline = time.monotonic() + timeout_s
+    while sum(applied(db, topic).values()) < 1:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the worker applied nothing from {topic} within {timeout_s:.0f} s")
+        time.sleep(0.1)
 
 
 def percentile(values: list[float], p: float) -> float:

@@ -23,7 +23,8 @@ class Services:
     card: Scorecard
     scores: Scores
     publisher: Publisher
-    bodies: Bodies  # the costliest answers, per store version
+    bodies: Bodies  # the costliest answers (report, table), per store version
+    pages: Bodies  # pages of lists, per store version (`uythac.api.cached`)
 
 
 def services() -> Services:

@@ -8,6 +8,7 @@ from flask import Blueprint, Response
 
 from uythac import answers, queries, report
 from uythac.api.auth import caller
+from uythac.api.cached import per_version
 from uythac.api.context import services
 from uythac.api.marshal import query, respond
 from uythac.api.schemas import FlagsArgs, FlagsPageSchema, WorklistArgs, WorklistPageSchema
@@ -23,6 +24,7 @@ def _selection(args: dict[str, Any]) -> queries.Selection:
 
 
 @bp.get("/v1/flags")
+@per_version
 def list_flags() -> Response:
     """Loans whose 30-day inspection was missed, deadline in (T − W, T): the report's flags, a page at a time,
     by (commune, org, loan) like the report.

@@ -17,7 +17,7 @@ from collections.abc import Callable, Hashable
 class Bodies:
     """The latest `size` bodies by key (a key starts with the store version it was made at)."""
 
-    def __init__(self, size: int = 32) -> None:
+    def __init__(self, size: int) -> None:
         self.size = size
         self._bodies: OrderedDict[Hashable, bytes] = OrderedDict()
         self._lock = threading.Lock()

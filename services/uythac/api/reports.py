@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 
 from uythac import answers, queries, report
 from uythac.api.auth import caller
-from uythac.api.context import services
+from uythac.api.context import Services, services
 from uythac.api.marshal import JSON, as_json, query, respond
 from uythac.api.problems import Problem
 from uythac.api.schemas import DistributionArgs, DistributionSchema, ReportArgs
@@ -51,15 +51,22 @@ def get_report() -> Response:
         today = queries.clock(connection)
         if as_of is not None and as_of != today:
             return as_json(answers.restrict(_stored(connection, today, as_of), selection))
-
-        def build() -> bytes:
-            units = queries.units_of(connection, selection).rows
-            window = None if today is None else report.window(today, context.card)
-            flags = [] if window is None else queries.flags(connection, window, selection).rows
-            return orjson.dumps(report.build(today, units, flags, context.card, context.scores.of))
-
-        body = context.bodies.get(("report", queries.version(connection), selection.area), build)
+        body = report_at_t(context, connection, selection)
     return Response(body, mimetype=JSON)
+
+
+def report_at_t(context: Services, connection: Connection, selection: queries.Selection) -> bytes:
+    """The report of the selection's area at T, as JSON, kept per store version (`create_app` makes the
+    province's when a process starts: building it takes ~1 s of a province's Python)."""
+    today = queries.clock(connection)
+
+    def build() -> bytes:
+        units = queries.units_of(connection, selection).rows
+        window = None if today is None else report.window(today, context.card)
+        flags = [] if window is None else queries.flags(connection, window, selection).rows
+        return orjson.dumps(report.build(today, units, flags, context.card, context.scores.of))
+
+    return context.bodies.get(("report", queries.version(connection), selection.area), build)
 
 
 @bp.get("/v1/distribution")

@@ -6,6 +6,7 @@ from flask import Blueprint, Response
 
 from uythac import answers, queries, report
 from uythac.api.auth import caller
+from uythac.api.cached import per_version
 from uythac.api.context import services
 from uythac.api.marshal import arguments, query, respond
 from uythac.api.problems import Problem
@@ -17,6 +18,7 @@ _UNIT_PATH, _UNIT_DETAIL = UnitPathArgs(), UnitDetailSchema()
 
 
 @bp.get("/v1/units")
+@per_version
 def list_units() -> Response:
     """The caller's units with score, class and components, by (district, commune, org), a page at a time.
 
