@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import date
 from typing import Any
 
 from flask import Blueprint, Response
+from marshmallow import Schema
+from sqlalchemy.engine import Connection
 
 from uythac import answers, queries, report
 from uythac.api.auth import caller
@@ -12,6 +16,8 @@ from uythac.api.cached import per_version
 from uythac.api.context import services
 from uythac.api.marshal import query, respond
 from uythac.api.schemas import FlagsArgs, FlagsPageSchema, WorklistArgs, WorklistPageSchema
+from uythac.ledger import Loan
+from uythac.queries import Page
 
 bp = Blueprint("inspections", __name__)
 _FLAGS_ARGS, _FLAGS_PAGE = FlagsArgs(), FlagsPageSchema()
@@ -37,18 +43,12 @@ def list_flags() -> Response:
         200: {description: A page of flags, content: {application/json: {schema: FlagsPageSchema}}}
         400: BadParameter
     """
-    args = query(_FLAGS_ARGS)
-    context = services()
-    limit, offset = args["per_page"], (args["page"] - 1) * args["per_page"]
-    with queries.snapshot(context.store) as connection:
-        today = queries.clock(connection)
-        found = (
-            queries.Page(0, [])
-            if today is None
-            else queries.flags(connection, report.window(today, context.card), _selection(args), limit, offset)
-        )
-    items = [report.flag_entry(loan, context.card) for loan in found.rows]
-    return respond(_FLAGS_PAGE, answers.page(today, args["page"], limit, found.total, items))
+    card = services().card
+
+    def found(connection: Connection, today: date, selection: queries.Selection, limit: int, offset: int) -> Page:
+        return queries.flags(connection, report.window(today, card), selection, limit, offset)
+
+    return _loans_page(_FLAGS_PAGE, query(_FLAGS_ARGS), found, lambda loan, _: report.flag_entry(loan, card))
 
 
 @bp.get("/v1/worklist")
@@ -66,16 +66,23 @@ def get_worklist() -> Response:
         400: BadParameter
     """
     args = query(_WORKLIST_ARGS)
-    context = services()
+
+    def found(connection: Connection, today: date, selection: queries.Selection, limit: int, offset: int) -> Page:
+        return queries.open_obligations(connection, answers.later(today, args["within_days"]), selection, limit, offset)
+
+    return _loans_page(_WORKLIST_PAGE, args, found, answers.obligation_entry)
+
+
+def _loans_page(
+    schema: Schema,
+    args: dict[str, Any],
+    find: Callable[[Connection, date, queries.Selection, int, int], Page],
+    entry: Callable[[Loan, date], dict[str, Any]],
+) -> Response:
+    """A page of loans the `find` query selects at T in the caller's area, each shaped by `entry`."""
     limit, offset = args["per_page"], (args["page"] - 1) * args["per_page"]
-    with queries.snapshot(context.store) as connection:
+    with queries.snapshot(services().store) as connection:
         today = queries.clock(connection)
-        found = (
-            queries.Page(0, [])
-            if today is None
-            else queries.open_obligations(
-                connection, answers.later(today, args["within_days"]), _selection(args), limit, offset
-            )
-        )
-    items = [answers.obligation_entry(loan, today) for loan in found.rows]
-    return respond(_WORKLIST_PAGE, answers.page(today, args["page"], limit, found.total, items))
+        found = Page(0, []) if today is None else find(connection, today, _selection(args), limit, offset)
+    items = [] if today is None else [entry(loan, today) for loan in found.rows]
+    return respond(schema, answers.page(today, args["page"], limit, found.total, items))
