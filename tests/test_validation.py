@@ -16,7 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.support import CARD, component, report_of
+from tests.support import CARD, component, loan, report_of, write_lines
+from uythac import publish
 from uythac.cli import main
 from uythac.processor import Processor
 from uythac.replay import Summary, replay
@@ -599,3 +600,12 @@ def test_published_schema_accepts_the_valid_example_and_refuses_an_unknown_field
     check(VALID[event_type])
     with pytest.raises(fastjsonschema.JsonSchemaException):
         check({**VALID[event_type], "note": "x"})
+
+
+def test_publish_strict_refuses_a_file_with_an_invalid_line_and_sends_nothing(tmp_path: Path) -> None:
+    """`uythac publish --strict` checks the whole file first: no broker is even asked (none listens here)."""
+    source = write_lines(tmp_path / "events.jsonl", [loan("L1", "2024-01-01"), "{not json", loan("L2", "2024-01-02")])
+    rejects = io.StringIO()
+    summary = publish.publish(source, "127.0.0.1:9", "uythac.events", strict=True, rejects=rejects)
+    assert (summary.refused, summary.read, summary.invalid, summary.sent) == (True, 3, 1, 0)
+    assert [json.loads(line)["line"] for line in rejects.getvalue().splitlines()] == [2]

@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import IO, TextIO
 
 from kafka import KafkaProducer
 
 from uythac.dates import VIETNAM
 from uythac.kafka_admin import ensure_topics
 from uythac.replay import lines_of, reject_line
-from uythac.validation import Rejection, parse
+from uythac.validation import Event, Rejection, parse
 
 log = logging.getLogger(__name__)
 
@@ -74,23 +74,16 @@ def publish(
     ensure_topics(bootstrap, {topic: partitions})  # a demo's first publish may come before any worker
     sender = producer(bootstrap)
     try:
-        with lines_of(path) as (lines, raw):
-            for number, line in enumerate(lines, 1):
-                line = line.rstrip(b"\r\n")
-                summary.read += 1
-                parsed = parse(line)
-                if isinstance(parsed, Rejection):
-                    _refuse(summary, number, line, parsed, rejects)
-                    continue
-                future = sender.send(topic, key=parsed.unit[0].encode() if parsed.unit else None, value=line)
-                future.add_errback(lambda error, n=number: _failed(summary, n, error))
-                summary.sent += 1
-                if progress is not None and number % 10_000 == 0:
-                    progress(raw.tell())
-            sender.flush()
-            summary.sent -= summary.failed
-            if progress is not None:
+        for number, line, event, raw in _valid_lines(path, summary, rejects):
+            future = sender.send(topic, key=event.unit[0].encode() if event.unit else None, value=line)
+            future.add_errback(lambda error, n=number: _failed(summary, n, error))
+            summary.sent += 1
+            if progress is not None and number % 10_000 == 0:
                 progress(raw.tell())
+        sender.flush()
+        summary.sent -= summary.failed
+        if progress is not None:
+            progress(path.stat().st_size)  # the whole file read
     finally:
         sender.close()
     return summary
@@ -102,13 +95,23 @@ def _failed(summary: PublishSummary, number: int, error: Exception) -> None:
 
 
 def _check(path: Path, summary: PublishSummary, rejects: TextIO | None) -> None:
-    with lines_of(path) as (lines, _):
+    for _ in _valid_lines(path, summary, rejects):
+        pass
+
+
+def _valid_lines(
+    path: Path, summary: PublishSummary, rejects: TextIO | None
+) -> Iterator[tuple[int, bytes, Event, IO[bytes]]]:
+    """(line number, line, event, the file underneath) of each valid line; the others counted and refused."""
+    with lines_of(path) as (lines, raw):
         for number, line in enumerate(lines, 1):
             line = line.rstrip(b"\r\n")
             summary.read += 1
             parsed = parse(line)
             if isinstance(parsed, Rejection):
                 _refuse(summary, number, line, parsed, rejects)
+            else:
+                yield number, line, parsed, raw
 
 
 def _refuse(summary: PublishSummary, number: int, line: bytes, rejection: Rejection, rejects: TextIO | None) -> None:
