@@ -115,7 +115,6 @@ class Worker:
         signal.signal(signal.SIGINT, self.stop)
         if not self._wait_for_kafka():
             return 0
-        ensure_topics(self.config.bootstrap, self.config.topics)
         consumer = KafkaConsumer(
             bootstrap_servers=self.config.bootstrap,
             group_id=self.config.group_id,
@@ -148,11 +147,14 @@ class Worker:
         return 0
 
     def _wait_for_kafka(self) -> bool:
-        """Retry with backoff (1 s doubling to 30 s) until the broker answers; False if stopped first."""
+        """Retry with backoff (1 s doubling to 30 s) until the broker answers and the topics are there;
+        False if stopped first. A broker just (re)started answers before it can create topics ("all
+        brokers are currently fenced"): that is waited out the same way."""
         delay = 1.0
         while not self.stopping:
             try:
                 wait_for_broker(self.config.bootstrap, timeout_s=delay)
+                ensure_topics(self.config.bootstrap, self.config.topics)
                 return True
             except Exception as error:  # kafka-python raises several kinds; all mean "not yet"
                 log.warning(
