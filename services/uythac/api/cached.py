@@ -1,10 +1,10 @@
-"""Lists whose answer is kept per version of the store (see `uythac.api.memo`).
+"""Pages whose answer is kept per version of the store (see `uythac.api.memo`).
 
-A district's flags or units, a page of an organization's flags: the same few hundred pages are asked
-for again and again between two batches of the worker, and counting a district's flags in the window
-costs more than all the rest of such a request. The key is the store version, the request's path and
-query, and the caller's area, so a scoped key never gets an answer made for another area. Pages are
-kept apart from the report and the table (`Services.pages`): many small pages never push those out.
+A district's flags or units, a page of an organization's flags, a unit's detail: the same pages are
+asked for again and again between two batches of the worker, and counting a district's flags in the
+window costs more than all the rest of such a request. The key is the store version, the request's
+path and query, and the caller's area, so a scoped key never gets an answer made for another area.
+Pages are kept apart from the report and the table (`Services.pages`): many pages never push those out.
 """
 
 from __future__ import annotations

@@ -51,6 +51,7 @@ def list_units() -> Response:
 
 
 @bp.get("/v1/units/<commune_id>/<org>")
+@per_version
 def get_unit(commune_id: str, org: str) -> Response:
     """One unit: its score, the points it lost in words (English and Vietnamese), its open flags (the
     missed 30-day inspections in the window) and its loans due for inspection within the due-soon days.
