@@ -113,9 +113,51 @@ class Worker:
         """Consume until SIGTERM/SIGINT (or `idle_exit_s` of silence); exit code 0."""
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
-        if not self._wait_for_kafka():
+        clients = self._connect()
+        if clients is None:
             return 0
-        consumer = KafkaConsumer(
+        consumer, producer = clients
+        consumer.subscribe([self.config.topic], listener=_Seek(self, consumer))
+        log.info("worker started", extra={"topic": self.config.topic, "group": self.config.group_id})
+        try:
+            self._loop(consumer, producer)
+        finally:
+            consumer.close(autocommit=False)
+            producer.close(timeout=10)
+            log.info("worker stopped")
+        return 0
+
+    def _connect(self) -> tuple[KafkaConsumer, KafkaProducer] | None:
+        """The consumer and the producer, once the broker answers, the topics are there and the consumer
+        knows the events topic; None if stopped first. Each failure is retried with backoff (1 s doubling
+        to 30 s): a broker that is down, still starting, or just restarted and fenced ("All brokers are
+        currently fenced"), or one that goes away while the worker starts."""
+        delay = 1.0
+        while not self.stopping:
+            consumer: KafkaConsumer | None = None
+            producer: KafkaProducer | None = None
+            try:
+                wait_for_broker(self.config.bootstrap, timeout_s=delay)
+                ensure_topics(self.config.bootstrap, self.config.topics)
+                consumer, producer = self._consumer(), self._producer()
+                # Metadata first: a group leader that does not know the topic yet assigns nothing and rejoins.
+                consumer.partitions_for_topic(self.config.topic)
+                return consumer, producer
+            except Exception as error:  # kafka-python raises several kinds; all mean "not yet"
+                if consumer is not None:
+                    consumer.close(autocommit=False)
+                if producer is not None:
+                    producer.close(timeout=0)
+                log.warning(
+                    "Kafka unreachable, retrying",
+                    extra={"bootstrap": self.config.bootstrap, "retry_in_s": delay, "error": str(error)},
+                )
+                time.sleep(delay)
+                delay = min(delay * 2, 30.0)
+        return None
+
+    def _consumer(self) -> KafkaConsumer:
+        return KafkaConsumer(
             bootstrap_servers=self.config.bootstrap,
             group_id=self.config.group_id,
             enable_auto_commit=False,
@@ -127,43 +169,15 @@ class Worker:
             heartbeat_interval_ms=min(3000, self.config.session_timeout_ms // 3),
             client_id="uythac-worker",
         )
-        producer = KafkaProducer(
+
+    def _producer(self) -> KafkaProducer:
+        return KafkaProducer(
             bootstrap_servers=self.config.bootstrap,
             acks="all",
             enable_idempotence=True,
             linger_ms=5,
             client_id="uythac-relay",
         )
-        # Metadata first: a group leader that does not know the topic yet assigns nothing and rejoins.
-        consumer.partitions_for_topic(self.config.topic)
-        consumer.subscribe([self.config.topic], listener=_Seek(self, consumer))
-        log.info("worker started", extra={"topic": self.config.topic, "group": self.config.group_id})
-        try:
-            self._loop(consumer, producer)
-        finally:
-            consumer.close(autocommit=False)
-            producer.close(timeout=10)
-            log.info("worker stopped")
-        return 0
-
-    def _wait_for_kafka(self) -> bool:
-        """Retry with backoff (1 s doubling to 30 s) until the broker answers and the topics are there;
-        False if stopped first. A broker just (re)started answers before it can create topics ("all
-        brokers are currently fenced"): that is waited out the same way."""
-        delay = 1.0
-        while not self.stopping:
-            try:
-                wait_for_broker(self.config.bootstrap, timeout_s=delay)
-                ensure_topics(self.config.bootstrap, self.config.topics)
-                return True
-            except Exception as error:  # kafka-python raises several kinds; all mean "not yet"
-                log.warning(
-                    "Kafka unreachable, retrying",
-                    extra={"bootstrap": self.config.bootstrap, "retry_in_s": delay, "error": str(error)},
-                )
-                time.sleep(delay)
-                delay = min(delay * 2, 30.0)
-        return False
 
     def _loop(self, consumer: KafkaConsumer, producer: KafkaProducer) -> None:
         idle_since = time.monotonic()
