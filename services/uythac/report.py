@@ -110,12 +110,12 @@ def unit_order(unit: Unit) -> tuple[str, str, str]:
 def build(
     today: date | None,
     units: Iterable[Unit],
-    flags: Iterable[Loan] | FlagEntries,
+    flags: Iterable[dict[str, Any]],
     card: Scorecard,
     scorer: Callable[[Counts], UnitScore] | None = None,
 ) -> dict[str, Any]:
-    """The report at `today`; `flags` are the missed loans whose deadline lies in the window, as loans or
-    as their entries already (`FlagEntries`, read so by the store for the month-end reports).
+    """The report at `today`; `flags` are the entries (`flag_entry`'s shape, in report order) of the missed
+    loans whose deadline lies in the window.
 
     `scorer` gives a unit's score from its counts (default: `score` with `card`; the API passes its memo).
     """
@@ -124,15 +124,20 @@ def build(
     return {
         "as_of": None if today is None else today.isoformat(),
         "units": entries,
-        "flags": flags if isinstance(flags, FlagEntries) else [flag_entry(loan, card) for loan in flags],
+        "flags": list(flags),
         "distribution": distribution(entries),
     }
 
 
-class FlagEntries(list[dict[str, Any]]):
-    """Flags already in their report shape (`flag_entry`'s keys, dates as ISO text), in report order."""
-
-    KEYS = ("loan_id", "district_id", "commune_id", "org", "disbursed_on", "deadline", "late_inspection_on")
+FLAG_KEYS = (  # a flag entry's keys, in order (the store reads flags straight into them)
+    "loan_id",
+    "district_id",
+    "commune_id",
+    "org",
+    "disbursed_on",
+    "deadline",
+    "late_inspection_on",
+)
 
 
 def distribution(entries: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, int]]:

@@ -27,7 +27,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from uythac.errors import StoreError
 from uythac.ledger import Counts, Group, Loan, Unit
-from uythac.report import FlagEntries
+from uythac.report import FLAG_KEYS
 
 # Dates go into SQLite as ISO text and DATE columns come back as dates, by the driver itself (the
 # stdlib's own default adapter and converter do the same but are deprecated from Python 3.12). A
@@ -375,20 +375,19 @@ class UnitOfWork:
             self.connection.execute(sa.delete(snapshots).where(snapshots.c.as_of <= cut))
 
     # queries for reports ------------------------------------------------------------------------
-    def flag_entries(self, after: date, before: date) -> FlagEntries:
+    def flag_entries(self, after: date, before: date) -> list[dict[str, Any]]:
         """Flags: the missed loans whose deadline lies in (after, before), as report entries in report
         order; dates come as text from the database (~3x faster than loans made and dated again)."""
         columns = [
             sa.cast(loans.c[name], sa.String) if isinstance(loans.c[name].type, sa.Date) else loans.c[name]
-            for name in FlagEntries.KEYS
+            for name in FLAG_KEYS
         ]
         query = (
             sa.select(*columns)
             .where(loans.c.status == "missed", loans.c.deadline > after, loans.c.deadline < before)
             .order_by(loans.c.commune_id, loans.c.org, loans.c.loan_id)
         )
-        keys = FlagEntries.KEYS
-        return FlagEntries(dict(zip(keys, row, strict=True)) for row in self.connection.execute(query))
+        return [dict(zip(FLAG_KEYS, row, strict=True)) for row in self.connection.execute(query)]
 
     # Kafka offsets (the worker's source of truth) ----------------------------------------------
     def offsets(self, topic: str) -> dict[int, int]:

@@ -14,5 +14,5 @@ def current_report(store: Store, card: Scorecard) -> dict[str, Any]:
     with store.reading() as uow:
         today = uow.clock()
         units = uow.units().values()
-        flags = report.FlagEntries() if today is None else uow.flag_entries(*report.window(today, card))
+        flags = [] if today is None else uow.flag_entries(*report.window(today, card))
     return report.build(today, units, flags, card)

@@ -63,7 +63,8 @@ def report_at_t(context: Services, connection: Connection, selection: queries.Se
     def build() -> bytes:
         units = queries.units_of(connection, selection).rows
         window = None if today is None else report.window(today, context.card)
-        flags = [] if window is None else queries.flags(connection, window, selection).rows
+        loans = [] if window is None else queries.flags(connection, window, selection).rows
+        flags = [report.flag_entry(loan, context.card) for loan in loans]
         return orjson.dumps(report.build(today, units, flags, context.card, context.scores.of))
 
     return context.bodies.get(("report", queries.version(connection), selection.area), build)
