@@ -48,3 +48,25 @@ def test_facts_put_to_the_rules_in_groups_decide_as_all_at_once(monkeypatch: pyt
     in_groups = _decide(duties, visits)
     assert in_groups == at_once
     assert {decision.kind for decision in at_once} >= {"fulfilled", "missed", "due_soon", "late_inspection", "misuse"}
+
+
+def test_a_call_whose_last_fact_meets_no_rule_still_runs_its_actions() -> None:
+    """durable's own host defers such a call's actions to the next call (MessageNotHandled)."""
+    engine = ObligationEngine(7)
+    tidy = Inspection("i-tidy", "periodic", None, "G1", TODAY, "compliant", True)  # no rule looks at it
+    assert engine.decide(TODAY, [], [tidy]) == []
+    duty = Obligation("L1", TODAY - timedelta(days=40), TODAY - timedelta(days=10), "pending")
+    assert engine.decide(TODAY, [duty], [tidy]) == [Decision("missed", "L1", duty.deadline, None)]
+
+
+def test_an_error_in_an_action_is_raised_not_swallowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """durable's own host logs it into the session state and goes on; here the batch must fail."""
+    engine = ObligationEngine(7)
+
+    def broken(*_: object) -> None:
+        raise RuntimeError("a bug in a decision")
+
+    monkeypatch.setattr(engine, "_actions", {name: broken for name in engine._actions})
+    duty = Obligation("L1", TODAY - timedelta(days=40), TODAY - timedelta(days=10), "pending")
+    with pytest.raises(RuntimeError, match="a bug in a decision"):
+        engine.decide(TODAY, [duty], [])
