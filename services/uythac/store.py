@@ -377,17 +377,14 @@ class UnitOfWork:
     # queries for reports ------------------------------------------------------------------------
     def flag_entries(self, after: date, before: date) -> list[dict[str, Any]]:
         """Flags: the missed loans whose deadline lies in (after, before), as report entries in report
-        order; dates come as text from the database (~3x faster than loans made and dated again)."""
-        columns = [
-            sa.cast(loans.c[name], sa.String) if isinstance(loans.c[name].type, sa.Date) else loans.c[name]
-            for name in FLAG_KEYS
-        ]
-        query = (
-            sa.select(*columns)
-            .where(loans.c.status == "missed", loans.c.deadline > after, loans.c.deadline < before)
-            .order_by(loans.c.commune_id, loans.c.org, loans.c.loan_id)
-        )
-        return [dict(zip(FLAG_KEYS, row, strict=True)) for row in self.connection.execute(query)]
+        order; dates come as text from the database (~3x faster than loans made and dated again), rows
+        straight from the DBAPI cursor (a month-end report reads ten thousand of them)."""
+        cursor = self.connection.connection.cursor()
+        try:
+            cursor.execute(_select_flags(self.connection.dialect), ["missed", after, before])
+            return [dict(zip(FLAG_KEYS, row, strict=True)) for row in cursor.fetchall()]
+        finally:
+            cursor.close()
 
     # Kafka offsets (the worker's source of truth) ----------------------------------------------
     def offsets(self, topic: str) -> dict[int, int]:
@@ -509,6 +506,22 @@ def _select_in(dialect: sa.Dialect, table: sa.Table, columns: tuple[str, ...], s
 @cache
 def _select_due(dialect: sa.Dialect, table: sa.Table, columns: tuple[str, ...]) -> str:
     query = sa.select(*(table.c[name] for name in columns)).where(table.c.next_change <= sa.bindparam("through"))
+    return _positional(query, dialect)
+
+
+@cache
+def _select_flags(dialect: sa.Dialect) -> str:
+    """The flag entries' columns (dates as text) of the missed loans whose deadline lies in (after, before)."""
+    columns = [
+        sa.cast(loans.c[name], sa.String) if isinstance(loans.c[name].type, sa.Date) else loans.c[name]
+        for name in FLAG_KEYS
+    ]
+    query = (
+        sa.select(*columns)
+        .where(loans.c.status == "missed", loans.c.deadline > sa.bindparam("after"))
+        .where(loans.c.deadline < sa.bindparam("before"))
+        .order_by(loans.c.commune_id, loans.c.org, loans.c.loan_id)
+    )
     return _positional(query, dialect)
 
 
