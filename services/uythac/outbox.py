@@ -21,6 +21,7 @@ from uythac import metrics
 from uythac.store import Store
 
 log = logging.getLogger(__name__)
+NO_HEADERS = json.dumps([])
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class Message:
 
     @classmethod
     def of_row(cls, row: Any) -> Message:
+        if row.headers == NO_HEADERS:  # every output event; only dead letters carry headers
+            return cls(row.topic, row.key, row.value)
         headers = tuple((name, base64.b64decode(value)) for name, value in json.loads(row.headers))
         return cls(row.topic, row.key, row.value, headers)
 

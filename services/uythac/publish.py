@@ -15,10 +15,9 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import IO, TextIO
 
-from kafka import KafkaProducer
-
 from uythac.dates import VIETNAM
 from uythac.kafka_admin import ensure_topics
+from uythac.producer import idempotent_producer
 from uythac.replay import lines_of, reject_line
 from uythac.validation import Event, Rejection, parse
 
@@ -41,19 +40,6 @@ class PublishSummary:
         return text + (f", {self.failed} NOT acknowledged by Kafka" if self.failed else "")
 
 
-def producer(bootstrap: str, client_id: str = "uythac-publish", max_block_ms: int = 60_000) -> KafkaProducer:
-    """Idempotent, acks=all; `max_block_ms` bounds how long a send waits for metadata (a broker that is down)."""
-    return KafkaProducer(
-        bootstrap_servers=bootstrap,
-        acks="all",
-        enable_idempotence=True,
-        linger_ms=20,
-        batch_size=256 * 1024,
-        client_id=client_id,
-        max_block_ms=max_block_ms,
-    )
-
-
 def publish(
     path: Path,
     bootstrap: str,
@@ -72,7 +58,7 @@ def publish(
             return summary
         summary = PublishSummary()
     ensure_topics(bootstrap, {topic: partitions})  # a demo's first publish may come before any worker
-    sender = producer(bootstrap)
+    sender = idempotent_producer(bootstrap)
     try:
         for number, line, event, raw in _valid_lines(path, summary, rejects):
             future = sender.send(topic, key=event.unit[0].encode() if event.unit else None, value=line)
@@ -131,7 +117,7 @@ def tick_event(day: date | None = None) -> bytes:
 
 
 def tick(bootstrap: str, topic: str, day: date | None = None) -> bytes:
-    sender = producer(bootstrap)
+    sender = idempotent_producer(bootstrap)
     try:
         value = tick_event(day)
         sender.send(topic, key=None, value=value).get(timeout=30)

@@ -43,6 +43,7 @@ from uythac.kafka_admin import ensure_topics, wait_for_broker
 from uythac.outbox import Message, relay
 from uythac.outputs import Topics, messages
 from uythac.processor import Outcome, Processor
+from uythac.producer import idempotent_producer
 from uythac.scorecard import Scorecard
 from uythac.store import Store, UnitOfWork
 from uythac.validation import Event, Rejection, parse
@@ -171,13 +172,7 @@ class Worker:
         )
 
     def _producer(self) -> KafkaProducer:
-        return KafkaProducer(
-            bootstrap_servers=self.config.bootstrap,
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=5,
-            client_id="uythac-relay",
-        )
+        return idempotent_producer(self.config.bootstrap, client_id="uythac-relay")
 
     def _loop(self, consumer: KafkaConsumer, producer: KafkaProducer) -> None:
         idle_since = time.monotonic()

@@ -17,7 +17,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 from uythac.kafka_admin import ensure_topics, wait_for_broker
-from uythac.publish import producer
+from uythac.producer import idempotent_producer
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,9 @@ class Publisher:
                     # which, as for `uythac publish`, may not exist yet if no worker has started
                     wait_for_broker(self.bootstrap, timeout_s=self.timeout_ms / 1000)
                     ensure_topics(self.bootstrap, {self.topic: self.partitions}, timeout_s=self.timeout_ms / 1000)
-                    self._producer = producer(self.bootstrap, client_id="uythac-api", max_block_ms=self.timeout_ms)
+                    self._producer = idempotent_producer(
+                        self.bootstrap, client_id="uythac-api", max_block_ms=self.timeout_ms
+                    )
                 except KafkaError as error:
                     raise KafkaUnavailable(f"Kafka at {self.bootstrap} is unreachable: {error}") from error
                 log.info("Kafka producer ready", extra={"bootstrap": self.bootstrap, "topic": self.topic})
