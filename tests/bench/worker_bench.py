@@ -119,11 +119,12 @@ def history_and_year(source: Path) -> tuple[list[bytes], Iterator[bytes]]:
 
 
 def _day(line: bytes) -> str | None:
+    """The line's occurred_at date as ISO text; None for the few invalid lines (they are sent all the same)."""
     try:
         day = orjson.loads(line).get("occurred_at")
-    except (orjson.JSONDecodeError, AttributeError):
+        return date.fromisoformat(day[:10]).isoformat()
+    except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
         return None
-    return day[:10] if isinstance(day, str) else None
 
 
 def _lines(source: Path) -> Iterator[bytes]:
@@ -133,7 +134,11 @@ def _lines(source: Path) -> Iterator[bytes]:
 
 
 def _key(line: bytes) -> bytes | None:
-    commune = orjson.loads(line).get("commune_id") if line.startswith(b"{") else None
+    """The line's commune_id as the message key, as `uythac publish` sends it; None for a broken line."""
+    try:
+        commune = orjson.loads(line).get("commune_id")
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
     return commune.encode() if isinstance(commune, str) else None
 
 
