@@ -338,15 +338,20 @@ def _parts(
         return
     oldest = oldest_kept(max(days), months_kept)
     start, reached = 0, clock
+    end = None if reached is None else month_end(reached)  # the end of `reached`'s month
     for i, event in enumerate(accepted):
-        if reached is not None:
-            while event.day > (end := month_end(reached)):
+        day = event.day
+        if end is not None and day > end:
+            while day > end:
                 if end >= oldest:
                     yield accepted[start:i], end, end
                     start = i
-                reached = end + ONE_DAY
-        if reached is None or event.day > reached:
-            reached = event.day
+                end = month_end(end + ONE_DAY)
+            reached = day
+        elif reached is None or day > reached:  # a later day of the same month, or the first day seen
+            if end is None:
+                end = month_end(day)
+            reached = day
     if floor is not None and reached is not None:
         while floor > (end := month_end(reached)):
             if end >= oldest:
