@@ -16,6 +16,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -28,6 +29,14 @@ from uythac import report
 from uythac.api import create_app
 from uythac.api.auth import load_keys
 from uythac.api.events import reason_errors
+from uythac.api.schemas import (
+    FlagsPageSchema,
+    LoanSchema,
+    ReportSchema,
+    UnitDetailSchema,
+    UnitsPageSchema,
+    WorklistPageSchema,
+)
 from uythac.dates import VIETNAM, month_end
 from uythac.errors import ConfigError
 from uythac.explain import explain
@@ -262,6 +271,24 @@ def test_apikey_prints_a_working_key_once_and_its_entry(tmp_path: Path) -> None:
 
 
 # the endpoints ------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("path", "schema"),
+    [
+        ("/v1/report", ReportSchema),
+        ("/v1/units", UnitsPageSchema),
+        ("/v1/units/C0001/HND", UnitDetailSchema),
+        ("/v1/flags", FlagsPageSchema),
+        ("/v1/worklist?within_days=30", WorklistPageSchema),
+        ("/v1/loans/L2", LoanSchema),
+        ("/v1/loans/L5", LoanSchema),
+    ],
+)
+def test_answers_sent_as_built_are_their_schemas_dump(client: FlaskClient, keys: Keys, path: str, schema: type) -> None:
+    """These bodies skip marshmallow's dump (it cost a fifth of a request): they must be it, byte for byte."""
+    body = client.get(path, headers=keys.header("all")).data
+    assert orjson.dumps(schema().dump(orjson.loads(body))) == body
+
+
 def test_the_report_is_the_stores(client: FlaskClient, keys: Keys, province: Province) -> None:
     assert get(client, keys, "/v1/report") == report_at(province.db)
     assert get(client, keys, f"/v1/report?as_of={T}") == report_at(province.db)

@@ -60,8 +60,8 @@ def unit_detail(
 ) -> dict[str, Any]:
     """A unit as its commune officer needs it: score, the points lost in words, what to fix, what is due."""
     return {
-        "as_of": iso(today),
         **unit_summary(unit, scored),
+        "as_of": iso(today),
         "explanations": [asdict(explanation) for explanation in explain(scored, card.windows)],
         "flags": [report.flag_entry(loan, card) for loan in flags],
         "due_soon": [obligation_entry(loan, today) for loan in due_soon],
