@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Dialect
 
 from uythac.ledger import OPEN, Counts, Loan, Unit
 from uythac.store import Store, loans, meta, snapshots, units
@@ -94,7 +94,7 @@ def snapshot(store: Store) -> Iterator[Connection]:
     """
     with store.engine.connect() as connection:
         if connection.dialect.name == "sqlite":
-            connection.exec_driver_sql("BEGIN")
+            _driver(connection, "BEGIN")  # rolled back when the pool takes the connection back
             yield connection
         else:
             with connection.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True).begin():
@@ -110,15 +110,36 @@ _CLOCK = sa.select(meta.c.value).where(meta.c.key == "clock")
 _VERSION = sa.select(meta.c.value).where(meta.c.key == "version")
 
 
+@cache
+def _literal(statement: sa.Select[Any], dialect: Dialect) -> str:
+    return str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+
+
+def _driver(connection: Connection, sql: str) -> Any:
+    """The first row of `sql` (None for BEGIN), run by the driver's cursor. For the statements every request
+    runs (BEGIN, the clock, the version) SQLAlchemy's execution took ~40-50 µs of Python, the driver ~5."""
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(sql)
+        return cursor.fetchone()
+    finally:
+        cursor.close()
+
+
+def _meta_value(connection: Connection, statement: sa.Select[Any]) -> str | None:
+    row = _driver(connection, _literal(statement, connection.dialect))
+    return None if row is None else str(row[0])
+
+
 def clock(connection: Connection) -> date | None:
     """The store's T: the latest business date of all accepted events, None before the first."""
-    value = connection.execute(_CLOCK).scalar()
+    value = _meta_value(connection, _CLOCK)
     return None if value is None else date.fromisoformat(value)
 
 
 def version(connection: Connection) -> int:
     """How many batches changed the store: what an answer cached for a version of the state is keyed by."""
-    return int(connection.execute(_VERSION).scalar() or 0)
+    return int(_meta_value(connection, _VERSION) or 0)
 
 
 # lists: every row, or a page of them and how many in all -----------------------------------------------

@@ -27,7 +27,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     from uythac.answers import Scores
     from uythac.api import events, health, inspections, loans, openapi, problems, prometheus, reports, telemetry, units
     from uythac.api.auth import Guard, load_keys
-    from uythac.api.context import EXTENSION, Services
+    from uythac.api.context import EXTENSION, Services, end_reading
     from uythac.api.memo import Bodies
     from uythac.api.publisher import Publisher
 
@@ -51,6 +51,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     guard = Guard(keys, keyed, everywhere)
 
     telemetry.init_app(app)
+    app.teardown_request(end_reading)
     guard.init_app(app)
     problems.init_app(app)
     for blueprint in (*v1, health.bp):

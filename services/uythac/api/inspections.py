@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 from uythac import answers, queries, report
 from uythac.api.auth import caller
 from uythac.api.cached import per_version
-from uythac.api.context import services
+from uythac.api.context import reading, services
 from uythac.api.marshal import as_json, query
 from uythac.api.schemas import FlagsArgs, WorklistArgs
 from uythac.ledger import Loan
@@ -78,8 +78,8 @@ def _loans_page(
 ) -> Response:
     """A page of loans the `find` query selects at T in the caller's area, each shaped by `entry`."""
     limit, offset = args["per_page"], (args["page"] - 1) * args["per_page"]
-    with queries.snapshot(services().store) as connection:
-        today = queries.clock(connection)
-        found = Page(0, []) if today is None else find(connection, today, _selection(args), limit, offset)
+    connection = reading()
+    today = queries.clock(connection)
+    found = Page(0, []) if today is None else find(connection, today, _selection(args), limit, offset)
     items = [] if today is None else [entry(loan, today) for loan in found.rows]
     return as_json(answers.page(today, args["page"], limit, found.total, items))
