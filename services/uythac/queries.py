@@ -165,14 +165,13 @@ def _equal(table: sa.Table, columns: tuple[str, ...]) -> list[sa.ColumnElement[b
     return [table.c[column] == sa.bindparam(column) for column in columns]
 
 
-def _listing(query: sa.Select[Any], key: sa.Select[Any] | None = None) -> _Listing:
-    """`query` (ordered) paged with LIMIT/OFFSET; with `key` (its ids, same filter and order), a page is
-    found by its ids first and only its rows are read (see `_loans_listing`)."""
+_LIMIT, _OFFSET = sa.bindparam("limit", type_=sa.Integer), sa.bindparam("offset", type_=sa.Integer)
+
+
+def _listing(query: sa.Select[Any], page: sa.Select[Any] | None = None) -> _Listing:
+    """`query` (ordered) paged with LIMIT/OFFSET, unless `page` reads a page (:limit, :offset) another way."""
     count = sa.select(sa.func.count()).select_from(query.order_by(None).subquery())
-    limit, offset = sa.bindparam("limit", type_=sa.Integer), sa.bindparam("offset", type_=sa.Integer)
-    if key is None:
-        return _Listing(query, count, query.limit(limit).offset(offset))
-    return _Listing(query, count, query.where(key.selected_columns[0].in_(key.limit(limit).offset(offset))))
+    return _Listing(query, count, query.limit(_LIMIT).offset(_OFFSET) if page is None else page)
 
 
 # units ----------------------------------------------------------------------------------------------
@@ -218,9 +217,10 @@ _BY_DEADLINE = (loans.c.deadline, *_BY_UNIT)
 def _loans_listing(kind: str, columns: tuple[str, ...]) -> _Listing:
     """Whole loans of a kind (`flags` or `open`) with these ids fixed.
 
-    A page is found by its loan ids first, then only its rows are read: the ids, the filters and the sort
-    keys can all come from one index (status, deadline, district, commune, org, and the key loan_id),
-    while sorting whole rows would read every matching loan from the table first.
+    A page is found by its loan ids first, then only its rows are read, by those ids alone: the ids, the
+    filters and the sort keys can all come from one index (status, deadline, district, commune, org, and
+    the key loan_id), while sorting whole rows would read every matching loan from the table first. With
+    the filters repeated beside the ids, SQLite did just that (~1 ms for a commune's 400 missed loans).
     """
     if kind == "flags":
         conditions = [loans.c.status == "missed", loans.c.deadline > sa.bindparam("after")]
@@ -229,8 +229,9 @@ def _loans_listing(kind: str, columns: tuple[str, ...]) -> _Listing:
     else:
         conditions, order = [loans.c.status.in_(OPEN), loans.c.deadline <= sa.bindparam("through")], _BY_DEADLINE
     conditions += _equal(loans, columns)
-    query = sa.select(loans).where(*conditions).order_by(*order)
-    return _listing(query, sa.select(loans.c.loan_id).where(*conditions).order_by(*order))
+    ids = sa.select(loans.c.loan_id).where(*conditions).order_by(*order).limit(_LIMIT).offset(_OFFSET)
+    page = sa.select(loans).where(loans.c.loan_id.in_(ids)).order_by(*order)
+    return _listing(sa.select(loans).where(*conditions).order_by(*order), page)
 
 
 def _loans(
