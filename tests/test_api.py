@@ -11,7 +11,7 @@ import json
 import shutil
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from tests.kafka_broker import free_ports
 from tests.pipeline import UYTHAC
 from tests.support import CARD, group, inspect, loan, replay_into, report_at, report_of, tick
 from uythac import report
+from uythac.answers import Scores
 from uythac.api import create_app
 from uythac.api.auth import load_keys
 from uythac.api.events import reason_errors
@@ -146,6 +147,14 @@ def test_words_agree_in_number_and_never_round_a_loss_away() -> None:
     assert one[0].en == "Lost 0.5 of 10 points: 1 of 20 loans was not inspected within 30 days of disbursement"
     assert "(<0.01%)" in one[1].en and "(<0,01%)" in one[1].vi
     assert explain(report.score(Counts(), CARD), CARD.windows) == []
+
+
+def test_a_scores_words_are_written_once() -> None:
+    scores = Scores(CARD)
+    scored = scores.of(Counts(19, 20, inactive=1, seasoned_loans=100_000))
+    words = scores.explained(scored)
+    assert words == tuple(asdict(explanation) for explanation in explain(scored, CARD.windows))
+    assert scores.explained(scored) is words
 
 
 # problems ---------------------------------------------------------------------------------------------

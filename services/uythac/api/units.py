@@ -78,5 +78,4 @@ def get_unit(commune_id: str, org: str) -> Response:
     flags = queries.flags(connection, report.window(today, context.card), mine).rows
     due_by = answers.later(today, context.card.windows.due_soon_days)
     due = queries.open_obligations(connection, due_by, mine).rows
-    detail = answers.unit_detail(unit, context.scores.of(unit.counts), today, flags, due, context.card)
-    return as_json(detail)
+    return as_json(answers.unit_detail(unit, context.scores, today, flags, due))
