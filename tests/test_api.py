@@ -11,6 +11,7 @@ import json
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -30,6 +31,7 @@ from uythac.answers import Scores
 from uythac.api import create_app
 from uythac.api.auth import load_keys
 from uythac.api.events import reason_errors
+from uythac.api.memo import Bodies
 from uythac.api.schemas import (
     FlagsPageSchema,
     LoanSchema,
@@ -478,3 +480,17 @@ def test_cached_answers_follow_the_next_batch(tmp_path: Path, province: Province
     assert get(app, province.keys, "/v1/distribution") != table
     assert get(app, province.keys, "/v1/units?org=DTN")["total"] == listed["total"] + 1
     assert get(app, province.keys, "/v1/units?org=DTN", "nowhere")["total"] == 0  # its own area, not a kept page
+
+
+def test_kept_bodies_are_bounded_by_bytes() -> None:
+    bodies, made = Bodies(10), []
+
+    def make(body: bytes) -> Callable[[], bytes]:
+        return lambda: made.append(body) or body
+
+    for key in "abcde":  # 10 bytes: all kept, however many
+        bodies.get(key, make(b"xx"))
+    assert bodies.get("a", make(b"again")) == b"xx"
+    bodies.get("big", make(b"x" * 7))  # the oldest go until the bytes fit: b, c, d, e
+    assert bodies.get("a", make(b"again")) == b"xx" and bodies.get("e", make(b"again")) == b"again"
+    assert made == [b"xx"] * 5 + [b"x" * 7, b"again"] and bodies.size <= 10

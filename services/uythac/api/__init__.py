@@ -19,6 +19,8 @@ from uythac.store import Store
 
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 16 * 1024 * 1024  # a full array of POST /v1/events at typical event sizes, with room
+BODIES_BYTES = 64 * 1024 * 1024  # reports and tables kept per store version: a province's report is ~2.5 MB
+PAGES_BYTES = 32 * 1024 * 1024  # pages and details kept per store version: all a province's callers ask for ~13 MB
 
 
 def create_app(settings: Settings | None = None, store: Store | None = None) -> Flask:
@@ -41,7 +43,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
-    app.extensions[EXTENSION] = Services(settings, store, card, scores, publisher, Bodies(32), Bodies(1024))
+    bodies, pages = Bodies(BODIES_BYTES), Bodies(PAGES_BYTES)
+    app.extensions[EXTENSION] = Services(settings, store, card, scores, publisher, bodies, pages)
     keys = load_keys(settings.api_keys_file)
     if not keys:
         log.warning("no API keys configured (UYTHAC_API_KEYS_FILE): every /v1 request will be refused")
