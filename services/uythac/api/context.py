@@ -39,7 +39,7 @@ def services() -> Services:
 def reading() -> Connection:
     """The request's one read transaction (`queries.snapshot`), begun at its first read, ended with the
     request: a kept page's version and the view that makes the page read the same state, and a request
-    pays for one connection and one BEGIN (~70 µs) however many parts read the store."""
+    pays for one connection and one BEGIN however many parts read the store."""
     if "reading" not in g:
         g.reading = ExitStack()
         g.connection = g.reading.enter_context(queries.snapshot(services().store))
