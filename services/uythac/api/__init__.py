@@ -19,6 +19,8 @@ from uythac.store import Store
 
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 16 * 1024 * 1024  # a full array of POST /v1/events at typical event sizes, with room
+BODIES_BYTES = 64 * 1024 * 1024  # reports and tables kept per store version: a province's report is ~2.5 MB
+PAGES_BYTES = 32 * 1024 * 1024  # pages and details kept per store version: all a province's callers ask for ~13 MB
 
 
 def create_app(settings: Settings | None = None, store: Store | None = None) -> Flask:
@@ -27,7 +29,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     from uythac.answers import Scores
     from uythac.api import events, health, inspections, loans, openapi, problems, prometheus, reports, telemetry, units
     from uythac.api.auth import Guard, load_keys
-    from uythac.api.context import EXTENSION, Services
+    from uythac.api.context import EXTENSION, Services, end_reading
     from uythac.api.memo import Bodies
     from uythac.api.publisher import Publisher
 
@@ -41,7 +43,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
-    app.extensions[EXTENSION] = Services(settings, store, card, scores, publisher, Bodies(32), Bodies(1024))
+    bodies, pages = Bodies(BODIES_BYTES), Bodies(PAGES_BYTES)
+    app.extensions[EXTENSION] = Services(settings, store, card, scores, publisher, bodies, pages)
     keys = load_keys(settings.api_keys_file)
     if not keys:
         log.warning("no API keys configured (UYTHAC_API_KEYS_FILE): every /v1 request will be refused")
@@ -51,6 +54,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     guard = Guard(keys, keyed, everywhere)
 
     telemetry.init_app(app)
+    app.teardown_request(end_reading)
     guard.init_app(app)
     problems.init_app(app)
     for blueprint in (*v1, health.bp):

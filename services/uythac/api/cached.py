@@ -16,7 +16,7 @@ from flask import Response, request
 
 from uythac import queries
 from uythac.api.auth import caller
-from uythac.api.context import services
+from uythac.api.context import reading, services
 from uythac.api.marshal import JSON
 
 
@@ -26,8 +26,8 @@ def per_version(view: Callable[..., Response]) -> Callable[..., Response]:
     @wraps(view)
     def answer(**path: str) -> Response:
         context = services()
-        with queries.snapshot(context.store) as connection:
-            version = queries.version(connection)
+        connection = reading()
+        version = queries.version(connection)
         key = ("view", version, request.full_path, caller().area)
         return Response(context.pages.get(key, lambda: view(**path).get_data()), mimetype=JSON)
 

@@ -1,11 +1,15 @@
-"""What every view needs, made once per process by `create_app` and kept on the Flask app."""
+"""What every view needs, made once per process by `create_app` and kept on the Flask app; and the
+request's read transaction on the store."""
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import dataclass
 
-from flask import current_app
+from flask import current_app, g
+from sqlalchemy.engine import Connection
 
+from uythac import queries
 from uythac.answers import Scores
 from uythac.api.memo import Bodies
 from uythac.api.publisher import Publisher
@@ -30,3 +34,21 @@ class Services:
 def services() -> Services:
     found: Services = current_app.extensions[EXTENSION]
     return found
+
+
+def reading() -> Connection:
+    """The request's one read transaction (`queries.snapshot`), begun at its first read, ended with the
+    request: a kept page's version and the view that makes the page read the same state, and a request
+    pays for one connection and one BEGIN however many parts read the store."""
+    if "reading" not in g:
+        g.reading = ExitStack()
+        g.connection = g.reading.enter_context(queries.snapshot(services().store))
+    connection: Connection = g.connection
+    return connection
+
+
+def end_reading(_error: BaseException | None) -> None:
+    """Ends the request's read transaction, if it began one (`create_app` registers it at teardown)."""
+    stack: ExitStack | None = g.pop("reading", None)
+    if stack is not None:
+        stack.close()

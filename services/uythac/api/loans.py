@@ -7,13 +7,13 @@ from flask import Blueprint, Response
 
 from uythac import answers, queries
 from uythac.api.auth import caller
-from uythac.api.context import services
-from uythac.api.marshal import arguments, respond
+from uythac.api.context import reading
+from uythac.api.marshal import arguments, as_json
 from uythac.api.problems import Problem
-from uythac.api.schemas import LoanPathArgs, LoanSchema
+from uythac.api.schemas import LoanPathArgs
 
 bp = Blueprint("loans", __name__)
-_LOAN_PATH, _LOAN = LoanPathArgs(), LoanSchema()
+_LOAN_PATH = LoanPathArgs()
 
 
 @bp.get("/v1/loans/<loan_id>")
@@ -33,9 +33,9 @@ def get_loan(loan_id: str) -> Response:
         404: NotFound
     """
     arguments(_LOAN_PATH, {"loan_id": loan_id})
-    with queries.snapshot(services().store) as connection:
-        loan = queries.loan(connection, loan_id)
-        if loan is None or not caller().area.covers(loan.district_id, loan.commune_id):
-            raise Problem("not-found", f"no disbursed loan {loan_id} in the area of this API key")
-        today = queries.clock(connection)
-    return respond(_LOAN, answers.loan_status(loan, today))
+    connection = reading()
+    loan = queries.loan(connection, loan_id)
+    if loan is None or not caller().area.covers(loan.district_id, loan.commune_id):
+        raise Problem("not-found", f"no disbursed loan {loan_id} in the area of this API key")
+    today = queries.clock(connection)
+    return as_json(answers.loan_status(loan, today))

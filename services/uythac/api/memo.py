@@ -15,10 +15,12 @@ from collections.abc import Callable, Hashable
 
 
 class Bodies:
-    """The latest `size` bodies by key (a key starts with the store version it was made at)."""
+    """The latest bodies by key, `budget` bytes of them at most (a key starts with the store version it was
+    made at). Bounded by bytes, not by count: bodies run from 100 B (an empty page) to 2.5 MB (the report),
+    and the pages a province's callers ask for outnumbered a count that bounded the largest well."""
 
-    def __init__(self, size: int) -> None:
-        self.size = size
+    def __init__(self, budget: int) -> None:
+        self.budget, self.size = budget, 0
         self._bodies: OrderedDict[Hashable, bytes] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -31,7 +33,9 @@ class Bodies:
                 return body
         body = make()
         with self._lock:
+            replaced = self._bodies.pop(key, None)
             self._bodies[key] = body
-            while len(self._bodies) > self.size:
-                self._bodies.popitem(last=False)
+            self.size += len(body) - (0 if replaced is None else len(replaced))
+            while self.size > self.budget:
+                self.size -= len(self._bodies.popitem(last=False)[1])
         return body

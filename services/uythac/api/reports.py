@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 
 from uythac import answers, queries, report
 from uythac.api.auth import caller
-from uythac.api.context import Services, services
+from uythac.api.context import Services, reading, services
 from uythac.api.marshal import JSON, as_json, query, respond
 from uythac.api.problems import Problem
 from uythac.api.schemas import DistributionArgs, DistributionSchema, ReportArgs
@@ -47,11 +47,11 @@ def get_report() -> Response:
     as_of: date | None = query(_REPORT_ARGS).get("as_of")
     selection = queries.Selection(caller().area)
     context = services()
-    with queries.snapshot(context.store) as connection:
-        today = queries.clock(connection)
-        if as_of is not None and as_of != today:
-            return as_json(answers.restrict(_stored(connection, today, as_of), selection))
-        body = report_at_t(context, connection, selection)
+    connection = reading()
+    today = queries.clock(connection)
+    if as_of is not None and as_of != today:
+        return as_json(answers.restrict(_stored(connection, today, as_of), selection))
+    body = report_at_t(context, connection, selection)
     return Response(body, mimetype=JSON)
 
 
@@ -88,21 +88,21 @@ def get_distribution() -> Response:
     args = query(_DISTRIBUTION_ARGS)
     selection = queries.Selection(caller().area, district_id=args.get("district_id"), org=args.get("org"))
     context = services()
-    with queries.snapshot(context.store) as connection:
-        today = queries.clock(connection)
-        as_of: date | None = args.get("as_of")
-        if as_of is not None and as_of != today:
-            stored = answers.restrict(_stored(connection, today, as_of), selection)
-            return respond(_DISTRIBUTION, answers.distribution_table(stored["as_of"], stored["units"]))
+    connection = reading()
+    today = queries.clock(connection)
+    as_of: date | None = args.get("as_of")
+    if as_of is not None and as_of != today:
+        stored = answers.restrict(_stored(connection, today, as_of), selection)
+        return respond(_DISTRIBUTION, answers.distribution_table(stored["as_of"], stored["units"]))
 
-        def build() -> bytes:
-            classes = [
-                {"district_id": unit.district_id, "org": unit.org, "class": context.scores.of(unit.counts).klass}
-                for unit in queries.units_of(connection, selection).rows
-            ]
-            return orjson.dumps(_DISTRIBUTION.dump(answers.distribution_table(answers.iso(today), classes)))
+    def build() -> bytes:
+        classes = [
+            {"district_id": unit.district_id, "org": unit.org, "class": context.scores.of(unit.counts).klass}
+            for unit in queries.units_of(connection, selection).rows
+        ]
+        return orjson.dumps(_DISTRIBUTION.dump(answers.distribution_table(answers.iso(today), classes)))
 
-        body = context.bodies.get(("distribution", queries.version(connection), selection), build)
+    body = context.bodies.get(("distribution", queries.version(connection), selection), build)
     return Response(body, mimetype=JSON)
 
 

@@ -7,14 +7,13 @@ from flask import Blueprint, Response
 from uythac import answers, queries, report
 from uythac.api.auth import caller
 from uythac.api.cached import per_version
-from uythac.api.context import services
-from uythac.api.marshal import arguments, query, respond
+from uythac.api.context import reading, services
+from uythac.api.marshal import arguments, as_json, query
 from uythac.api.problems import Problem
-from uythac.api.schemas import UnitDetailSchema, UnitPathArgs, UnitsArgs, UnitsPageSchema
+from uythac.api.schemas import UnitPathArgs, UnitsArgs
 
 bp = Blueprint("units", __name__)
-_UNITS_ARGS, _UNITS_PAGE = UnitsArgs(), UnitsPageSchema()
-_UNIT_PATH, _UNIT_DETAIL = UnitPathArgs(), UnitDetailSchema()
+_UNITS_ARGS, _UNIT_PATH = UnitsArgs(), UnitPathArgs()
 
 
 @bp.get("/v1/units")
@@ -37,17 +36,17 @@ def list_units() -> Response:
     selection = queries.Selection(caller().area, district_id=args.get("district_id"), org=args.get("org"))
     number, per_page = args["page"], args["per_page"]
     context = services()
-    with queries.snapshot(context.store) as connection:
-        today = queries.clock(connection)
-        if "class_" in args:  # every unit of the selection is scored to know its class; then a page of them
-            found = queries.units_of(connection, selection).rows
-            scored = [(u, s) for u in found if (s := context.scores.of(u.counts)).klass == args["class_"]]
-            total, scored = len(scored), scored[(number - 1) * per_page : number * per_page]
-        else:
-            page = queries.units_of(connection, selection, per_page, (number - 1) * per_page)
-            total, scored = page.total, [(u, context.scores.of(u.counts)) for u in page.rows]
+    connection = reading()
+    today = queries.clock(connection)
+    if "class_" in args:  # every unit of the selection is scored to know its class; then a page of them
+        found = queries.units_of(connection, selection).rows
+        scored = [(u, s) for u in found if (s := context.scores.of(u.counts)).klass == args["class_"]]
+        total, scored = len(scored), scored[(number - 1) * per_page : number * per_page]
+    else:
+        page = queries.units_of(connection, selection, per_page, (number - 1) * per_page)
+        total, scored = page.total, [(u, context.scores.of(u.counts)) for u in page.rows]
     items = [answers.unit_summary(unit, score) for unit, score in scored]
-    return respond(_UNITS_PAGE, answers.page(today, number, per_page, total, items))
+    return as_json(answers.page(today, number, per_page, total, items))
 
 
 @bp.get("/v1/units/<commune_id>/<org>")
@@ -69,15 +68,14 @@ def get_unit(commune_id: str, org: str) -> Response:
     """
     arguments(_UNIT_PATH, {"commune_id": commune_id, "org": org})
     context = services()
-    with queries.snapshot(context.store) as connection:
-        unit = queries.unit(connection, commune_id, org)
-        if unit is None or not caller().area.covers(unit.district_id, unit.commune_id):
-            raise Problem("not-found", f"no unit {commune_id}/{org} in the area of this API key")
-        today = queries.clock(connection)
-        assert today is not None, "a reported unit was named by an accepted event, which set the clock"
-        mine = queries.Selection(commune_id=commune_id, org=org)
-        flags = queries.flags(connection, report.window(today, context.card), mine).rows
-        due_by = answers.later(today, context.card.windows.due_soon_days)
-        due = queries.open_obligations(connection, due_by, mine).rows
-    detail = answers.unit_detail(unit, context.scores.of(unit.counts), today, flags, due, context.card)
-    return respond(_UNIT_DETAIL, detail)
+    connection = reading()
+    unit = queries.unit(connection, commune_id, org)
+    if unit is None or not caller().area.covers(unit.district_id, unit.commune_id):
+        raise Problem("not-found", f"no unit {commune_id}/{org} in the area of this API key")
+    today = queries.clock(connection)
+    assert today is not None, "a reported unit was named by an accepted event, which set the clock"
+    mine = queries.Selection(commune_id=commune_id, org=org)
+    flags = queries.flags(connection, report.window(today, context.card), mine).rows
+    due_by = answers.later(today, context.card.windows.due_soon_days)
+    due = queries.open_obligations(connection, due_by, mine).rows
+    return as_json(answers.unit_detail(unit, context.scores, today, flags, due))
