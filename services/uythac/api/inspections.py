@@ -7,19 +7,21 @@ from datetime import date
 from typing import Any
 
 from flask import Blueprint, Response
+from marshmallow import Schema
 from sqlalchemy.engine import Connection
 
 from uythac import answers, queries, report
 from uythac.api.auth import caller
 from uythac.api.cached import per_version
 from uythac.api.context import reading, services
-from uythac.api.marshal import as_json, query
-from uythac.api.schemas import FlagsArgs, WorklistArgs
+from uythac.api.marshal import query, respond
+from uythac.api.schemas import FlagsArgs, FlagsPageSchema, WorklistArgs, WorklistPageSchema
 from uythac.ledger import Loan
 from uythac.queries import Page
 
 bp = Blueprint("inspections", __name__)
-_FLAGS_ARGS, _WORKLIST_ARGS = FlagsArgs(), WorklistArgs()
+_FLAGS_ARGS, _FLAGS_PAGE = FlagsArgs(), FlagsPageSchema()
+_WORKLIST_ARGS, _WORKLIST_PAGE = WorklistArgs(), WorklistPageSchema()
 
 
 def _selection(args: dict[str, Any]) -> queries.Selection:
@@ -46,7 +48,7 @@ def list_flags() -> Response:
     def found(connection: Connection, today: date, selection: queries.Selection, limit: int, offset: int) -> Page:
         return queries.flags(connection, report.window(today, card), selection, limit, offset)
 
-    return _loans_page(query(_FLAGS_ARGS), found, lambda loan, _: report.flag_entry(loan, card))
+    return _loans_page(_FLAGS_PAGE, query(_FLAGS_ARGS), found, lambda loan, _: report.flag_entry(loan, card))
 
 
 @bp.get("/v1/worklist")
@@ -68,10 +70,11 @@ def get_worklist() -> Response:
     def found(connection: Connection, today: date, selection: queries.Selection, limit: int, offset: int) -> Page:
         return queries.open_obligations(connection, answers.later(today, args["within_days"]), selection, limit, offset)
 
-    return _loans_page(args, found, answers.obligation_entry)
+    return _loans_page(_WORKLIST_PAGE, args, found, answers.obligation_entry)
 
 
 def _loans_page(
+    schema: Schema,
     args: dict[str, Any],
     find: Callable[[Connection, date, queries.Selection, int, int], Page],
     entry: Callable[[Loan, date], dict[str, Any]],
@@ -82,4 +85,4 @@ def _loans_page(
     today = queries.clock(connection)
     found = Page(0, []) if today is None else find(connection, today, _selection(args), limit, offset)
     items = [] if today is None else [entry(loan, today) for loan in found.rows]
-    return as_json(answers.page(today, args["page"], limit, found.total, items))
+    return respond(schema, answers.page(today, args["page"], limit, found.total, items))

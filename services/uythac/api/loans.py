@@ -8,12 +8,12 @@ from flask import Blueprint, Response
 from uythac import answers, queries
 from uythac.api.auth import caller
 from uythac.api.context import reading
-from uythac.api.marshal import arguments, as_json
+from uythac.api.marshal import arguments, respond
 from uythac.api.problems import Problem
-from uythac.api.schemas import LoanPathArgs
+from uythac.api.schemas import LoanPathArgs, LoanSchema
 
 bp = Blueprint("loans", __name__)
-_LOAN_PATH = LoanPathArgs()
+_LOAN_PATH, _LOAN = LoanPathArgs(), LoanSchema()
 
 
 @bp.get("/v1/loans/<loan_id>")
@@ -38,4 +38,4 @@ def get_loan(loan_id: str) -> Response:
     if loan is None or not caller().area.covers(loan.district_id, loan.commune_id):
         raise Problem("not-found", f"no disbursed loan {loan_id} in the area of this API key")
     today = queries.clock(connection)
-    return as_json(answers.loan_status(loan, today))
+    return respond(_LOAN, answers.loan_status(loan, today))

@@ -1,5 +1,5 @@
 """The OpenAPI 3.1 document, generated with apispec from the same marshmallow schemas that load the
-parameters and shape the bodies, and from the views themselves: each view's docstring holds its why (the
+parameters and dump the bodies, and from the views themselves: each view's docstring holds its why (the
 operation's description) and, after `---`, its operation in YAML. `/openapi.json` serves it; `/docs` is
 a plain HTML page drawn from it on the server, so it needs no script and no CDN.
 

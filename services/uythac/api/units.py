@@ -8,12 +8,13 @@ from uythac import answers, queries, report
 from uythac.api.auth import caller
 from uythac.api.cached import per_version
 from uythac.api.context import reading, services
-from uythac.api.marshal import arguments, as_json, query
+from uythac.api.marshal import arguments, query, respond
 from uythac.api.problems import Problem
-from uythac.api.schemas import UnitPathArgs, UnitsArgs
+from uythac.api.schemas import UnitDetailSchema, UnitPathArgs, UnitsArgs, UnitsPageSchema
 
 bp = Blueprint("units", __name__)
-_UNITS_ARGS, _UNIT_PATH = UnitsArgs(), UnitPathArgs()
+_UNITS_ARGS, _UNITS_PAGE = UnitsArgs(), UnitsPageSchema()
+_UNIT_PATH, _UNIT_DETAIL = UnitPathArgs(), UnitDetailSchema()
 
 
 @bp.get("/v1/units")
@@ -46,7 +47,7 @@ def list_units() -> Response:
         page = queries.units_of(connection, selection, per_page, (number - 1) * per_page)
         total, scored = page.total, [(u, context.scores.of(u.counts)) for u in page.rows]
     items = [answers.unit_summary(unit, score) for unit, score in scored]
-    return as_json(answers.page(today, number, per_page, total, items))
+    return respond(_UNITS_PAGE, answers.page(today, number, per_page, total, items))
 
 
 @bp.get("/v1/units/<commune_id>/<org>")
@@ -78,4 +79,4 @@ def get_unit(commune_id: str, org: str) -> Response:
     flags = queries.flags(connection, report.window(today, context.card), mine).rows
     due_by = answers.later(today, context.card.windows.due_soon_days)
     due = queries.open_obligations(connection, due_by, mine).rows
-    return as_json(answers.unit_detail(unit, context.scores, today, flags, due))
+    return respond(_UNIT_DETAIL, answers.unit_detail(unit, context.scores, today, flags, due))
