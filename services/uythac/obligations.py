@@ -8,7 +8,7 @@ collects the decisions the rules make, and retracts the facts again.
 
 The rules are compiled and matched by durable_rules' own engine; this module drives it through the same
 C calls its Python host makes (assert, start an action, complete it and start the next), without the
-host's per-action wrapping: its JSON state round trip, closures and lease timers cost ~50 µs an action,
+host's per-action wrapping: its JSON state round trip and closures cost ~30–50 µs an action,
 more than matching the facts. Every action has run, in firing order, before a call returns; an
 exception in an action propagates (the host would swallow it) and the processor's batch rolls back; a
 call whose last fact meets no rule runs its actions all the same (the host would defer them).
