@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect
 
 from uythac.ledger import OPEN, Counts, Loan, Unit
-from uythac.store import Store, loans, meta, snapshots, units
+from uythac.store import Store, driver_rows, loans, meta, snapshots, units
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ def snapshot(store: Store) -> Iterator[Connection]:
     """
     with store.engine.connect() as connection:
         if connection.dialect.name == "sqlite":
-            _execute(connection, "BEGIN", ())  # rolled back when the pool takes the connection back
+            driver_rows(connection, "BEGIN", ())  # rolled back when the pool takes the connection back
             yield connection
         else:
             with connection.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True).begin():
@@ -133,7 +133,8 @@ def _rows(connection: Connection, statement: sa.Select[Any], parameters: Mapping
     a count, a page, a loan) SQLAlchemy's execution took ~40-50 µs of Python each, ~5 to 50 times SQLite's."""
     prepared = _prepared(statement, connection.dialect)
     values = {**prepared.fixed, **parameters}
-    rows = _execute(connection, prepared.sql, values if prepared.order is None else [values[n] for n in prepared.order])
+    bound = values if prepared.order is None else [values[name] for name in prepared.order]
+    rows = driver_rows(connection, prepared.sql, bound)
     if not prepared.convert:
         return rows
     converted = []
@@ -143,15 +144,6 @@ def _rows(connection: Connection, statement: sa.Select[Any], parameters: Mapping
             fields[index] = process(fields[index])
         converted.append(tuple(fields))
     return converted
-
-
-def _execute(connection: Connection, sql: str, parameters: Sequence[Any] | Mapping[str, Any]) -> list[Any]:
-    cursor = connection.connection.cursor()
-    try:
-        cursor.execute(sql, parameters)
-        return list(cursor.fetchall())
-    finally:
-        cursor.close()
 
 
 # the store's meta values --------------------------------------------------------------------------
