@@ -89,18 +89,24 @@ def scored_entry(unit: Unit, scored: UnitScore) -> dict[str, Any]:
     }
 
 
+FLAG_KEYS = (  # a flag entry's keys, in order (`flag_entry`; the store reads month-end flags straight into them)
+    "loan_id",
+    "district_id",
+    "commune_id",
+    "org",
+    "disbursed_on",
+    "deadline",
+    "late_inspection_on",
+)
+
+
 def flag_entry(loan: Loan, card: Scorecard) -> dict[str, Any]:
-    assert loan.disbursed_on is not None and loan.deadline is not None
-    late = loan.late_inspection_on
-    return {
-        "loan_id": loan.loan_id,
-        "district_id": loan.district_id,
-        "commune_id": loan.commune_id,
-        "org": loan.org,
-        "disbursed_on": loan.disbursed_on.isoformat(),
-        "deadline": loan.deadline.isoformat(),
-        "late_inspection_on": None if late is None else late.isoformat(),
-    }
+    """A missed loan as the report lists it: its `FLAG_KEYS`, dates as ISO text."""
+    return {name: _iso(getattr(loan, name)) for name in FLAG_KEYS}
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, date) else value
 
 
 def unit_order(unit: Unit) -> tuple[str, str, str]:
@@ -127,17 +133,6 @@ def build(
         "flags": list(flags),
         "distribution": distribution(entries),
     }
-
-
-FLAG_KEYS = (  # a flag entry's keys, in order (the store reads flags straight into them)
-    "loan_id",
-    "district_id",
-    "commune_id",
-    "org",
-    "disbursed_on",
-    "deadline",
-    "late_inspection_on",
-)
 
 
 def distribution(entries: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, int]]:

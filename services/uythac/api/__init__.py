@@ -63,5 +63,5 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     openapi.init_app(app, guard, settings.api_max_events)
     with queries.snapshot(store) as connection:  # now, not on the first request that needs them
         scores.warm(queries.units_of(connection, queries.Selection()).rows)
-        reports.report_at_t(app.extensions[EXTENSION], connection, queries.Selection())
+        reports.report_at_t(app.extensions[EXTENSION], connection, queries.clock(connection), queries.Selection())
     return app

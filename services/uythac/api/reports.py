@@ -51,14 +51,13 @@ def get_report() -> Response:
     today = queries.clock(connection)
     if as_of is not None and as_of != today:
         return as_json(answers.restrict(_stored(connection, today, as_of), selection))
-    body = report_at_t(context, connection, selection)
+    body = report_at_t(context, connection, today, selection)
     return Response(body, mimetype=JSON)
 
 
-def report_at_t(context: Services, connection: Connection, selection: queries.Selection) -> bytes:
-    """The report of the selection's area at T, as JSON, kept per store version (`create_app` makes the
-    province's when a process starts: building it takes ~1 s of a province's Python)."""
-    today = queries.clock(connection)
+def report_at_t(context: Services, connection: Connection, today: date | None, selection: queries.Selection) -> bytes:
+    """The report of the selection's area at T (`today`, the store's clock), as JSON, kept per store version
+    (`create_app` makes the province's when a process starts: building it takes ~1 s of a province's Python)."""
 
     def build() -> bytes:
         units = queries.units_of(connection, selection).rows
