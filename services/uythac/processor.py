@@ -23,6 +23,7 @@ from functools import lru_cache, partial
 from typing import Any
 
 from uythac import report
+from uythac.cache import Cache, Kept
 from uythac.dates import month_end
 from uythac.ledger import NOTHING, ONE_DAY, OPEN, Bounds, Counts, Group, Loan, Unit
 from uythac.obligations import Decision, Inspection, Obligation, ObligationEngine
@@ -77,15 +78,18 @@ BeforeCommit = Callable[[UnitOfWork, Outcome], None]
 class Processor:
     """The scoring state of one store, kept in step with it batch by batch."""
 
-    def __init__(self, store: Store, card: Scorecard, months_kept: int = 24) -> None:
-        """`months_kept`: how many month-end reports the store keeps (the latest ones; 0: none)."""
+    def __init__(self, store: Store, card: Scorecard, months_kept: int = 24, cache_limit: int = 250_000) -> None:
+        """`months_kept`: how many month-end reports the store keeps (the latest ones; 0: none);
+        `cache_limit`: how many loans (and how many groups) stay in memory between batches."""
         self.store, self.card, self.months_kept = store, card, months_kept
+        self.cache = Cache(cache_limit)
         # A unit's score is a pure function of its counts, and most units of an old month end keep their
         # counts from one month end to the next (a backfill of years passes hundreds of month ends).
         self._score = lru_cache(maxsize=1 << 14)(partial(report.score, card=card))
         self._restore()
 
     def _restore(self) -> None:
+        self.cache.clear()
         with self.store.unit_of_work() as uow:
             uow.claim_scorecard(self.card.digest)
             self.today = uow.clock()
@@ -100,7 +104,7 @@ class Processor:
     ) -> Outcome:
         """Apply a batch; `floor` moves the clock to at least that day (replay --as-of, clock ticks)."""
         try:
-            with self.store.unit_of_work() as uow:
+            with self.store.unit_of_work(self.cache.rows()) as uow:
                 outcome = Outcome(today=self.today)
                 accepted = _dedupe(uow, batch, outcome)
                 for part, until, passed in _parts(accepted, self.today, floor, self.months_kept):
@@ -115,6 +119,7 @@ class Processor:
         except BaseException:
             self._restore()
             raise
+        self.cache.trim()
         return outcome
 
     def _report(self, uow: UnitOfWork, today: date) -> dict[str, Any]:
@@ -124,15 +129,13 @@ class Processor:
 
 
 class _Batch:
-    """One batch's working set: the entities it loaded and their contributions before it."""
+    """One batch's working set: the loans and groups its events name and those the clock brought due."""
 
     def __init__(self, processor: Processor, uow: UnitOfWork) -> None:
         self.p, self.uow = processor, uow
         self.windows = processor.card.windows
         self.loans: dict[str, Loan] = {}
         self.groups: dict[str, Group] = {}
-        # each loaded entity's unit and contribution before this batch, by kind and id
-        self.before: dict[str, dict[str, tuple[tuple[str, str] | None, Counts]]] = {"loan": {}, "group": {}}
         self.named: dict[tuple[str, str], Unit] = {}  # units a reporting event named in this batch
         self.disbursed_now: dict[str, str] = {}  # loan_id → the event_id that (re)disbursed it in this batch
         self.outcome = Outcome()
@@ -156,25 +159,16 @@ class _Batch:
 
     # 2 ------------------------------------------------------------------------------------------
     def _load(self, accepted: list[Event], old: date | None, today: date) -> None:
+        """The entities the events name and those due by `today`, from the cache or else the store."""
         loan_ids = {e.data["loan_id"] for e in accepted if "loan_id" in e.data}
         group_ids = {e.data["group_id"] for e in accepted if "group_id" in e.data and e.type != "loan.disbursed"}
-        moved = old is not None and today > old
-        loans = self.uow.due_loans(today) if moved else {}
-        groups = self.uow.due_groups(today) if moved else {}
-        loans.update(self.uow.loans(sorted(loan_ids - loans.keys())))
-        groups.update(self.uow.groups(sorted(group_ids - groups.keys())))
+        if old is not None and today > old:
+            loan_ids.update(self.uow.due_loan_ids(today))
+            group_ids.update(self.uow.due_group_ids(today))
         at = None if old is None else Bounds.at(old, self.windows)
-        wanted = sorted(loan_ids | loans.keys())
-        self._loaded("loan", self.loans, {i: loans.get(i) or Loan(i) for i in wanted}, at)
-        wanted = sorted(group_ids | groups.keys())
-        self._loaded("group", self.groups, {i: groups.get(i) or Group(i) for i in wanted}, at)
-
-    def _loaded(self, kind: str, into: dict[str, Any], entities: dict[str, Any], at: Bounds | None) -> None:
-        """Take in loaded (or new) entities, with their unit and contribution at the old clock."""
-        into.update(entities)
-        before = self.before[kind]
-        for key, entity in entities.items():
-            before[key] = (entity.unit, NOTHING if at is None else entity.contribution(at))
+        cache = self.p.cache
+        self.loans = cache.loans.take(sorted(loan_ids), self.uow.loans, at)
+        self.groups = cache.groups.take(sorted(group_ids), self.uow.groups, at)
 
     # 3 ------------------------------------------------------------------------------------------
     def _fold(self, accepted: list[Event]) -> tuple[set[str], list[Inspection]]:
@@ -274,15 +268,20 @@ class _Batch:
         added: dict[tuple[str, str], list[Counts]] = {}
         removed: dict[tuple[str, str], list[Counts]] = {}
         units = self.p.units
-        for kind, entities in (("loan", self.loans), ("group", self.groups)):
-            before = self.before[kind]
+        kinds: tuple[tuple[dict[str, Any], Kept[Any]], ...] = (
+            (self.loans, self.p.cache.loans),
+            (self.groups, self.p.cache.groups),
+        )
+        for entities, kept in kinds:
+            shares = kept.shares
             for entity_id, entity in entities.items():
-                old_unit, old_share = before[entity_id]
+                old_unit, old_share = shares[entity_id]
                 new_share = entity.contribution(at)
                 entity.next_change = entity.next_due(at)
                 new_unit = entity.unit
                 if old_unit == new_unit and old_share == new_share:
                     continue
+                shares[entity_id] = (new_unit, new_share)
                 if old_unit is not None and old_share != NOTHING:
                     removed.setdefault(old_unit, []).append(old_share)
                     changed[old_unit] = units[old_unit]

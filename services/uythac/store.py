@@ -196,9 +196,11 @@ class Store:
         return cls(f"sqlite:///{text}")
 
     @contextmanager
-    def unit_of_work(self) -> Iterator[UnitOfWork]:
+    def unit_of_work(self, rows: dict[str, dict[str, tuple[Any, ...]]] | None = None) -> Iterator[UnitOfWork]:
+        """One transaction; `rows`: loan and group rows as stored, kept by the caller between transactions
+        (`cache.Cache.rows`), which the unit of work reads before the store and keeps up to date."""
         with self.engine.begin() as connection:
-            yield UnitOfWork(connection)
+            yield UnitOfWork(connection, rows)
 
     @contextmanager
     def reading(self) -> Iterator[UnitOfWork]:
@@ -247,10 +249,10 @@ def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
 class UnitOfWork:
     """Reads and writes of one transaction, in the vocabulary of the domain."""
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, rows: dict[str, dict[str, tuple[Any, ...]]] | None = None) -> None:
         self.connection = connection
         self._dialect = connection.dialect.name
-        self._loaded: dict[str, dict[str, tuple[Any, ...]]] = {"loans": {}, "groups": {}}  # rows as read
+        self._loaded = {"loans": {}, "groups": {}} if rows is None else rows  # rows as stored, by table and key
 
     # metadata -----------------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
@@ -313,12 +315,12 @@ class UnitOfWork:
     def groups(self, group_ids: Sequence[str]) -> dict[str, Group]:
         return {row[0]: Group(*row) for row in self._read(groups, _GROUP_FIELDS, group_ids)}
 
-    def due_loans(self, through: date) -> dict[str, Loan]:
-        """Loans whose contribution can change on or before `through`."""
-        return {row[0]: Loan(*row) for row in self._read_due(loans, _LOAN_FIELDS, through)}
+    def due_loan_ids(self, through: date) -> list[str]:
+        """The loans whose contribution can change on or before `through` (from the index alone)."""
+        return [row[0] for row in driver_rows(self.connection, _select_due(self.connection.dialect, loans), [through])]
 
-    def due_groups(self, through: date) -> dict[str, Group]:
-        return {row[0]: Group(*row) for row in self._read_due(groups, _GROUP_FIELDS, through)}
+    def due_group_ids(self, through: date) -> list[str]:
+        return [row[0] for row in driver_rows(self.connection, _select_due(self.connection.dialect, groups), [through])]
 
     def open_obligations(self) -> int:
         """Loans still waiting for their post-disbursement inspection (pending or due soon)."""
@@ -447,12 +449,6 @@ class UnitOfWork:
         self._loaded[table.name].update((row[0], row) for row in rows)
         return rows
 
-    def _read_due(self, table: sa.Table, columns: Sequence[str], through: date) -> list[tuple[Any, ...]]:
-        """Whole rows whose next_change is on or before `through`, remembered as read (see `_read`)."""
-        rows = driver_rows(self.connection, _select_due(self.connection.dialect, table, tuple(columns)), [through])
-        self._loaded[table.name].update((row[0], row) for row in rows)
-        return rows
-
     def _save(self, table: sa.Table, rows: Sequence[tuple[Any, ...]]) -> None:
         """Insert the new rows; update only the columns that changed in the others, so indexes on the
         columns that did not change are left alone (most events change two or three columns)."""
@@ -508,8 +504,9 @@ def _select_in(dialect: sa.Dialect, table: sa.Table, columns: tuple[str, ...], s
 
 
 @cache
-def _select_due(dialect: sa.Dialect, table: sa.Table, columns: tuple[str, ...]) -> str:
-    query = sa.select(*(table.c[name] for name in columns)).where(table.c.next_change <= sa.bindparam("through"))
+def _select_due(dialect: sa.Dialect, table: sa.Table) -> str:
+    key = next(iter(table.primary_key))
+    query = sa.select(key).where(table.c.next_change <= sa.bindparam("through"))
     return _positional(query, dialect)
 
 
