@@ -106,26 +106,32 @@ def snapshot(store: Store) -> Iterator[Connection]:
 @dataclass(frozen=True)
 class _Prepared:
     """A select compiled once for a dialect: its SQL, its parameters as the driver takes them (by position
-    in this order, or by name if None), the values it binds itself, and the columns whose values the
-    driver does not give as SQLAlchemy would (SQLite's 0/1 for a boolean)."""
+    in this order, or by name if None), the values it binds itself, the parameters and the columns whose
+    values the driver does not take or give as SQLAlchemy would (dates kept as day numbers, SQLite's 0/1
+    for a boolean)."""
 
     sql: str
     order: tuple[str, ...] | None
     fixed: dict[str, Any]
+    bind: tuple[tuple[str, Callable[[Any], Any]], ...]
     convert: tuple[tuple[int, Callable[[Any], Any]], ...]
 
 
 @cache
 def _prepared(statement: sa.Select[Any], dialect: Dialect) -> _Prepared:
     compiled = statement.compile(dialect=dialect)
-    for bind in compiled.binds.values():  # the driver takes these as they are (dates: see store.py)
-        assert not bind.expanding and bind.type.dialect_impl(dialect).bind_processor(dialect) is None, bind
-    fixed = {name: bind.effective_value for name, bind in compiled.binds.items() if bind.value is not None}
+    bind = []
+    for name, parameter in compiled.binds.items():
+        assert not parameter.expanding, parameter
+        process = parameter.type.dialect_impl(dialect).bind_processor(dialect)
+        if process is not None:
+            bind.append((name, process))
+    fixed = {name: p.effective_value for name, p in compiled.binds.items() if p.value is not None}
     columns = statement.selected_columns
     processors = [column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns]
     convert = tuple((index, process) for index, process in enumerate(processors) if process is not None)
     order = tuple(compiled.positiontup or ()) if compiled.positional else None
-    return _Prepared(compiled.string, order, fixed, convert)
+    return _Prepared(compiled.string, order, fixed, tuple(bind), convert)
 
 
 def _rows(connection: Connection, statement: sa.Select[Any], parameters: Mapping[str, Any]) -> list[Any]:
@@ -133,6 +139,9 @@ def _rows(connection: Connection, statement: sa.Select[Any], parameters: Mapping
     a count, a page, a loan) SQLAlchemy's execution took ~40-50 µs of Python each, ~5 to 50 times SQLite's."""
     prepared = _prepared(statement, connection.dialect)
     values = {**prepared.fixed, **parameters}
+    for name, process in prepared.bind:
+        if name in values:
+            values[name] = process(values[name])
     bound = values if prepared.order is None else [values[name] for name in prepared.order]
     rows = driver_rows(connection, prepared.sql, bound)
     if not prepared.convert:
@@ -239,6 +248,14 @@ def unit(connection: Connection, commune_id: str, org: str) -> Unit | None:
 
 
 # loans ----------------------------------------------------------------------------------------------
+# A loan as the API shows it: its obligation, from `loans` (what its repayments changed is not asked for).
+_LOAN_COLUMNS = tuple(column for column in loans.columns if column.name in Loan.__dataclass_fields__)
+
+
+def _loan(row: Sequence[Any]) -> Loan:
+    return Loan(**{column.name: value for column, value in zip(_LOAN_COLUMNS, row, strict=True)})
+
+
 _BY_UNIT: tuple[sa.ColumnElement[Any], ...] = (loans.c.commune_id, loans.c.org, loans.c.loan_id)
 _BY_DEADLINE = (loans.c.deadline, *_BY_UNIT)
 
@@ -261,8 +278,8 @@ def _loans_listing(kind: str, columns: tuple[str, ...]) -> _Listing:
         conditions, order = [open_, loans.c.deadline <= sa.bindparam("through")], _BY_DEADLINE
     conditions += _equal(loans, columns)
     ids = sa.select(loans.c.loan_id).where(*conditions).order_by(*order).limit(_LIMIT).offset(_OFFSET)
-    page = sa.select(loans).where(loans.c.loan_id.in_(ids)).order_by(*order)
-    return _listing(sa.select(loans).where(*conditions).order_by(*order), page)
+    page = sa.select(*_LOAN_COLUMNS).where(loans.c.loan_id.in_(ids)).order_by(*order)
+    return _listing(sa.select(*_LOAN_COLUMNS).where(*conditions).order_by(*order), page)
 
 
 def _loans(
@@ -272,7 +289,7 @@ def _loans(
     if wanted is None:
         return NOTHING
     found = _loans_listing(kind, tuple(sorted(wanted))).run(connection, {**bounds, **wanted}, limit, offset)
-    return Page(found.total, [Loan(*row) for row in found.rows])
+    return Page(found.total, [_loan(row) for row in found.rows])
 
 
 def flags(
@@ -290,13 +307,13 @@ def open_obligations(
     return _loans(connection, "open", {"through": through}, selection, limit, offset)
 
 
-_LOAN = sa.select(loans).where(loans.c.loan_id == sa.bindparam("loan_id"), loans.c.status.is_not(None))
+_LOAN = sa.select(*_LOAN_COLUMNS).where(loans.c.loan_id == sa.bindparam("loan_id"), loans.c.status.is_not(None))
 
 
 def loan(connection: Connection, loan_id: str) -> Loan | None:
     """A disbursed loan; None for an id no `loan.disbursed` has named (yet), whatever else named it."""
     rows = _rows(connection, _LOAN, {"loan_id": loan_id})
-    return Loan(*rows[0]) if rows else None
+    return _loan(rows[0]) if rows else None
 
 
 _FLAGS_BY_DISTRICT = (

@@ -4,19 +4,28 @@ Tables hold order-independent summaries (`ledger.Loan`, `ledger.Group`), the uni
 inspection, the event ids already accepted (durable dedupe) and small metadata (the clock, the
 scorecard in use). One `UnitOfWork` is one transaction: whatever a batch changes commits together or
 not at all.
+
+Layout, for speed where most events land (a repayment changes three values of one loan):
+- loans and groups have a small integer key `n` of the store's own (rowid tables in SQLite), beside their
+  ids; a loan's obligation (its unit, deadline, status...) is in `loans`, what its repayments change is in
+  `loan_balances`, a narrow table: a repayment rewrites a short row, not the whole loan and its indexes;
+- dates are day numbers (`Day`: days since 1970-01-01), 2–3 bytes in a row or an index entry instead of
+  10 characters. In SQL, `date(d * 86400, 'unixepoch')` (SQLite) or `DATE '1970-01-01' + d`
+  (PostgreSQL) shows one as a date.
 """
 
 from __future__ import annotations
 
 import gzip
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from dataclasses import fields as dataclass_fields
 from datetime import date
-from functools import cache, lru_cache
+from functools import cache, cached_property, lru_cache
 from itertools import compress
-from operator import attrgetter, itemgetter, ne
+from operator import attrgetter, ne
 from pathlib import Path
 from typing import Any
 
@@ -29,16 +38,51 @@ from uythac.errors import StoreError
 from uythac.ledger import Counts, Group, Loan, Unit
 from uythac.report import FLAG_KEYS
 
-# Dates go into SQLite as ISO text and DATE columns come back as dates, by the driver itself (the
-# stdlib's own default adapter and converter do the same but are deprecated from Python 3.12). A
-# loaded loan has up to seven dates and most are recent days: the converter remembers a few thousand.
-sqlite3.register_adapter(date, date.isoformat)
-sqlite3.register_converter("DATE", lru_cache(maxsize=4096)(lambda text: date.fromisoformat(text.decode())))
+LAYOUT = "2"  # of the tables below; a store made with another layout is refused (replay into a new one)
+EPOCH = date(1970, 1, 1).toordinal()
+
+
+def day_number(day: date) -> int:
+    """A date as the store keeps it: days since 1970-01-01."""
+    return day.toordinal() - EPOCH
+
+
+@lru_cache(maxsize=8192)
+def day_of(number: int) -> date:
+    """A day number read from the store as a date (most are recent days: remembered)."""
+    return date.fromordinal(number + EPOCH)
+
+
+@lru_cache(maxsize=8192)
+def iso_of(number: int) -> str:
+    return day_of(number).isoformat()
+
+
+class Day(sa.TypeDecorator[date]):
+    """A date column kept as a day number; SQLAlchemy converts in both directions (the hot paths below run
+    on the driver and convert with `day_number` and `day_of` themselves)."""
+
+    impl = sa.Integer
+    cache_ok = True
+
+    def process_bind_param(self, value: date | None, dialect: sa.Dialect) -> int | None:
+        return None if value is None else day_number(value)
+
+    def process_result_value(self, value: int | None, dialect: sa.Dialect) -> date | None:
+        return None if value is None else day_of(value)
+
+
+def _no_raw_dates(value: date) -> None:
+    """A date handed to the driver as it is would be compared as text with day numbers: refuse it."""
+    raise TypeError(f"{value!r} given to the store's driver: dates are kept as numbers (store.day_number)")
+
+
+sqlite3.register_adapter(date, _no_raw_dates)
 
 metadata = sa.MetaData()
-RETIRED_INDEXES = ("loans_status_deadline",)  # replaced by loans_status_unit and loans_status_district
 ID = sa.String(64)
 AREA = sa.String(32)
+KEY = sa.Integer  # `n`: the store's own key of a loan or a group (SQLite: the rowid)
 
 meta = sa.Table("meta", metadata, sa.Column("key", sa.String(64), primary_key=True), sa.Column("value", sa.Text))
 seen = sa.Table(
@@ -48,52 +92,57 @@ seen = sa.Table(
     sa.Column("digest", sa.LargeBinary(16), nullable=False),
     sqlite_with_rowid=False,
 )
-loans = sa.Table(
+loans = sa.Table(  # a loan's obligation; what repayments change is in loan_balances
     "loans",
     metadata,
-    sa.Column("loan_id", ID, primary_key=True),
+    sa.Column("n", KEY, primary_key=True, autoincrement=False),
+    sa.Column("loan_id", ID, nullable=False, unique=True),
     sa.Column("district_id", AREA),
     sa.Column("commune_id", AREA),
     sa.Column("org", sa.String(4)),
     sa.Column("group_id", ID),
     sa.Column("amount", sa.BigInteger, nullable=False),
-    sa.Column("disbursed_on", sa.Date),
+    sa.Column("disbursed_on", Day),
     sa.Column("disbursal_event", ID),
-    sa.Column("deadline", sa.Date),
-    sa.Column("principal_paid", sa.BigInteger, nullable=False),
-    sa.Column("last_repayment_on", sa.Date),
+    sa.Column("deadline", Day),
     sa.Column("overdue_principal", sa.BigInteger, nullable=False),
-    sa.Column("overdue_on", sa.Date),
+    sa.Column("overdue_on", Day),
     sa.Column("overdue_event", ID),
     sa.Column("status", sa.String(16)),
-    sa.Column("inspected_on", sa.Date),
-    sa.Column("late_inspection_on", sa.Date),
+    sa.Column("inspected_on", Day),
+    sa.Column("late_inspection_on", Day),
     sa.Column("misuse", sa.Boolean, nullable=False),
-    sa.Column("next_change", sa.Date),
-    sa.Index("loans_next_change", "next_change"),
     sa.Index("loans_unit", "commune_id", "org"),
-    # Flags and worklists by status, then area, then deadline (the key loan_id ends every index): a
-    # commune's or a district's flags are a short range, not a scan of the province's window of flags.
-    sa.Index("loans_status_unit", "status", "commune_id", "org", "deadline"),
-    sa.Index("loans_status_district", "status", "district_id", "commune_id", "org", "deadline"),
-    sqlite_with_rowid=False,
+    # Flags and worklists by status, then area, then deadline, then loan_id: a commune's or a district's
+    # flags are a short range of one index, not a scan of the province's window of flags.
+    sa.Index("loans_status_unit", "status", "commune_id", "org", "deadline", "loan_id"),
+    sa.Index("loans_status_district", "status", "district_id", "commune_id", "org", "deadline", "loan_id"),
+)
+loan_balances = sa.Table(  # what a loan's repayments change, and when its share next changes by itself
+    "loan_balances",
+    metadata,
+    sa.Column("n", KEY, primary_key=True, autoincrement=False),
+    sa.Column("principal_paid", sa.BigInteger, nullable=False),
+    sa.Column("last_repayment_on", Day),
+    sa.Column("next_change", Day),
+    sa.Index("loan_balances_next_change", "next_change"),
 )
 groups = sa.Table(
     "groups",
     metadata,
-    sa.Column("group_id", ID, primary_key=True),
+    sa.Column("n", KEY, primary_key=True, autoincrement=False),
+    sa.Column("group_id", ID, nullable=False, unique=True),
     sa.Column("district_id", AREA),
     sa.Column("commune_id", AREA),
     sa.Column("org", sa.String(4)),
-    sa.Column("registered_on", sa.Date),
+    sa.Column("registered_on", Day),
     sa.Column("registration_event", ID),
-    sa.Column("closed_on", sa.Date),
-    sa.Column("last_periodic_on", sa.Date),
-    sa.Column("last_deposit_on", sa.Date),
+    sa.Column("closed_on", Day),
+    sa.Column("last_periodic_on", Day),
+    sa.Column("last_deposit_on", Day),
     sa.Column("misuse", sa.Boolean, nullable=False),
-    sa.Column("next_change", sa.Date),
+    sa.Column("next_change", Day),
     sa.Index("groups_next_change", "next_change"),
-    sqlite_with_rowid=False,
 )
 inspections = sa.Table(
     "inspections",
@@ -102,7 +151,7 @@ inspections = sa.Table(
     sa.Column("kind", sa.String(20), nullable=False),
     sa.Column("loan_id", ID),
     sa.Column("group_id", ID),
-    sa.Column("inspected_on", sa.Date, nullable=False),
+    sa.Column("inspected_on", Day, nullable=False),
     sa.Column("result", sa.String(16), nullable=False),
     sa.Index("inspections_loan", "loan_id"),
 )
@@ -112,7 +161,7 @@ units = sa.Table(
     sa.Column("commune_id", AREA, primary_key=True),
     sa.Column("org", sa.String(4), primary_key=True),
     sa.Column("district_id", AREA, nullable=False),
-    sa.Column("district_day", sa.Date, nullable=False),
+    sa.Column("district_day", Day, nullable=False),
     sa.Column("district_event", ID, nullable=False),
     *(sa.Column(name, sa.BigInteger, nullable=False) for name in Counts._fields),
 )
@@ -136,19 +185,51 @@ outbox = sa.Table(
 snapshots = sa.Table(  # the SPEC §6 report at each month end the clock passed (gzip'd JSON), for ?as_of=
     "snapshots",
     metadata,
-    sa.Column("as_of", sa.Date, primary_key=True),
+    sa.Column("as_of", Day, primary_key=True),
     sa.Column("report", sa.LargeBinary, nullable=False),
 )
 
-_LOAN_FIELDS = tuple(f.name for f in dataclass_fields(Loan))
-_GROUP_FIELDS = tuple(f.name for f in dataclass_fields(Group))
-# Loans and groups are written as whole rows: the tables list the dataclasses' fields in their order.
-assert tuple(loans.columns.keys()) == _LOAN_FIELDS and tuple(groups.columns.keys()) == _GROUP_FIELDS
-_LOAN_ROW, _GROUP_ROW = attrgetter(*_LOAN_FIELDS), attrgetter(*_GROUP_FIELDS)
-_LOAN_DAYS = tuple(
-    i for i, name in enumerate(_LOAN_FIELDS) if name.endswith("_on") or name in ("deadline", "next_change")
-)
-_GROUP_DAYS = tuple(i for i, name in enumerate(_GROUP_FIELDS) if name.endswith("_on") or name == "next_change")
+
+@dataclass(frozen=True, eq=False)
+class _Kind:
+    """Where the fields of one kind of entity (`ledger.Loan`, `ledger.Group`) lie: each in one of `tables`,
+    all keyed by `n`; the first table also holds the entity's id, unique."""
+
+    name: str  # what `UnitOfWork._loaded` files its rows under
+    make: Callable[..., Any]
+    tables: tuple[sa.Table, ...]
+
+    @cached_property
+    def fields(self) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclass_fields(self.make))  # type: ignore[arg-type]
+
+    @cached_property
+    def row(self) -> Callable[[Any], tuple[Any, ...]]:
+        """An entity's fields as a tuple, in order (the first: its id)."""
+        return attrgetter(*self.fields)
+
+    @cached_property
+    def columns(self) -> tuple[sa.Column[Any], ...]:
+        """The column of each field, in field order."""
+        where = {c.name: c for table in self.tables for c in table.columns if c.name != "n"}
+        assert set(where) == set(self.fields), f"{self.name}: the tables must hold exactly the fields"
+        return tuple(where[name] for name in self.fields)
+
+    @cached_property
+    def days(self) -> tuple[int, ...]:
+        """Positions of the fields kept as day numbers."""
+        return tuple(i for i, column in enumerate(self.columns) if isinstance(column.type, Day))
+
+    def placed(self, positions: Sequence[int]) -> Iterator[tuple[sa.Table, tuple[int, ...]]]:
+        """These field positions, grouped by the table that holds them."""
+        for table in self.tables:
+            mine = tuple(i for i in positions if self.columns[i].table is table)
+            if mine:
+                yield table, mine
+
+
+LOANS = _Kind("loans", Loan, (loans, loan_balances))
+GROUPS = _Kind("groups", Group, (groups,))
 CHUNK = 2048
 
 
@@ -158,10 +239,8 @@ class Store:
     def __init__(self, url: str) -> None:
         self.url = url
         if url.startswith("sqlite"):
-            # check_same_thread=False: kafka-python's rebalance listener reads offsets from its own thread;
-            # DATE columns come back as dates from the driver itself (see _sqlite_date), not from SQLAlchemy
-            connect_args = {"check_same_thread": False, "detect_types": sqlite3.PARSE_DECLTYPES}
-            self.engine: Engine = sa.create_engine(url, connect_args=connect_args, native_datetime=True)
+            # check_same_thread=False: kafka-python's rebalance listener reads offsets from its own thread
+            self.engine: Engine = sa.create_engine(url, connect_args={"check_same_thread": False})
         else:
             self.engine = sa.create_engine(url)
         if self.engine.dialect.name == "sqlite":
@@ -178,12 +257,19 @@ class Store:
         with self.engine.connect() as connection:
             if self.engine.dialect.name == "sqlite":
                 connection.exec_driver_sql("BEGIN IMMEDIATE")
+            if sa.inspect(connection).has_table("meta"):
+                layout = connection.execute(sa.select(meta.c.value).where(meta.c.key == "layout")).scalar()
+                if layout != LAYOUT:
+                    raise StoreError(
+                        f"{self.url}: made by an older uythac (table layout {layout or 1}, this one reads "
+                        f"{LAYOUT}): replay the events into a new store (or let the worker rebuild it from Kafka)"
+                    )
             metadata.create_all(connection)
             for table in metadata.sorted_tables:  # and indexes added since the store was made
                 for index in table.indexes:
                     index.create(connection, checkfirst=True)
-            for name in RETIRED_INDEXES:
-                connection.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
+            dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+            connection.execute(dialect.insert(meta).values(key="layout", value=LAYOUT).on_conflict_do_nothing())
             connection.commit()
 
     @classmethod
@@ -252,7 +338,9 @@ class UnitOfWork:
     def __init__(self, connection: Connection, rows: dict[str, dict[str, tuple[Any, ...]]] | None = None) -> None:
         self.connection = connection
         self._dialect = connection.dialect.name
-        self._loaded = {"loans": {}, "groups": {}} if rows is None else rows  # rows as stored, by table and key
+        # rows as stored, by kind and id: (n, the entity's fields in order)
+        self._loaded = {"loans": {}, "groups": {}} if rows is None else rows
+        self._keys: dict[str, int] = {}  # the last `n` given out, by kind
 
     # metadata -----------------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
@@ -310,17 +398,17 @@ class UnitOfWork:
 
     # loans and groups ---------------------------------------------------------------------------
     def loans(self, loan_ids: Sequence[str]) -> dict[str, Loan]:
-        return {row[0]: Loan(*row) for row in self._read(loans, _LOAN_FIELDS, loan_ids)}
+        return self._read(LOANS, loan_ids)
 
     def groups(self, group_ids: Sequence[str]) -> dict[str, Group]:
-        return {row[0]: Group(*row) for row in self._read(groups, _GROUP_FIELDS, group_ids)}
+        return self._read(GROUPS, group_ids)
 
     def due_loan_ids(self, through: date) -> list[str]:
-        """The loans whose contribution can change on or before `through` (from the index alone)."""
-        return [row[0] for row in driver_rows(self.connection, _select_due(self.connection.dialect, loans), [through])]
+        """The loans whose contribution can change on or before `through` (found by the next_change index)."""
+        return self._due(LOANS, through)
 
     def due_group_ids(self, through: date) -> list[str]:
-        return [row[0] for row in driver_rows(self.connection, _select_due(self.connection.dialect, groups), [through])]
+        return self._due(GROUPS, through)
 
     def open_obligations(self) -> int:
         """Loans still waiting for their post-disbursement inspection (pending or due soon)."""
@@ -328,10 +416,10 @@ class UnitOfWork:
         return int(self.connection.execute(query).scalar_one())
 
     def save_loans(self, changed: Iterable[Loan]) -> None:
-        self._save(loans, list(map(_LOAN_ROW, changed)))
+        self._save(LOANS, changed)
 
     def save_groups(self, changed: Iterable[Group]) -> None:
-        self._save(groups, list(map(_GROUP_ROW, changed)))
+        self._save(GROUPS, changed)
 
     # inspections --------------------------------------------------------------------------------
     def add_inspections(self, rows: Sequence[dict[str, Any]]) -> None:
@@ -342,7 +430,9 @@ class UnitOfWork:
         """The post-disbursement inspections of these loans, as rows like `add_inspections` takes."""
         names = ("loan_id", *(column.name for column in inspections.columns if column.name != "loan_id"))
         rows = (dict(zip(names, row, strict=True)) for row in self._rows_in(inspections, names, loan_ids))
-        return [row for row in rows if row["kind"] == "post_disbursement"]
+        return [
+            {**row, "inspected_on": day_of(row["inspected_on"])} for row in rows if row["kind"] == "post_disbursement"
+        ]
 
     # units --------------------------------------------------------------------------------------
     def units(self) -> dict[tuple[str, str], Unit]:
@@ -361,7 +451,14 @@ class UnitOfWork:
 
     def save_units(self, changed: Iterable[Unit]) -> None:
         rows = [
-            (unit.commune_id, unit.org, unit.district_id, unit.district_day, unit.district_event, *unit.counts)
+            (
+                unit.commune_id,
+                unit.org,
+                unit.district_id,
+                day_number(unit.district_day),
+                unit.district_event,
+                *unit.counts,
+            )
             for unit in changed
         ]
         self._run_many(_upsert(self.connection.dialect, units), rows)
@@ -370,7 +467,8 @@ class UnitOfWork:
     def keep_report(self, as_of: date, report: Mapping[str, Any], months_kept: int) -> None:
         """Keep the report at a month end the clock passed (gzip'd JSON, ~0.5 MB for a province), and
         only the latest `months_kept` of them."""
-        self._run_many(_upsert(self.connection.dialect, snapshots), [(as_of, gzip.compress(orjson.dumps(report), 1))])
+        blob = gzip.compress(orjson.dumps(report), 1)
+        self._run_many(_upsert(self.connection.dialect, snapshots), [(day_number(as_of), blob)])
         older = sa.select(snapshots.c.as_of).order_by(snapshots.c.as_of.desc()).offset(months_kept).limit(1)
         cut = self.connection.execute(older).scalar()
         if cut is not None:
@@ -379,10 +477,24 @@ class UnitOfWork:
     # queries for reports ------------------------------------------------------------------------
     def flag_entries(self, after: date, before: date) -> list[dict[str, Any]]:
         """Flags: the missed loans whose deadline lies in (after, before), as report entries in report
-        order; dates come as text from the database (~3x faster than loans made and dated again), rows
-        straight from the DBAPI cursor (a month-end report reads ten thousand of them)."""
-        rows = driver_rows(self.connection, _select_flags(self.connection.dialect), ["missed", after, before])
-        return [dict(zip(FLAG_KEYS, row, strict=True)) for row in rows]
+        order, rows straight from the DBAPI cursor (a month-end report reads ten thousand of them)."""
+        bounds = ["missed", day_number(after), day_number(before)]
+        entries = []
+        for loan_id, district_id, commune_id, org, disbursed_on, deadline, late in driver_rows(
+            self.connection, _select_flags(self.connection.dialect), bounds
+        ):
+            entries.append(
+                {
+                    "loan_id": loan_id,
+                    "district_id": district_id,
+                    "commune_id": commune_id,
+                    "org": org,
+                    "disbursed_on": iso_of(disbursed_on),
+                    "deadline": iso_of(deadline),
+                    "late_inspection_on": None if late is None else iso_of(late),
+                }
+            )
+        return entries
 
     # Kafka offsets (the worker's source of truth) ----------------------------------------------
     def offsets(self, topic: str) -> dict[int, int]:
@@ -443,34 +555,64 @@ class UnitOfWork:
         finally:
             cursor.close()
 
-    def _read(self, table: sa.Table, columns: Sequence[str], keys: Sequence[str]) -> list[tuple[Any, ...]]:
-        """Whole rows by key, remembered as read so that `_save` writes back only what changed."""
-        rows = list(self._rows_in(table, columns, keys))
-        self._loaded[table.name].update((row[0], row) for row in rows)
-        return rows
+    def _read(self, kind: _Kind, keys: Sequence[str]) -> dict[str, Any]:
+        """Entities by id, with their rows remembered as stored (`_save` writes back only what changed)."""
+        stored, days, found = self._loaded[kind.name], kind.days, {}
+        cursor = self.connection.connection.cursor()
+        try:
+            for chunk in _chunks(keys):
+                size = 1 << (len(chunk) - 1).bit_length()  # a few statement sizes, each compiled once
+                padded = list(chunk) + [chunk[0]] * (size - len(chunk))
+                cursor.execute(_select_entities(self.connection.dialect, kind, size), padded)
+                for n, *values in cursor.fetchall():
+                    for i in days:
+                        if values[i] is not None:
+                            values[i] = day_of(values[i])
+                    row = tuple(values)
+                    stored[row[0]] = (n, row)
+                    found[row[0]] = kind.make(*row)
+        finally:
+            cursor.close()
+        return found
 
-    def _save(self, table: sa.Table, rows: Sequence[tuple[Any, ...]]) -> None:
-        """Insert the new rows; update only the columns that changed in the others, so indexes on the
-        columns that did not change are left alone (most events change two or three columns)."""
-        loaded = self._loaded[table.name]
-        inserts = []
-        updates: dict[tuple[int, ...], list[tuple[Any, ...]]] = {}  # changed positions → rows
-        positions = range(len(table.columns))
-        for row in rows:
-            before = loaded.get(row[0])
+    def _due(self, kind: _Kind, through: date) -> list[str]:
+        rows = driver_rows(self.connection, _select_due(self.connection.dialect, kind), [day_number(through)])
+        return [row[0] for row in rows]
+
+    def _save(self, kind: _Kind, entities: Iterable[Any]) -> None:
+        """Insert the new entities; in the others update only the columns that changed, each in its own
+        table, so that a repayment rewrites three values of `loan_balances` and no index of `loans`."""
+        stored, row_of = self._loaded[kind.name], kind.row
+        inserts: list[tuple[int, tuple[Any, ...]]] = []
+        updates: dict[tuple[int, ...], list[tuple[int, tuple[Any, ...]]]] = {}  # changed positions → (n, row)
+        positions = range(len(kind.fields))
+        for entity in entities:
+            row = row_of(entity)
+            before = stored.get(row[0])
             if before is None:
-                inserts.append(row)
-            elif row != before:
-                updates.setdefault(tuple(compress(positions, map(ne, row, before))), []).append(row)
-                loaded[row[0]] = row
-        self._insert_many(table, inserts)
-        for changed, changed_rows in updates.items():
-            parameters = list(map(itemgetter(*changed, 0), changed_rows))  # the new values, then the key
-            self._run_many(_update(self.connection.dialect, table, changed), parameters)
-        loaded.update((row[0], row) for row in inserts)
+                n = self._new_key(kind)
+                inserts.append((n, row))
+                stored[row[0]] = (n, row)
+            elif row != before[1]:
+                n, old = before
+                updates.setdefault(tuple(compress(positions, map(ne, row, old))), []).append((n, row))
+                stored[row[0]] = (n, row)
+        if inserts:
+            for table, mine in kind.placed(positions):
+                self._run_many(_insert(self.connection.dialect, table), _values(kind, mine, inserts, key_first=True))
+        for changed, rows in updates.items():
+            for table, mine in kind.placed(changed):
+                statement = _update(self.connection.dialect, table, tuple(kind.columns[i].name for i in mine))
+                self._run_many(statement, _values(kind, mine, rows, key_first=False))
 
-    def _insert_many(self, table: sa.Table, rows: Sequence[tuple[Any, ...]]) -> None:
-        self._run_many(_insert(self.connection.dialect, table), rows)
+    def _new_key(self, kind: _Kind) -> int:
+        """The next `n` of a kind (one writer at a time: the largest so far, plus one)."""
+        last = self._keys.get(kind.name)
+        if last is None:
+            query = sa.select(sa.func.coalesce(sa.func.max(kind.tables[0].c.n), 0))
+            last = int(self.connection.execute(query).scalar_one())
+        self._keys[kind.name] = last + 1
+        return last + 1
 
     def _run_many(self, statement: tuple[str, tuple[str, ...] | None], rows: Sequence[tuple[Any, ...]]) -> None:
         if not rows:
@@ -496,6 +638,35 @@ def driver_rows(
         cursor.close()
 
 
+def _values(
+    kind: _Kind, positions: tuple[int, ...], rows: Sequence[tuple[int, tuple[Any, ...]]], key_first: bool
+) -> list[tuple[Any, ...]]:
+    """Statement parameters of (n, row) pairs: the fields at `positions` (dates as day numbers), with `n`
+    first (an INSERT) or last (an UPDATE's WHERE)."""
+    days = [i for i in positions if i in kind.days]
+    values = []
+    for n, row in rows:
+        fields = [row[i] for i in positions]
+        for i in days:
+            value = row[i]
+            fields[positions.index(i)] = None if value is None else value.toordinal() - EPOCH
+        values.append((n, *fields) if key_first else (*fields, n))
+    return values
+
+
+@cache
+def _select_entities(dialect: sa.Dialect, kind: _Kind, size: int) -> str:
+    """`n` and every field of the entities with one of `size` ids, from all of the kind's tables."""
+    first = kind.tables[0]
+    joined: sa.FromClause = first
+    for table in kind.tables[1:]:
+        joined = joined.join(table, table.c.n == first.c.n)
+    key = kind.columns[0]
+    query = sa.select(first.c.n, *kind.columns).select_from(joined)
+    query = query.where(key.in_([sa.bindparam(f"k{i}") for i in range(size)]))
+    return _positional(query, dialect)
+
+
 @cache
 def _select_in(dialect: sa.Dialect, table: sa.Table, columns: tuple[str, ...], size: int) -> str:
     key = table.c[columns[0]]
@@ -504,21 +675,20 @@ def _select_in(dialect: sa.Dialect, table: sa.Table, columns: tuple[str, ...], s
 
 
 @cache
-def _select_due(dialect: sa.Dialect, table: sa.Table) -> str:
-    key = next(iter(table.primary_key))
-    query = sa.select(key).where(table.c.next_change <= sa.bindparam("through"))
+def _select_due(dialect: sa.Dialect, kind: _Kind) -> str:
+    """The ids of a kind's entities whose next_change is on or before :through."""
+    first, due = kind.tables[0], next(t for t in kind.tables if "next_change" in t.c)
+    query = sa.select(kind.columns[0]).where(due.c.next_change <= sa.bindparam("through"))
+    if due is not first:
+        query = query.select_from(due.join(first, first.c.n == due.c.n))
     return _positional(query, dialect)
 
 
 @cache
 def _select_flags(dialect: sa.Dialect) -> str:
     """The flag entries' columns (dates as text) of the missed loans whose deadline lies in (after, before)."""
-    columns = [
-        sa.cast(loans.c[name], sa.String) if isinstance(loans.c[name].type, sa.Date) else loans.c[name]
-        for name in FLAG_KEYS
-    ]
     query = (
-        sa.select(*columns)
+        sa.select(*(loans.c[name] for name in FLAG_KEYS))
         .where(loans.c.status == "missed", loans.c.deadline > sa.bindparam("after"))
         .where(loans.c.deadline < sa.bindparam("before"))
         .order_by(loans.c.commune_id, loans.c.org, loans.c.loan_id)
@@ -536,6 +706,7 @@ def _bound(names: tuple[str, ...] | None, row: Sequence[Any]) -> Sequence[Any] |
 
 @cache
 def _insert(dialect: sa.Dialect, table: sa.Table) -> Statement:
+    """INSERT of whole rows, columns in table order."""
     return _parameters(table.insert(), dialect, tuple(column.name for column in table.columns))
 
 
@@ -557,15 +728,10 @@ def _upsert(dialect: sa.Dialect, table: sa.Table) -> Statement:
 
 
 @cache
-def _update(dialect: sa.Dialect, table: sa.Table, changed: tuple[int, ...]) -> Statement:
-    """UPDATE of the columns at these positions, by the first column (the key); parameters in that order."""
-    columns = list(table.columns)
-    names = tuple(columns[i].name for i in changed)
-    key = f"key_{columns[0].name}"
-    statement = (
-        table.update().where(columns[0] == sa.bindparam(key)).values({name: sa.bindparam(name) for name in names})
-    )
-    return _parameters(statement, dialect, (*names, key))
+def _update(dialect: sa.Dialect, table: sa.Table, names: tuple[str, ...]) -> Statement:
+    """UPDATE of these columns by the key `n`; parameters in that order, then the key."""
+    statement = table.update().where(table.c.n == sa.bindparam("key_n")).values({n: sa.bindparam(n) for n in names})
+    return _parameters(statement, dialect, (*names, "key_n"))
 
 
 def _parameters(statement: Any, dialect: sa.Dialect, names: tuple[str, ...]) -> Statement:
