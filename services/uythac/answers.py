@@ -72,7 +72,7 @@ def unit_detail(
         **unit_summary(unit, scored),
         "as_of": iso(today),
         "explanations": scores.explained(scored),
-        "flags": [report.flag_entry(loan, scores.card) for loan in flags],
+        "flags": [report.flag_entry(loan) for loan in flags],
         "due_soon": [obligation_entry(loan, today) for loan in due_soon],
     }
 

@@ -25,6 +25,7 @@ from typing import Any
 from uythac import report
 from uythac.cache import Cache, Kept
 from uythac.dates import month_end
+from uythac.flagindex import FlagIndex
 from uythac.ledger import NOTHING, ONE_DAY, OPEN, Bounds, Counts, Group, Loan, Unit
 from uythac.obligations import Decision, Inspection, Obligation, ObligationEngine
 from uythac.scorecard import Scorecard
@@ -94,6 +95,9 @@ class Processor:
             uow.claim_scorecard(self.card.digest)
             self.today = uow.clock()
             self.units = uow.units()
+            self.flags = FlagIndex(
+                [] if self.today is None else uow.flag_entries(*report.window(self.today, self.card))
+            )
             self.engine = ObligationEngine(self.card.windows.due_soon_days)
 
     def process(
@@ -111,7 +115,7 @@ class Processor:
                     outcome.absorb(_Batch(self, uow).run(part, until))
                     self.today = outcome.today  # the next part starts from here
                     if passed is not None:
-                        uow.keep_report(passed, self._report(uow, passed), self.months_kept)
+                        uow.keep_report(passed, self._report(passed), self.months_kept)
                         outcome.month_ends.append(passed)
                 uow.next_version()
                 if before_commit is not None:
@@ -122,9 +126,9 @@ class Processor:
         self.cache.trim()
         return outcome
 
-    def _report(self, uow: UnitOfWork, today: date) -> dict[str, Any]:
-        """The SPEC §6 report at the clock `today`, from this transaction's state."""
-        flags = uow.flag_entries(*report.window(today, self.card))
+    def _report(self, today: date) -> dict[str, Any]:
+        """The SPEC §6 report at the clock `today`, from this transaction's state (kept in memory)."""
+        flags = self.flags.entries(*report.window(today, self.card))
         return report.build(today, self.units.values(), flags, self.card, self._score)
 
 
@@ -151,7 +155,9 @@ class _Batch:
         self._load(accepted, old, today)
         to_evaluate, fresh = self._fold(accepted)
         self._decide(to_evaluate, fresh, today)
-        self._rescore(Bounds.at(today, self.windows))
+        at = Bounds.at(today, self.windows)
+        self._rescore(at)
+        self.p.flags.sync(self.loans.values(), at.assessed_after)
         self.uow.save_loans(self.loans.values())
         self.uow.save_groups(self.groups.values())
         self.uow.set_clock(today)

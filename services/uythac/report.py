@@ -100,7 +100,7 @@ FLAG_KEYS = (  # a flag entry's keys, in order (`flag_entry`; the store reads mo
 )
 
 
-def flag_entry(loan: Loan, card: Scorecard) -> dict[str, Any]:
+def flag_entry(loan: Loan) -> dict[str, Any]:
     """A missed loan as the report lists it: its `FLAG_KEYS`, dates as ISO text."""
     return {name: _iso(getattr(loan, name)) for name in FLAG_KEYS}
 

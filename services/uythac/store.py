@@ -193,7 +193,10 @@ snapshots = sa.Table(  # the SPEC §6 report at each month end the clock passed 
 @dataclass(frozen=True, eq=False)
 class _Kind:
     """Where the fields of one kind of entity (`ledger.Loan`, `ledger.Group`) lie: each in one of `tables`,
-    all keyed by `n`; the first table also holds the entity's id, unique."""
+    all keyed by `n`; the first table holds the entity's id (its first field), unique.
+
+    An entity's row as stored is kept as one part per table (the values of that table's fields, in field
+    order), so a save compares and writes table by table."""
 
     name: str  # what `UnitOfWork._loaded` files its rows under
     make: Callable[..., Any]
@@ -204,11 +207,6 @@ class _Kind:
         return tuple(f.name for f in dataclass_fields(self.make))  # type: ignore[arg-type]
 
     @cached_property
-    def row(self) -> Callable[[Any], tuple[Any, ...]]:
-        """An entity's fields as a tuple, in order (the first: its id)."""
-        return attrgetter(*self.fields)
-
-    @cached_property
     def columns(self) -> tuple[sa.Column[Any], ...]:
         """The column of each field, in field order."""
         where = {c.name: c for table in self.tables for c in table.columns if c.name != "n"}
@@ -216,16 +214,27 @@ class _Kind:
         return tuple(where[name] for name in self.fields)
 
     @cached_property
-    def days(self) -> tuple[int, ...]:
-        """Positions of the fields kept as day numbers."""
-        return tuple(i for i, column in enumerate(self.columns) if isinstance(column.type, Day))
+    def parts(self) -> tuple[tuple[int, ...], ...]:
+        """For each table, the positions of its fields (the first table's starts with the id)."""
+        parts = tuple(tuple(i for i, c in enumerate(self.columns) if c.table is table) for table in self.tables)
+        assert parts[0][0] == 0 and all(len(part) > 1 for part in parts), self.name
+        return parts
 
-    def placed(self, positions: Sequence[int]) -> Iterator[tuple[sa.Table, tuple[int, ...]]]:
-        """These field positions, grouped by the table that holds them."""
-        for table in self.tables:
-            mine = tuple(i for i in positions if self.columns[i].table is table)
-            if mine:
-                yield table, mine
+    @cached_property
+    def getters(self) -> tuple[Callable[[Any], tuple[Any, ...]], ...]:
+        """For each table, an entity's values of its fields (a tuple: every part has two or more)."""
+        return tuple(attrgetter(*(self.fields[i] for i in part)) for part in self.parts)
+
+    @cached_property
+    def days(self) -> tuple[tuple[int, ...], ...]:
+        """For each table, the places in its part of the fields kept as day numbers."""
+        return tuple(
+            tuple(place for place, i in enumerate(part) if isinstance(self.columns[i].type, Day)) for part in self.parts
+        )
+
+    def split(self, row: Sequence[Any]) -> tuple[tuple[Any, ...], ...]:
+        """A whole row (field order) as its parts."""
+        return tuple(tuple(row[i] for i in part) for part in self.parts)
 
 
 LOANS = _Kind("loans", Loan, (loans, loan_balances))
@@ -557,19 +566,19 @@ class UnitOfWork:
 
     def _read(self, kind: _Kind, keys: Sequence[str]) -> dict[str, Any]:
         """Entities by id, with their rows remembered as stored (`_save` writes back only what changed)."""
-        stored, days, found = self._loaded[kind.name], kind.days, {}
+        stored, found = self._loaded[kind.name], {}
+        days = [i for i, column in enumerate(kind.columns) if isinstance(column.type, Day)]
         cursor = self.connection.connection.cursor()
         try:
             for chunk in _chunks(keys):
                 size = 1 << (len(chunk) - 1).bit_length()  # a few statement sizes, each compiled once
                 padded = list(chunk) + [chunk[0]] * (size - len(chunk))
                 cursor.execute(_select_entities(self.connection.dialect, kind, size), padded)
-                for n, *values in cursor.fetchall():
+                for n, *row in cursor.fetchall():
                     for i in days:
-                        if values[i] is not None:
-                            values[i] = day_of(values[i])
-                    row = tuple(values)
-                    stored[row[0]] = (n, row)
+                        if row[i] is not None:
+                            row[i] = day_of(row[i])
+                    stored[row[0]] = (n, kind.split(row))
                     found[row[0]] = kind.make(*row)
         finally:
             cursor.close()
@@ -580,30 +589,38 @@ class UnitOfWork:
         return [row[0] for row in rows]
 
     def _save(self, kind: _Kind, entities: Iterable[Any]) -> None:
-        """Insert the new entities; in the others update only the columns that changed, each in its own
-        table, so that a repayment rewrites three values of `loan_balances` and no index of `loans`."""
-        stored, row_of = self._loaded[kind.name], kind.row
-        inserts: list[tuple[int, tuple[Any, ...]]] = []
-        updates: dict[tuple[int, ...], list[tuple[int, tuple[Any, ...]]]] = {}  # changed positions → (n, row)
-        positions = range(len(kind.fields))
+        """Insert the new entities; in the others update, table by table, only the columns that changed:
+        a repayment rewrites three values of `loan_balances` and leaves `loans` and its indexes alone."""
+        stored, getters = self._loaded[kind.name], kind.getters
+        inserts: list[tuple[int, Parts]] = []
+        updates: list[dict[tuple[int, ...], list[tuple[int, tuple[Any, ...]]]]] = [{} for _ in getters]
         for entity in entities:
-            row = row_of(entity)
-            before = stored.get(row[0])
+            parts = tuple([get(entity) for get in getters])
+            key = parts[0][0]
+            before = stored.get(key)
             if before is None:
                 n = self._new_key(kind)
-                inserts.append((n, row))
-                stored[row[0]] = (n, row)
-            elif row != before[1]:
-                n, old = before
-                updates.setdefault(tuple(compress(positions, map(ne, row, old))), []).append((n, row))
-                stored[row[0]] = (n, row)
-        if inserts:
-            for table, mine in kind.placed(positions):
-                self._run_many(_insert(self.connection.dialect, table), _values(kind, mine, inserts, key_first=True))
-        for changed, rows in updates.items():
-            for table, mine in kind.placed(changed):
-                statement = _update(self.connection.dialect, table, tuple(kind.columns[i].name for i in mine))
-                self._run_many(statement, _values(kind, mine, rows, key_first=False))
+                inserts.append((n, parts))
+                stored[key] = (n, parts)
+                continue
+            n, old = before
+            if parts == old:
+                continue
+            for table_updates, part, was in zip(updates, parts, old, strict=True):
+                if part != was:  # the places that changed → (n, the part)
+                    places = tuple(compress(range(len(part)), map(ne, part, was)))
+                    table_updates.setdefault(places, []).append((n, part))
+            stored[key] = (n, parts)
+        dialect = self.connection.dialect
+        for t, table in enumerate(kind.tables):
+            names = [kind.fields[i] for i in kind.parts[t]]
+            if inserts:
+                rows = [(m, *_stored(new[t], kind.days[t])) for m, new in inserts]
+                self._run_many(_insert(dialect, table, ("n", *names)), rows)
+            for at, rows_changed in updates[t].items():
+                days = tuple(i for i, place in enumerate(at) if place in kind.days[t])
+                values = [(*_stored(tuple(row[place] for place in at), days), m) for m, row in rows_changed]
+                self._run_many(_update(dialect, table, tuple(names[place] for place in at)), values)
 
     def _new_key(self, kind: _Kind) -> int:
         """The next `n` of a kind (one writer at a time: the largest so far, plus one)."""
@@ -638,20 +655,18 @@ def driver_rows(
         cursor.close()
 
 
-def _values(
-    kind: _Kind, positions: tuple[int, ...], rows: Sequence[tuple[int, tuple[Any, ...]]], key_first: bool
-) -> list[tuple[Any, ...]]:
-    """Statement parameters of (n, row) pairs: the fields at `positions` (dates as day numbers), with `n`
-    first (an INSERT) or last (an UPDATE's WHERE)."""
-    days = [i for i in positions if i in kind.days]
-    values = []
-    for n, row in rows:
-        fields = [row[i] for i in positions]
-        for i in days:
-            value = row[i]
-            fields[positions.index(i)] = None if value is None else value.toordinal() - EPOCH
-        values.append((n, *fields) if key_first else (*fields, n))
-    return values
+Parts = tuple[tuple[Any, ...], ...]  # an entity's values, one tuple per table of its kind
+
+
+def _stored(values: tuple[Any, ...], days: tuple[int, ...]) -> tuple[Any, ...]:
+    """Values as the store takes them: the dates among them (at `days`) as day numbers."""
+    if not days:
+        return values
+    converted = list(values)
+    for i in days:
+        if converted[i] is not None:
+            converted[i] = converted[i].toordinal() - EPOCH
+    return tuple(converted)
 
 
 @cache
@@ -705,9 +720,9 @@ def _bound(names: tuple[str, ...] | None, row: Sequence[Any]) -> Sequence[Any] |
 
 
 @cache
-def _insert(dialect: sa.Dialect, table: sa.Table) -> Statement:
-    """INSERT of whole rows, columns in table order."""
-    return _parameters(table.insert(), dialect, tuple(column.name for column in table.columns))
+def _insert(dialect: sa.Dialect, table: sa.Table, names: tuple[str, ...]) -> Statement:
+    """INSERT of these columns, parameters in that order."""
+    return _parameters(table.insert().values({name: sa.bindparam(name) for name in names}), dialect, names)
 
 
 @cache

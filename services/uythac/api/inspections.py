@@ -48,7 +48,7 @@ def list_flags() -> Response:
     def found(connection: Connection, today: date, selection: queries.Selection, limit: int, offset: int) -> Page:
         return queries.flags(connection, report.window(today, card), selection, limit, offset)
 
-    return _loans_page(_FLAGS_PAGE, query(_FLAGS_ARGS), found, lambda loan, _: report.flag_entry(loan, card))
+    return _loans_page(_FLAGS_PAGE, query(_FLAGS_ARGS), found, lambda loan, _: report.flag_entry(loan))
 
 
 @bp.get("/v1/worklist")

@@ -63,7 +63,7 @@ def report_at_t(context: Services, connection: Connection, today: date | None, s
         units = queries.units_of(connection, selection).rows
         window = None if today is None else report.window(today, context.card)
         loans = [] if window is None else queries.flags(connection, window, selection).rows
-        flags = [report.flag_entry(loan, context.card) for loan in loans]
+        flags = [report.flag_entry(loan) for loan in loans]
         return orjson.dumps(report.build(today, units, flags, context.card, context.scores.of))
 
     return context.bodies.get(("report", queries.version(connection), selection.area), build)
