@@ -11,6 +11,7 @@ window edges worked out once per day (`Bounds`).
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from datetime import date, timedelta
 from operator import add, sub
@@ -43,6 +44,20 @@ class Counts(NamedTuple):
 
 
 NOTHING = Counts()
+_DAYS: dict[date, date] = {}
+
+
+def shared(day: date) -> date:
+    """The one `date` object kept for this day. A loan keeps up to seven dates and the processor keeps
+    loans in memory by the hundred thousand, on a few thousand distinct days."""
+    return _DAYS.setdefault(day, day)
+
+
+def _area(data: dict[str, Any]) -> tuple[str, str, str]:
+    """An event's district, commune and org as shared strings (a few thousand distinct values)."""
+    return sys.intern(data["district_id"]), sys.intern(data["commune_id"]), sys.intern(data["org"])
+
+
 _counts = tuple.__new__  # Counts(...) runs NamedTuple's Python-level __new__; shares are made by the million
 ONE_DAY = timedelta(days=1)
 
@@ -116,22 +131,22 @@ class Loan:
         current = None if self.disbursed_on is None else (self.disbursed_on, self.disbursal_event)
         if not _earlier(current, key):
             return False
-        self.district_id, self.commune_id, self.org = data["district_id"], data["commune_id"], data["org"]
-        self.group_id, self.amount = data["group_id"], data["amount"]
-        self.disbursed_on, self.disbursal_event = day, data["event_id"]
-        self.deadline = day + windows.inspection_deadline
+        self.district_id, self.commune_id, self.org = _area(data)
+        self.group_id, self.amount = sys.intern(data["group_id"]), data["amount"]
+        self.disbursed_on, self.disbursal_event = shared(day), data["event_id"]
+        self.deadline = shared(day + windows.inspection_deadline)
         self.status, self.inspected_on, self.late_inspection_on = "pending", None, None
         return True
 
     def repaid(self, data: dict[str, Any], day: date) -> None:
         self.principal_paid += data["principal"]
         if _later(self.last_repayment_on, day):
-            self.last_repayment_on = day
+            self.last_repayment_on = shared(day)
 
     def overdue_changed(self, data: dict[str, Any], day: date) -> None:
         key = (day, data["event_id"])
         if _later(None if self.overdue_on is None else (self.overdue_on, self.overdue_event), key):
-            self.overdue_on, self.overdue_event = key
+            self.overdue_on, self.overdue_event = shared(day), data["event_id"]
             self.overdue_principal = data["overdue_principal"]
 
     def contribution(self, at: Bounds) -> Counts:
@@ -185,7 +200,7 @@ class Loan:
                     day = since + windows.inactive
                     if day > today and (first is None or day < first):
                         first = day
-        return first
+        return None if first is None else shared(first)
 
 
 @dataclass(slots=True)
@@ -214,20 +229,20 @@ class Group:
         key = (day, data["event_id"])
         current = None if self.registered_on is None else (self.registered_on, self.registration_event)
         if _earlier(current, key):
-            self.district_id, self.commune_id, self.org = data["district_id"], data["commune_id"], data["org"]
-            self.registered_on, self.registration_event = key
+            self.district_id, self.commune_id, self.org = _area(data)
+            self.registered_on, self.registration_event = shared(day), data["event_id"]
 
     def closed(self, day: date) -> None:
         if _earlier(self.closed_on, day):
-            self.closed_on = day
+            self.closed_on = shared(day)
 
     def deposited(self, day: date) -> None:
         if _later(self.last_deposit_on, day):
-            self.last_deposit_on = day
+            self.last_deposit_on = shared(day)
 
     def inspected(self, day: date) -> None:
         if _later(self.last_periodic_on, day):
-            self.last_periodic_on = day
+            self.last_periodic_on = shared(day)
 
     def contribution(self, at: Bounds) -> Counts:
         if self.registered_on is None or (self.closed_on is not None and self.closed_on <= at.today):
@@ -256,7 +271,8 @@ class Group:
             candidates.append(self.last_periodic_on + windows.scoring)
         if self.last_deposit_on is not None:
             candidates.append(self.last_deposit_on + windows.savings)
-        return min((day for day in candidates if day > today), default=None)
+        first = min((day for day in candidates if day > today), default=None)
+        return None if first is None else shared(first)
 
 
 def _after(day: date | None, bound: date) -> bool:

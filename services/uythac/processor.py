@@ -26,7 +26,7 @@ from uythac import report
 from uythac.cache import Cache, Kept
 from uythac.dates import month_end
 from uythac.flagindex import FlagIndex
-from uythac.ledger import NOTHING, ONE_DAY, OPEN, Bounds, Counts, Group, Loan, Unit
+from uythac.ledger import NOTHING, ONE_DAY, OPEN, Bounds, Counts, Group, Loan, Unit, shared
 from uythac.obligations import Decision, Inspection, Obligation, ObligationEngine
 from uythac.scorecard import Scorecard
 from uythac.store import Store, UnitOfWork
@@ -381,7 +381,7 @@ def _decided(loan: Loan, decision: Decision) -> str | None:
     """Apply one rule decision to a loan; the transition other services hear of, if any."""
     if decision.kind == "fulfilled":
         if loan.inspected_on is None or decision.day < loan.inspected_on:
-            loan.inspected_on = decision.day
+            loan.inspected_on = shared(decision.day)
         was, loan.status = loan.status, "fulfilled"
         return "flag.cleared" if was == "missed" else None
     if decision.kind == "missed" and loan.status in OPEN:
@@ -392,7 +392,7 @@ def _decided(loan: Loan, decision: Decision) -> str | None:
     if decision.kind == "late_inspection" and (
         loan.late_inspection_on is None or decision.day < loan.late_inspection_on
     ):
-        loan.late_inspection_on = decision.day
+        loan.late_inspection_on = shared(decision.day)
     return None
 
 

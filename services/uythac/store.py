@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import gzip
 import sqlite3
+import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from dataclasses import fields as dataclass_fields
 from datetime import date
 from functools import cache, cached_property, lru_cache
 from itertools import compress
-from operator import attrgetter, ne
+from operator import attrgetter, itemgetter, ne
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from uythac.errors import StoreError
-from uythac.ledger import Counts, Group, Loan, Unit
+from uythac.ledger import Counts, Group, Loan, Unit, shared
 from uythac.report import FLAG_KEYS
 
 LAYOUT = "2"  # of the tables below; a store made with another layout is refused (replay into a new one)
@@ -49,8 +50,8 @@ def day_number(day: date) -> int:
 
 @lru_cache(maxsize=8192)
 def day_of(number: int) -> date:
-    """A day number read from the store as a date (most are recent days: remembered)."""
-    return date.fromordinal(number + EPOCH)
+    """A day number read from the store as a date (most are recent days: remembered, and shared)."""
+    return shared(date.fromordinal(number + EPOCH))
 
 
 @lru_cache(maxsize=8192)
@@ -193,18 +194,21 @@ snapshots = sa.Table(  # the SPEC §6 report at each month end the clock passed 
 @dataclass(frozen=True, eq=False)
 class _Kind:
     """Where the fields of one kind of entity (`ledger.Loan`, `ledger.Group`) lie: each in one of `tables`,
-    all keyed by `n`; the first table holds the entity's id (its first field), unique.
-
-    An entity's row as stored is kept as one part per table (the values of that table's fields, in field
-    order), so a save compares and writes table by table."""
+    all keyed by `n`; the first table holds the entity's id (its first field), unique."""
 
     name: str  # what `UnitOfWork._loaded` files its rows under
     make: Callable[..., Any]
     tables: tuple[sa.Table, ...]
+    common: frozenset[str]  # fields with few distinct values (areas, status): read as shared strings
 
     @cached_property
     def fields(self) -> tuple[str, ...]:
         return tuple(f.name for f in dataclass_fields(self.make))  # type: ignore[arg-type]
+
+    @cached_property
+    def row(self) -> Callable[[Any], tuple[Any, ...]]:
+        """An entity's fields as a tuple, in order."""
+        return attrgetter(*self.fields)
 
     @cached_property
     def columns(self) -> tuple[sa.Column[Any], ...]:
@@ -214,31 +218,24 @@ class _Kind:
         return tuple(where[name] for name in self.fields)
 
     @cached_property
-    def parts(self) -> tuple[tuple[int, ...], ...]:
-        """For each table, the positions of its fields (the first table's starts with the id)."""
-        parts = tuple(tuple(i for i, c in enumerate(self.columns) if c.table is table) for table in self.tables)
-        assert parts[0][0] == 0 and all(len(part) > 1 for part in parts), self.name
-        return parts
+    def days(self) -> frozenset[int]:
+        """Positions of the fields kept as day numbers."""
+        return frozenset(i for i, column in enumerate(self.columns) if isinstance(column.type, Day))
 
     @cached_property
-    def getters(self) -> tuple[Callable[[Any], tuple[Any, ...]], ...]:
-        """For each table, an entity's values of its fields (a tuple: every part has two or more)."""
-        return tuple(attrgetter(*(self.fields[i] for i in part)) for part in self.parts)
+    def everything(self) -> tuple[tuple[sa.Table, tuple[int, ...]], ...]:
+        return self.placed(tuple(range(len(self.fields))))
 
-    @cached_property
-    def days(self) -> tuple[tuple[int, ...], ...]:
-        """For each table, the places in its part of the fields kept as day numbers."""
-        return tuple(
-            tuple(place for place, i in enumerate(part) if isinstance(self.columns[i].type, Day)) for part in self.parts
-        )
-
-    def split(self, row: Sequence[Any]) -> tuple[tuple[Any, ...], ...]:
-        """A whole row (field order) as its parts."""
-        return tuple(tuple(row[i] for i in part) for part in self.parts)
+    @cache  # noqa: B019 (two kinds, a few dozen shapes of change each)
+    def placed(self, positions: tuple[int, ...]) -> tuple[tuple[sa.Table, tuple[int, ...]], ...]:
+        """These field positions, grouped by the table that holds them."""
+        grouped = ((table, tuple(i for i in positions if self.columns[i].table is table)) for table in self.tables)
+        return tuple((table, mine) for table, mine in grouped if mine)
 
 
-LOANS = _Kind("loans", Loan, (loans, loan_balances))
-GROUPS = _Kind("groups", Group, (groups,))
+_AREA = frozenset({"district_id", "commune_id", "org"})
+LOANS = _Kind("loans", Loan, (loans, loan_balances), _AREA | {"group_id", "status"})
+GROUPS = _Kind("groups", Group, (groups,), _AREA)
 CHUNK = 2048
 
 
@@ -567,18 +564,22 @@ class UnitOfWork:
     def _read(self, kind: _Kind, keys: Sequence[str]) -> dict[str, Any]:
         """Entities by id, with their rows remembered as stored (`_save` writes back only what changed)."""
         stored, found = self._loaded[kind.name], {}
-        days = [i for i, column in enumerate(kind.columns) if isinstance(column.type, Day)]
+        common = [i for i, name in enumerate(kind.fields) if name in kind.common]
         cursor = self.connection.connection.cursor()
         try:
             for chunk in _chunks(keys):
                 size = 1 << (len(chunk) - 1).bit_length()  # a few statement sizes, each compiled once
                 padded = list(chunk) + [chunk[0]] * (size - len(chunk))
                 cursor.execute(_select_entities(self.connection.dialect, kind, size), padded)
-                for n, *row in cursor.fetchall():
-                    for i in days:
-                        if row[i] is not None:
-                            row[i] = day_of(row[i])
-                    stored[row[0]] = (n, kind.split(row))
+                for n, *values in cursor.fetchall():
+                    for i in kind.days:
+                        if values[i] is not None:
+                            values[i] = day_of(values[i])
+                    for i in common:
+                        if values[i] is not None:
+                            values[i] = sys.intern(values[i])
+                    row = tuple(values)
+                    stored[row[0]] = (n, row)
                     found[row[0]] = kind.make(*row)
         finally:
             cursor.close()
@@ -589,38 +590,33 @@ class UnitOfWork:
         return [row[0] for row in rows]
 
     def _save(self, kind: _Kind, entities: Iterable[Any]) -> None:
-        """Insert the new entities; in the others update, table by table, only the columns that changed:
-        a repayment rewrites three values of `loan_balances` and leaves `loans` and its indexes alone."""
-        stored, getters = self._loaded[kind.name], kind.getters
-        inserts: list[tuple[int, Parts]] = []
-        updates: list[dict[tuple[int, ...], list[tuple[int, tuple[Any, ...]]]]] = [{} for _ in getters]
+        """Insert the new entities; in the others update only the columns that changed, each in its own
+        table: a repayment rewrites three values of `loan_balances` and leaves `loans` and its indexes alone."""
+        stored, row_of, every = self._loaded[kind.name], kind.row, range(len(kind.fields))
+        inserts: list[tuple[int, tuple[Any, ...]]] = []
+        updates: dict[tuple[int, ...], list[tuple[int, tuple[Any, ...]]]] = {}  # changed positions → (n, row)
         for entity in entities:
-            parts = tuple([get(entity) for get in getters])
-            key = parts[0][0]
-            before = stored.get(key)
+            row = row_of(entity)
+            before = stored.get(row[0])
             if before is None:
                 n = self._new_key(kind)
-                inserts.append((n, parts))
-                stored[key] = (n, parts)
-                continue
-            n, old = before
-            if parts == old:
-                continue
-            for table_updates, part, was in zip(updates, parts, old, strict=True):
-                if part != was:  # the places that changed → (n, the part)
-                    places = tuple(compress(range(len(part)), map(ne, part, was)))
-                    table_updates.setdefault(places, []).append((n, part))
-            stored[key] = (n, parts)
+                inserts.append((n, row))
+                stored[row[0]] = (n, row)
+            elif row != before[1]:
+                n = before[0]
+                updates.setdefault(tuple(compress(every, map(ne, row, before[1]))), []).append((n, row))
+                stored[row[0]] = (n, row)
         dialect = self.connection.dialect
-        for t, table in enumerate(kind.tables):
-            names = [kind.fields[i] for i in kind.parts[t]]
-            if inserts:
-                rows = [(m, *_stored(new[t], kind.days[t])) for m, new in inserts]
-                self._run_many(_insert(dialect, table, ("n", *names)), rows)
-            for at, rows_changed in updates[t].items():
-                days = tuple(i for i, place in enumerate(at) if place in kind.days[t])
-                values = [(*_stored(tuple(row[place] for place in at), days), m) for m, row in rows_changed]
-                self._run_many(_update(dialect, table, tuple(names[place] for place in at)), values)
+        if inserts:
+            for table, positions in kind.everything:
+                pick = _picker(positions, kind.days)
+                names = ("n", *(kind.fields[i] for i in positions))
+                self._run_many(_insert(dialect, table, names), [(n, *pick(row)) for n, row in inserts])
+        for changed, rows in updates.items():
+            for table, positions in kind.placed(changed):
+                pick = _picker(positions, kind.days)
+                statement = _update(dialect, table, tuple(kind.fields[i] for i in positions))
+                self._run_many(statement, [(*pick(row), n) for n, row in rows])
 
     def _new_key(self, kind: _Kind) -> int:
         """The next `n` of a kind (one writer at a time: the largest so far, plus one)."""
@@ -655,18 +651,24 @@ def driver_rows(
         cursor.close()
 
 
-Parts = tuple[tuple[Any, ...], ...]  # an entity's values, one tuple per table of its kind
+@cache
+def _picker(positions: tuple[int, ...], days: frozenset[int]) -> Callable[[tuple[Any, ...]], Sequence[Any]]:
+    """The values of a row at `positions`, as the store takes them: those at `days` as day numbers."""
+    convert = [i for i, position in enumerate(positions) if position in days]
+    if len(positions) > 1 and not convert:
+        whole: Callable[[tuple[Any, ...]], Sequence[Any]] = itemgetter(*positions)
+        return whole
+    get = itemgetter(*positions)
+    single = len(positions) == 1  # itemgetter of one position gives the value itself
 
-
-def _stored(values: tuple[Any, ...], days: tuple[int, ...]) -> tuple[Any, ...]:
-    """Values as the store takes them: the dates among them (at `days`) as day numbers."""
-    if not days:
+    def pick(part: tuple[Any, ...]) -> Sequence[Any]:
+        values = [get(part)] if single else list(get(part))
+        for i in convert:
+            if values[i] is not None:
+                values[i] = values[i].toordinal() - EPOCH
         return values
-    converted = list(values)
-    for i in days:
-        if converted[i] is not None:
-            converted[i] = converted[i].toordinal() - EPOCH
-    return tuple(converted)
+
+    return pick
 
 
 @cache
