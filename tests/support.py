@@ -71,13 +71,18 @@ def write_lines(path: Path, events: Iterable[dict[str, Any] | str]) -> Path:
 
 
 def replay_into(
-    db: Path, events: Iterable[dict[str, Any] | str], as_of: date | None = None, batch_size: int = 5000
+    db: Path,
+    events: Iterable[dict[str, Any] | str],
+    as_of: date | None = None,
+    batch_size: int = 5000,
+    cache_limit: int = 250_000,
 ) -> Summary:
-    """Replay events (dicts or raw lines) onto the store at `db`, keeping what is already there."""
+    """Replay events (dicts or raw lines) onto the store at `db`, keeping what is already there; the
+    processor keeps at most `cache_limit` loans (and groups) in memory between batches."""
     source = write_lines(db.with_name(f"{db.stem}-{next(_ids)}.jsonl"), events)
     store = Store.at(db)
     try:
-        return replay(source, Processor(store, CARD), as_of=as_of, batch_size=batch_size)
+        return replay(source, Processor(store, CARD, cache_limit=cache_limit), as_of=as_of, batch_size=batch_size)
     finally:
         store.close()
 
@@ -101,11 +106,15 @@ def kept_reports(db: Path) -> dict[date, dict[str, Any]]:
 
 
 def report_of(
-    tmp_path: Path, events: Iterable[dict[str, Any] | str], as_of: date | None = None, batch_size: int = 5000
+    tmp_path: Path,
+    events: Iterable[dict[str, Any] | str],
+    as_of: date | None = None,
+    batch_size: int = 5000,
+    cache_limit: int = 250_000,
 ) -> dict[str, Any]:
     """The report of these events replayed onto a fresh store."""
     db = tmp_path / f"r{next(_ids)}.db"
-    replay_into(db, events, as_of=as_of, batch_size=batch_size)
+    replay_into(db, events, as_of=as_of, batch_size=batch_size, cache_limit=cache_limit)
     return report_at(db)
 
 

@@ -109,6 +109,15 @@ def test_replay_equals_the_reference(tmp_path: Path, events: list[dict[str, Any]
 
 
 @settings(max_examples=40)
+@given(events=provinces(), batch=st.integers(1, 9), limit=st.integers(1, 3))
+def test_a_processor_that_keeps_few_entities_gives_the_same_report(
+    tmp_path: Path, events: list[dict[str, Any]], batch: int, limit: int
+) -> None:
+    """Loans and groups dropped from the processor's cache between batches are read back from the store."""
+    assert report_of(tmp_path, events, batch_size=batch, cache_limit=limit) == reference_report(events)
+
+
+@settings(max_examples=40)
 @given(events=provinces(), seed=st.integers(0, 2**32), batch=st.integers(1, 9))
 def test_shuffled_and_duplicated_input_gives_the_same_report(
     tmp_path: Path, events: list[dict[str, Any]], seed: int, batch: int

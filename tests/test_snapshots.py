@@ -88,8 +88,8 @@ def test_kept_reports_depend_on_arrival_order_only(tmp_path: Path, events: list[
     rng.shuffle(arrivals)
     db = tmp_path / f"kept-{uuid.uuid4().hex}.db"
     done = 0
-    while done < len(arrivals):  # several replays onto one store, each in batches of its own size
+    while done < len(arrivals):  # several replays onto one store, each in batches and a cache of its own size
         step = rng.randint(1, 12)
-        replay_into(db, arrivals[done : done + step], batch_size=rng.randint(1, 5))
+        replay_into(db, arrivals[done : done + step], batch_size=rng.randint(1, 5), cache_limit=rng.randint(1, 20))
         done += step
     assert kept_reports(db) == expected_reports(arrivals)

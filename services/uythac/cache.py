@@ -1,13 +1,14 @@
 """Loans and groups kept in memory between batches: a batch reads from the store only what it has not seen.
 
-With each entity the cache keeps its **share**: the unit it counts in and the contribution it has in that
-unit's counts now, so a batch moves only the difference (`processor`), and the **row as stored**, so the
-store writes back only the columns that changed (`store.UnitOfWork`, which fills and updates `rows`).
+A cached entity carries what it counts for in its unit now (`counted`, `counted_in`, set here when it is
+read), so a batch moves only the difference (`processor`); beside it the cache keeps its **row as
+stored**, so the store writes back only the columns that changed (`store.UnitOfWork`, which fills and
+updates `rows`).
 
 Everything here mirrors committed state. A batch that fails leaves it wrong, so the processor clears it and
 reads again; only one process writes a store (see the README), so nothing else can make it stale. It is
 bounded: after a commit, past `limit` entities of a kind, the least recently used are dropped (their rows are
-in the store, and their shares are worked out again when they are read).
+in the store, and what they count for is worked out again when they are read).
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ from typing import Any, Generic, Protocol, TypeVar
 from uythac.ledger import NOTHING, Bounds, Counts, Group, Loan
 
 UnitKey = tuple[str, str]  # (commune_id, org)
-Share = tuple[UnitKey | None, Counts]  # the unit an entity counts in, and what it counts there
 
 
 class Entity(Protocol):
+    counted: Counts
+    counted_in: UnitKey | None
+
     @property
     def unit(self) -> UnitKey | None: ...
 
@@ -37,14 +40,14 @@ class Kept(Generic[E]):
     def __init__(self, make: Callable[[str], E], limit: int) -> None:
         self.make, self.limit = make, limit
         self.entities: dict[str, E] = {}
-        self.shares: dict[str, Share] = {}
         self.rows: dict[str, tuple[Any, ...]] = {}  # as the store has them (the store keeps this up to date)
 
     def take(
         self, ids: Sequence[str], read: Callable[[Sequence[str]], dict[str, E]], at: Bounds | None
     ) -> dict[str, E]:
         """These entities, by id in the order given: kept ones as they are, the others read from the store
-        (`read`; new ones made empty) with their share at `at`, the clock the store's unit counts are at."""
+        (`read`; new ones made empty) counting for their contribution at `at`, the clock the store's unit
+        counts are at."""
         entities, taken, missing = self.entities, {}, []
         for key in ids:
             entity = entities.pop(key, None)  # and put back last: most recently used
@@ -57,7 +60,7 @@ class Kept(Generic[E]):
             for key in missing:
                 entity = found.get(key) or self.make(key)
                 entities[key] = taken[key] = entity
-                self.shares[key] = (entity.unit, NOTHING if at is None else entity.contribution(at))
+                entity.counted_in, entity.counted = entity.unit, NOTHING if at is None else entity.contribution(at)
         return taken if not missing else {key: taken[key] for key in ids}
 
     def trim(self) -> None:
@@ -67,12 +70,10 @@ class Kept(Generic[E]):
             return
         for key in list(_first(self.entities, excess)):
             del self.entities[key]
-            self.shares.pop(key, None)
             self.rows.pop(key, None)
 
     def clear(self) -> None:
         self.entities.clear()
-        self.shares.clear()
         self.rows.clear()
 
 

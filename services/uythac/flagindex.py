@@ -10,6 +10,7 @@ not of the whole history.
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from collections.abc import Iterable
 from datetime import date
 from typing import Any
@@ -22,14 +23,15 @@ _Order = tuple[str, str, str]  # (commune_id, org, loan_id): the report's order 
 
 
 class FlagIndex:
-    """Missed loans by id while their deadline is in the window: what the entry shows, its place in the
-    report's order, its deadline (ISO) and the entry."""
+    """Missed loans while their deadline is in the window, and their places in the report's order."""
 
     def __init__(self, entries: Iterable[dict[str, Any]] = ()) -> None:
         """`entries`: report entries of the missed loans whose deadline is in the window, from the store."""
-        self._flags: dict[str, tuple[_Shown | None, _Order, str, dict[str, Any]]] = {
-            e["loan_id"]: (None, (e["commune_id"], e["org"], e["loan_id"]), e["deadline"], e) for e in entries
-        }
+        # loan_id → (what the entry shows, its place in report order, its deadline (ISO), the entry)
+        self._flags: dict[str, tuple[_Shown | None, _Order, str, dict[str, Any]]] = {}
+        self._order: list[_Order] = []  # sorted
+        for entry in entries:
+            self._put(None, entry)
 
     def sync(self, loans: Iterable[Loan], assessed_after: date) -> None:
         """Take in the state of these loans: a missed one with a deadline after `assessed_after` is a flag."""
@@ -40,17 +42,29 @@ class FlagIndex:
                 shown = _shown(loan)
                 kept = flags.get(loan.loan_id)
                 if kept is None or kept[0] != shown:
-                    entry = flag_entry(loan)
-                    order = (entry["commune_id"], entry["org"], entry["loan_id"])
-                    flags[loan.loan_id] = (shown, order, entry["deadline"], entry)
+                    self._put(shown, flag_entry(loan))
             elif loan.loan_id in flags:
-                del flags[loan.loan_id]
+                self._drop(loan.loan_id)
 
     def entries(self, after: date, before: date) -> list[dict[str, Any]]:
         """The report entries of the flags whose deadline lies in (after, before), in report order."""
         low, high = after.isoformat(), before.isoformat()  # ISO dates compare as the days they name
-        inside = sorted((order, entry) for _, order, deadline, entry in self._flags.values() if low < deadline < high)
-        return [entry for _, entry in inside]
+        flags = self._flags
+        return [entry for _, _, deadline, entry in (flags[order[2]] for order in self._order) if low < deadline < high]
+
+    def _put(self, shown: _Shown | None, entry: dict[str, Any]) -> None:
+        loan_id = entry["loan_id"]
+        order = (entry["commune_id"], entry["org"], loan_id)
+        kept = self._flags.get(loan_id)
+        if kept is None or kept[1] != order:
+            if kept is not None:
+                self._drop(loan_id)
+            insort(self._order, order)
+        self._flags[loan_id] = (shown, order, entry["deadline"], entry)
+
+    def _drop(self, loan_id: str) -> None:
+        _, order, _, _ = self._flags.pop(loan_id)
+        del self._order[bisect_left(self._order, order)]
 
 
 def _shown(loan: Loan) -> _Shown:

@@ -12,7 +12,7 @@ window edges worked out once per day (`Bounds`).
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from operator import add, sub
 from typing import Any, NamedTuple
@@ -44,6 +44,7 @@ class Counts(NamedTuple):
 
 
 NOTHING = Counts()
+NOT_STORED = {"stored": False}  # dataclass field metadata: kept in memory only, not a column of the store
 _DAYS: dict[date, date] = {}
 
 
@@ -118,6 +119,9 @@ class Loan:
     late_inspection_on: date | None = None
     misuse: bool = False
     next_change: date | None = None
+    # What the loan counts for in its unit now, and that unit: the processor moves only the difference.
+    counted: Counts = field(default=NOTHING, repr=False, compare=False, metadata=NOT_STORED)
+    counted_in: tuple[str, str] | None = field(default=None, repr=False, compare=False, metadata=NOT_STORED)
 
     @property
     def unit(self) -> tuple[str, str] | None:
@@ -218,6 +222,8 @@ class Group:
     last_deposit_on: date | None = None
     misuse: bool = False
     next_change: date | None = None
+    counted: Counts = field(default=NOTHING, repr=False, compare=False, metadata=NOT_STORED)  # as for a loan
+    counted_in: tuple[str, str] | None = field(default=None, repr=False, compare=False, metadata=NOT_STORED)
 
     @property
     def unit(self) -> tuple[str, str] | None:

@@ -23,7 +23,7 @@ from functools import lru_cache, partial
 from typing import Any
 
 from uythac import report
-from uythac.cache import Cache, Kept
+from uythac.cache import Cache
 from uythac.dates import month_end
 from uythac.flagindex import FlagIndex
 from uythac.ledger import NOTHING, ONE_DAY, OPEN, Bounds, Counts, Group, Loan, Unit, shared
@@ -274,20 +274,15 @@ class _Batch:
         added: dict[tuple[str, str], list[Counts]] = {}
         removed: dict[tuple[str, str], list[Counts]] = {}
         units = self.p.units
-        kinds: tuple[tuple[dict[str, Any], Kept[Any]], ...] = (
-            (self.loans, self.p.cache.loans),
-            (self.groups, self.p.cache.groups),
-        )
-        for entities, kept in kinds:
-            shares = kept.shares
-            for entity_id, entity in entities.items():
-                old_unit, old_share = shares[entity_id]
+        for entities in (self.loans.values(), self.groups.values()):
+            for entity in entities:
+                old_unit, old_share = entity.counted_in, entity.counted
                 new_share = entity.contribution(at)
                 entity.next_change = entity.next_due(at)
                 new_unit = entity.unit
                 if old_unit == new_unit and old_share == new_share:
                     continue
-                shares[entity_id] = (new_unit, new_share)
+                entity.counted_in, entity.counted = new_unit, new_share
                 if old_unit is not None and old_share != NOTHING:
                     removed.setdefault(old_unit, []).append(old_share)
                     changed[old_unit] = units[old_unit]

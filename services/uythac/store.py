@@ -203,7 +203,8 @@ class _Kind:
 
     @cached_property
     def fields(self) -> tuple[str, ...]:
-        return tuple(f.name for f in dataclass_fields(self.make))  # type: ignore[arg-type]
+        """The entity's stored fields, in order (those marked `NOT_STORED` come last and are left out)."""
+        return tuple(f.name for f in dataclass_fields(self.make) if f.metadata.get("stored", True))  # type: ignore[arg-type]
 
     @cached_property
     def row(self) -> Callable[[Any], tuple[Any, ...]]:

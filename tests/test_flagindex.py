@@ -1,0 +1,58 @@
+"""The month-end reports' flag index: exactly the window's missed loans, in report order, as they stand."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from uythac.flagindex import FlagIndex
+from uythac.ledger import Loan
+from uythac.report import flag_entry
+
+AFTER, BEFORE = date(2023, 1, 1), date(2024, 1, 1)
+
+
+def missed(loan_id: str, commune_id: str, deadline: date, late: date | None = None) -> Loan:
+    return Loan(
+        loan_id,
+        district_id="D01",
+        commune_id=commune_id,
+        org="HND",
+        disbursed_on=date.fromordinal(deadline.toordinal() - 30),
+        deadline=deadline,
+        status="missed",
+        late_inspection_on=late,
+    )
+
+
+def test_entries_come_in_report_order_and_inside_the_window_only() -> None:
+    index = FlagIndex()
+    loans = [
+        missed("L2", "C0002", date(2023, 5, 1)),
+        missed("L1", "C0002", date(2023, 6, 1)),
+        missed("L9", "C0001", date(2023, 7, 1)),
+        missed("L0", "C0001", date(2024, 1, 1)),  # on the window's edge: outside
+    ]
+    index.sync(loans, AFTER)
+    assert [e["loan_id"] for e in index.entries(AFTER, BEFORE)] == ["L9", "L1", "L2"]
+    assert index.entries(date(2023, 5, 1), BEFORE)[-1]["loan_id"] == "L1"  # the after edge is open too
+
+
+def test_a_loan_no_longer_missed_or_out_of_the_window_leaves_and_a_change_shows() -> None:
+    first, second = missed("L1", "C0001", date(2023, 3, 1)), missed("L2", "C0001", date(2023, 4, 1))
+    index = FlagIndex([flag_entry(first), flag_entry(second)])  # as read from the store at start
+    first.status = "fulfilled"  # an on-time inspection entered late
+    second.late_inspection_on = date(2023, 5, 2)
+    index.sync([first, second], AFTER)
+    assert index.entries(AFTER, BEFORE) == [flag_entry(second)]
+    index.sync([second], date(2023, 4, 1))  # its deadline has left the window
+    assert index.entries(AFTER, BEFORE) == []
+
+
+def test_a_loan_moved_to_another_commune_takes_its_new_place() -> None:
+    loan = missed("L1", "C0003", date(2023, 3, 1))
+    other = missed("L2", "C0002", date(2023, 3, 1))
+    index = FlagIndex()
+    index.sync([loan, other], AFTER)
+    loan.commune_id = "C0001"  # an earlier disbursement named another commune
+    index.sync([loan], AFTER)
+    assert [e["loan_id"] for e in index.entries(AFTER, BEFORE)] == ["L1", "L2"]
