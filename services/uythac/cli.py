@@ -245,6 +245,7 @@ def run_worker(args: argparse.Namespace, config: settings.Settings) -> int:
         outputs=Topics(config.kafka_flags_topic, config.kafka_scores_topic),
         idle_exit_s=args.idle_exit,
         reports_months=config.reports_months,
+        log_level=config.log_level,
     )
     store = Store.at(args.db)
     try:

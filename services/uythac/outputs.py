@@ -8,17 +8,17 @@ sends a row twice sends the same id, so a consumer that dedupes by event_id sees
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from uythac.ledger import Loan
+from uythac.ledger import Counts, Loan
 from uythac.outbox import Message
 from uythac.processor import Outcome
-from uythac.report import score, unit_entry
-from uythac.scorecard import Scorecard, as_number
+from uythac.report import UnitScore, scored_entry
+from uythac.scorecard import as_number
 
 
 @dataclass(frozen=True)
@@ -29,8 +29,11 @@ class Topics:
     scores: str = "uythac.scores"
 
 
-def messages(outcome: Outcome, card: Scorecard, ids: Iterator[str], topics: Topics) -> list[Message]:
-    """The flags and score changes of one batch, in the order they happened; one id from `ids` each."""
+def messages(
+    outcome: Outcome, scorer: Callable[[Counts], UnitScore], ids: Iterator[str], topics: Topics
+) -> list[Message]:
+    """The flags and score changes of one batch, in the order they happened; one id from `ids` each.
+    `scorer`: a unit's score from its counts (the processor's, which remembers them)."""
     out = []
     for transition in outcome.transitions:
         entity = transition.entity
@@ -51,11 +54,11 @@ def messages(outcome: Outcome, card: Scorecard, ids: Iterator[str], topics: Topi
         key = entity.commune_id.encode() if entity.commune_id else None
         out.append(Message(topics.flags, key, orjson.dumps(payload)))
     for unit, before in outcome.changed_units:
-        now, was = score(unit.counts, card), score(before, card)
+        now, was = scorer(unit.counts), scorer(before)
         is_new = (unit.commune_id, unit.org) in outcome.new_units
         if not is_new and (now.score, now.klass) == (was.score, was.klass):
             continue
-        entry = unit_entry(unit, card)
+        entry = scored_entry(unit, now)
         payload = {
             "event_id": next(ids),
             "type": "score.changed",

@@ -7,7 +7,6 @@ it is lost. With `as_of`, events dated after it are left out and the clock ends 
 
 from __future__ import annotations
 
-import gc
 import gzip
 import io
 import json
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import IO, Any, TextIO
 
 from uythac.errors import StoreError
-from uythac.processor import Outcome, Processor
+from uythac.processor import Outcome, Processor, rare_collections
 from uythac.validation import Event, Rejection, parse
 
 Progress = Callable[[int], None]  # bytes of the input read so far
@@ -50,22 +49,6 @@ def lines_of(path: Path) -> Iterator[tuple[Iterable[bytes], IO[bytes]]]:
                 yield lines, raw
         else:
             yield raw, raw
-
-
-@contextmanager
-def rare_collections() -> Iterator[None]:
-    """Run the cycle collector about 70 times less often.
-
-    A replay allocates a dozen container objects per event (decoded JSON, the event, rows, shares)
-    and almost none of them end up in reference cycles; at the default thresholds the collector ran
-    ~20 times a second and took ~7% of a replay's time.
-    """
-    thresholds = gc.get_threshold()
-    gc.set_threshold(50_000, 20, 100)
-    try:
-        yield
-    finally:
-        gc.set_threshold(*thresholds)
 
 
 def reject_line(number: int, original: bytes, rejection: Rejection) -> str:

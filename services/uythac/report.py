@@ -65,10 +65,6 @@ def window(today: date, card: Scorecard) -> tuple[date, date]:
     return today - card.windows.scoring, today
 
 
-def unit_entry(unit: Unit, card: Scorecard) -> dict[str, Any]:
-    return scored_entry(unit, score(unit.counts, card))
-
-
 def scored_entry(unit: Unit, scored: UnitScore) -> dict[str, Any]:
     """A unit's report entry from a score already worked out (the API keeps scores; scoring is slow)."""
     return {

@@ -1,0 +1,328 @@
+"""The worker's intake: its Kafka consumer, in a process of its own.
+
+kafka-python decodes every record in Python (~8 µs a record on these machines) and checking an event costs
+a few µs more, while the store takes one writer at a time. So the worker reads Kafka in a second process
+and the two run on two cores: the intake is the consumer-group member; it polls, checks each record
+(`validation.parse`: accepted with its business date and digest, or rejected with its reason) and hands
+each poll to the worker through a pipe, while the worker applies the one before. The worker owns the store
+and everything that is written: state, offsets, outbox (see `worker`, whose checkpoint order is unchanged).
+
+Messages, pickled tuples on two one-way pipes:
+  intake → worker   ("assigned", [partition, ...])   after seeking them to the store's offsets
+                    ("revoked", [partition, ...])
+                    ("batch", Polled)                 one poll, tagged with the generation it was read in
+                    ("highwater", {partition: end})   about once a second, for the lag gauges
+  worker → intake   ("rewind", generation)  seek every partition back to the store's offsets; later
+                                            batches carry this generation, earlier ones are dropped
+                    ("commit", {partition: next offset})   advisory, for lag tools (the store is the truth)
+                    ("stop",)
+The intake leaves with its worker: it stops when told, when the pipe closes, or when the worker dies (even
+by kill -9: Linux sends it SIGTERM then).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import multiprocessing
+import os
+import signal
+import time
+from collections import deque
+from contextlib import suppress
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from types import FrameType
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.structs import OffsetAndMetadata
+
+from uythac import logs
+from uythac.kafka_admin import wait_for_broker
+from uythac.processor import rare_collections
+from uythac.store import Store
+from uythac.validation import Rejection, parse
+
+log = logging.getLogger(__name__)
+HIGHWATER_EVERY_S = 1.0
+
+
+@dataclass(frozen=True)
+class IntakeConfig:
+    bootstrap: str
+    topic: str
+    group_id: str
+    session_timeout_ms: int
+    batch_size: int
+    poll_ms: int
+    db_url: str  # the store whose offsets an assignment seeks to
+    log_level: str
+
+
+@dataclass
+class Polled:
+    """One poll's records as the worker needs them, in lists side by side (cheap to pickle). A record the
+    intake accepted has its business date (ordinal) and digest; a rejected one, the reason (and event id)."""
+
+    generation: int
+    partitions: list[int] = field(default_factory=list)
+    offsets: list[int] = field(default_factory=list)
+    keys: list[bytes | None] = field(default_factory=list)
+    values: list[bytes | None] = field(default_factory=list)
+    headers: list[list[tuple[str, bytes]]] = field(default_factory=list)
+    timestamps: list[int] = field(default_factory=list)
+    days: list[int] = field(default_factory=list)  # 0 for a rejected record
+    digests: list[bytes] = field(default_factory=list)  # b"" for a rejected record
+    rejections: dict[int, Rejection] = field(default_factory=dict)  # by position in the lists
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+
+class Intake:
+    """The worker's handle on its intake process."""
+
+    def __init__(self, config: IntakeConfig) -> None:
+        self.config = config
+        self.generation = 0
+        self._start()
+
+    def _start(self) -> None:
+        context = multiprocessing.get_context("spawn")  # the worker has threads (metrics, Kafka): no fork
+        self._records, records_end = context.Pipe(duplex=False)
+        commands_end, self._commands = context.Pipe(duplex=False)
+        self.process = context.Process(
+            target=run, args=(self.config, os.getpid(), records_end, commands_end), name="uythac-intake", daemon=True
+        )
+        self.process.start()
+        records_end.close()
+        commands_end.close()
+
+    def receive(self, timeout_s: float) -> tuple[Any, ...] | None:
+        """The intake's next message, or None if there is none within `timeout_s`.
+
+        An intake that died is started again (its consumer rejoins the group), with a log line.
+        """
+        try:
+            if not self._records.poll(timeout_s):
+                return None
+            message: tuple[Any, ...] = self._records.recv()
+            return message
+        except (EOFError, OSError):
+            log.error("the intake process ended; starting it again", extra={"exitcode": self.process.exitcode})
+            self.process.join(timeout=5)
+            time.sleep(1.0)
+            self._start()
+            self.rewind()
+            return None
+
+    def rewind(self) -> None:
+        """Have every partition read again from the store's offsets; batches read before are dropped."""
+        self.generation += 1
+        self._send(("rewind", self.generation))
+
+    def commit(self, positions: dict[int, int]) -> None:
+        self._send(("commit", positions))
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Stop the intake (its consumer leaves the group) and wait for it."""
+        self._send(("stop",))
+        self.process.join(timeout_s)
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join(5)
+
+    def _send(self, command: tuple[Any, ...]) -> None:
+        with suppress(OSError):  # it has ended: `receive` notices and starts it again
+            self._commands.send(command)
+
+
+# the intake process ---------------------------------------------------------------------------------
+def run(config: IntakeConfig, parent: int, records: Connection, commands: Connection) -> None:
+    """The intake process: connect, subscribe, then poll and hand over until told to stop."""
+    logs.configure(config.log_level)
+    _leave_with(parent)
+    with rare_collections():
+        _Loop(config, records, commands).run()
+
+
+class _Loop:
+    def __init__(self, config: IntakeConfig, records: Connection, commands: Connection) -> None:
+        self.config, self.commands, self.out = config, commands, _Out(records)
+        self.store = Store.at(config.db_url)
+        self.consumer: KafkaConsumer | None = None
+        self.generation = 0
+        self.stopping = False
+
+    def run(self) -> None:
+        try:
+            self.consumer = self._connect()
+            if self.consumer is None:
+                return
+            self.consumer.subscribe(
+                [self.config.topic], listener=_Seek(self.consumer, self.store, self.config, self.out)
+            )
+            reported = 0.0
+            while not self._obey():
+                polled = self.consumer.poll(timeout_ms=self.config.poll_ms, max_records=self.config.batch_size)
+                self.out.send(("batch", _checked(polled, self.generation)) if polled else None)
+                if time.monotonic() - reported >= HIGHWATER_EVERY_S:
+                    reported = time.monotonic()
+                    self.out.send(("highwater", _highwater(self.consumer)))
+        except (BrokenPipeError, EOFError, OSError):  # the worker has gone
+            pass
+        finally:
+            if self.consumer is not None:
+                self.consumer.close(autocommit=False)
+            self.store.close()
+
+    def _obey(self) -> bool:
+        """Carry out the worker's commands waiting in the pipe; True once told to stop."""
+        while not self.stopping and self.commands.poll():
+            command = self.commands.recv()
+            if command[0] == "stop":
+                self.stopping = True
+            elif command[0] == "rewind":
+                self.generation = command[1]
+                if self.consumer is not None:  # before the first assignment there is nothing to rewind
+                    _seek_to_store(self.consumer, self.store, self.config.topic, self.consumer.assignment())
+            elif command[0] == "commit" and self.consumer is not None:
+                owned = {tp.partition for tp in self.consumer.assignment()}
+                offsets = {
+                    TopicPartition(self.config.topic, p): OffsetAndMetadata(offset, "", -1)
+                    for p, offset in command[1].items()
+                    if p in owned
+                }
+                if offsets:
+                    self.consumer.commit_async(offsets)
+        return self.stopping
+
+    def _connect(self) -> KafkaConsumer | None:
+        """The group's consumer once the broker answers and knows the topic; retried with backoff (1 s
+        doubling to 30 s), as the worker does for its own clients. None if told to stop meanwhile."""
+        delay = 1.0
+        while not self._obey():
+            consumer: KafkaConsumer | None = None
+            try:
+                wait_for_broker(self.config.bootstrap, timeout_s=delay)
+                consumer = _consumer(self.config)
+                # Metadata first: a group leader that does not know the topic yet assigns nothing and rejoins.
+                consumer.partitions_for_topic(self.config.topic)
+                return consumer
+            except Exception as error:  # kafka-python raises several kinds; all mean "not yet"
+                if consumer is not None:
+                    consumer.close(autocommit=False)
+                log.warning(
+                    "Kafka unreachable, retrying",
+                    extra={"bootstrap": self.config.bootstrap, "retry_in_s": delay, "error": str(error)},
+                )
+                time.sleep(delay)
+                delay = min(delay * 2, 30.0)
+        return None
+
+
+def _consumer(config: IntakeConfig) -> KafkaConsumer:
+    return KafkaConsumer(
+        bootstrap_servers=config.bootstrap,
+        group_id=config.group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=config.batch_size,
+        fetch_max_bytes=64 * 1024 * 1024,
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+        session_timeout_ms=config.session_timeout_ms,
+        heartbeat_interval_ms=min(3000, config.session_timeout_ms // 3),
+        client_id="uythac-intake",
+    )
+
+
+def _highwater(consumer: KafkaConsumer) -> dict[int, int]:
+    ends = {tp.partition: consumer.highwater(tp) for tp in consumer.assignment()}
+    return {partition: end for partition, end in ends.items() if end is not None}
+
+
+def _checked(polled: dict[TopicPartition, list[Any]], generation: int) -> Polled:
+    """Each record's verdict, beside what the worker needs of it."""
+    batch = Polled(generation)
+    for tp, records in polled.items():
+        for record in records:
+            value = record.value
+            parsed = parse(value) if value is not None else Rejection("message: null value")
+            if isinstance(parsed, Rejection):
+                batch.rejections[len(batch.offsets)] = parsed
+                batch.days.append(0)
+                batch.digests.append(b"")
+            else:
+                batch.days.append(parsed.day.toordinal())
+                batch.digests.append(parsed.digest)
+            batch.partitions.append(tp.partition)
+            batch.offsets.append(record.offset)
+            batch.keys.append(record.key)
+            batch.values.append(value)
+            batch.headers.append(list(record.headers or []))
+            batch.timestamps.append(record.timestamp)
+    return batch
+
+
+class _Out:
+    """The pipe to the worker. The rebalance listener runs on kafka-python's network thread, which must never
+    wait on the worker (it sends the heartbeats), so its notices are queued (`notice`) and sent by the
+    polling thread before the records of the poll that brought them (`send`)."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self._notices: deque[tuple[Any, ...]] = deque()
+
+    def notice(self, message: tuple[Any, ...]) -> None:
+        self._notices.append(message)
+
+    def send(self, message: tuple[Any, ...] | None = None) -> None:
+        while self._notices:
+            self._connection.send(self._notices.popleft())
+        if message is not None:
+            self._connection.send(message)
+
+
+class _Seek(ConsumerRebalanceListener):  # type: ignore[misc]
+    """On assignment, seek to the offsets in the store (runs on kafka-python's network thread)."""
+
+    def __init__(self, consumer: KafkaConsumer, store: Store, config: IntakeConfig, out: _Out) -> None:
+        self.consumer, self.store, self.topic, self.out = consumer, store, config.topic, out
+
+    def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        """Nothing to flush here: the worker commits every batch with its offsets before it takes the next."""
+        self.out.notice(("revoked", sorted(tp.partition for tp in revoked)))
+
+    def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        _seek_to_store(self.consumer, self.store, self.topic, assigned)
+        self.out.notice(("assigned", sorted(tp.partition for tp in assigned)))
+        log.info("partitions assigned", extra={"partitions": sorted(tp.partition for tp in assigned)})
+
+
+def _seek_to_store(consumer: KafkaConsumer, store: Store, topic: str, partitions: Any) -> None:
+    """Seek to the offsets the store has applied up to; a partition it has never seen, to its beginning."""
+    with store.reading() as uow:
+        stored = uow.offsets(topic)
+    for tp in partitions:
+        if tp.partition in stored:
+            consumer.seek(tp, stored[tp.partition])
+        else:  # the store has applied nothing from it: all of it, whatever Kafka's committed offset
+            consumer.seek_to_beginning(tp)
+
+
+def _leave_with(parent: int) -> None:
+    """Stop when the worker that started this process dies, even by kill -9 (Linux: a SIGTERM from the
+    kernel); a SIGTERM or SIGINT while the worker lives is the worker's to handle (it stops the intake)."""
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        if os.getppid() != parent:
+            raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    with suppress(OSError, AttributeError):  # not Linux: the closed pipe still ends the intake
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # died before the call above
+        raise SystemExit(0)
