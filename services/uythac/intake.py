@@ -1,21 +1,24 @@
-"""The worker's intake: its Kafka consumer, in a process of its own.
+"""The worker's intake: its Kafka clients, in a process of its own.
 
 kafka-python decodes every record in Python (~8 µs a record on these machines) and checking an event costs
 a few µs more, while the store takes one writer at a time. So the worker reads Kafka in a second process
 and the two run on two cores: the intake is the consumer-group member; it polls, checks each record
 (`validation.parse`: accepted with its business date and digest, or rejected with its reason) and hands
-each poll to the worker through a pipe, while the worker applies the one before. The worker owns the store
-and everything that is written: state, offsets, outbox (see `worker`, whose checkpoint order is unchanged).
+each poll to the worker through a pipe, while the worker applies the one before. It also owns the output
+producer: the worker hands it the outbox rows it committed and deletes those the broker acknowledged. The
+worker owns the store and everything written there: state, offsets, outbox (see `worker`).
 
 Messages, pickled tuples on two one-way pipes:
   intake → worker   ("assigned", [partition, ...])   after seeking them to the store's offsets
                     ("revoked", [partition, ...])
                     ("batch", Polled)                 one poll, tagged with the generation it was read in
                     ("highwater", {partition: end})   about once a second, for the lag gauges
+                    ("relayed", [row id, ...], failed, first error)   a relay round has its answers
   worker → intake   ("rewind", generation)  seek every partition back to the store's offsets; later
                                             batches carry this generation, earlier ones are dropped
                     ("commit", {partition: next offset})   advisory, for lag tools (the store is the truth)
-                    ("stop",)
+                    ("relay", [(row id, Message), ...])    one round at a time
+                    ("stop",)                              after the round in flight has its answers
 The intake leaves with its worker: it stops when told, when the pipe closes, or when the worker dies (even
 by kill -9: Linux sends it SIGTERM then).
 """
@@ -26,7 +29,9 @@ import ctypes
 import logging
 import multiprocessing
 import os
+import queue
 import signal
+import threading
 import time
 from collections import deque
 from contextlib import suppress
@@ -35,18 +40,21 @@ from multiprocessing.connection import Connection
 from types import FrameType
 from typing import Any
 
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.structs import OffsetAndMetadata
 
 from uythac import logs
 from uythac.kafka_admin import wait_for_broker
+from uythac.outbox import Numbered, Round
 from uythac.processor import rare_collections
+from uythac.producer import idempotent_producer
 from uythac.store import Store
 from uythac.validation import Rejection, parse
 
 log = logging.getLogger(__name__)
 HIGHWATER_EVERY_S = 1.0
+AHEAD = 2  # batches checked and queued for the worker while it applies the one before
 
 
 @dataclass(frozen=True)
@@ -116,7 +124,7 @@ class Intake:
             time.sleep(1.0)
             self._start()
             self.rewind()
-            return None
+            return ("restarted",)
 
     def rewind(self) -> None:
         """Have every partition read again from the store's offsets; batches read before are dropped."""
@@ -126,13 +134,23 @@ class Intake:
     def commit(self, positions: dict[int, int]) -> None:
         self._send(("commit", positions))
 
-    def stop(self, timeout_s: float = 30.0) -> None:
-        """Stop the intake (its consumer leaves the group) and wait for it."""
+    def relay(self, numbered: list[Numbered]) -> None:
+        """Send these outbox rows (one round at a time: wait for its "relayed" before the next)."""
+        self._send(("relay", numbered))
+
+    def stop(self, timeout_s: float = 30.0) -> list[tuple[Any, ...]]:
+        """Stop the intake (its consumer leaves the group) and wait for it; what it said last (a relay
+        round's answers among them)."""
         self._send(("stop",))
+        last = []
+        with suppress(EOFError, OSError):
+            while self._records.poll(timeout_s):
+                last.append(self._records.recv())
         self.process.join(timeout_s)
         if self.process.is_alive():
             self.process.terminate()
             self.process.join(5)
+        return last
 
     def _send(self, command: tuple[Any, ...]) -> None:
         with suppress(OSError):  # it has ended: `receive` notices and starts it again
@@ -150,9 +168,12 @@ def run(config: IntakeConfig, parent: int, records: Connection, commands: Connec
 
 class _Loop:
     def __init__(self, config: IntakeConfig, records: Connection, commands: Connection) -> None:
-        self.config, self.commands, self.out = config, commands, _Out(records)
+        self.config, self.out = config, _Out(records)
+        self.commands = _Commands(commands)
         self.store = Store.at(config.db_url)
         self.consumer: KafkaConsumer | None = None
+        self.producer: KafkaProducer | None = None
+        self.round: Round | None = None  # the relay round in flight
         self.generation = 0
         self.stopping = False
 
@@ -168,26 +189,44 @@ class _Loop:
             while not self._obey():
                 polled = self.consumer.poll(timeout_ms=self.config.poll_ms, max_records=self.config.batch_size)
                 self.out.send(("batch", _checked(polled, self.generation)) if polled else None)
+                self._answer_round()
                 if time.monotonic() - reported >= HIGHWATER_EVERY_S:
                     reported = time.monotonic()
                     self.out.send(("highwater", _highwater(self.consumer)))
+            if self.round is not None and self.producer is not None:  # stopping: the round in flight first
+                self.producer.flush(timeout=10)
+                self._answer_round()
         except (BrokenPipeError, EOFError, OSError):  # the worker has gone
             pass
         finally:
+            self.out.close()
             if self.consumer is not None:
                 self.consumer.close(autocommit=False)
+            if self.producer is not None:
+                self.producer.close(timeout=5)
             self.store.close()
+
+    def _answer_round(self) -> None:
+        result = None if self.round is None else self.round.result()
+        if result is not None:
+            self.round = None
+            self.out.send(("relayed", *result))
 
     def _obey(self) -> bool:
         """Carry out the worker's commands waiting in the pipe; True once told to stop."""
-        while not self.stopping and self.commands.poll():
-            command = self.commands.recv()
+        while not self.stopping and (command := self.commands.next()) is not None:
             if command[0] == "stop":
                 self.stopping = True
             elif command[0] == "rewind":
                 self.generation = command[1]
                 if self.consumer is not None:  # before the first assignment there is nothing to rewind
                     _seek_to_store(self.consumer, self.store, self.config.topic, self.consumer.assignment())
+            elif command[0] == "relay":
+                if self.producer is None or self.round is not None:  # answered at once: sent again later
+                    why = "not connected yet" if self.producer is None else "a round is in flight"
+                    self.out.send(("relayed", [], len(command[1]), why))
+                else:
+                    self.round = Round(self.producer, command[1])
             elif command[0] == "commit" and self.consumer is not None:
                 owned = {tp.partition for tp in self.consumer.assignment()}
                 offsets = {
@@ -210,6 +249,7 @@ class _Loop:
                 consumer = _consumer(self.config)
                 # Metadata first: a group leader that does not know the topic yet assigns nothing and rejoins.
                 consumer.partitions_for_topic(self.config.topic)
+                self.producer = idempotent_producer(self.config.bootstrap, client_id="uythac-relay")
                 return consumer
             except Exception as error:  # kafka-python raises several kinds; all mean "not yet"
                 if consumer is not None:
@@ -266,23 +306,68 @@ def _checked(polled: dict[TopicPartition, list[Any]], generation: int) -> Polled
     return batch
 
 
+class _Commands:
+    """The worker's commands, read from the pipe as they come by a thread of their own and queued: the
+    worker must never wait to hand over a command (a relay round can be larger than the pipe holds) while
+    the polling thread waits to hand over a batch. A closed pipe reads as "stop"."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._queue: deque[tuple[Any, ...]] = deque()
+        self._thread = threading.Thread(target=self._read, args=(connection,), name="intake-commands", daemon=True)
+        self._thread.start()
+
+    def _read(self, connection: Connection) -> None:
+        try:
+            while True:
+                self._queue.append(connection.recv())
+        except (EOFError, OSError):
+            self._queue.append(("stop",))
+
+    def next(self) -> tuple[Any, ...] | None:
+        return self._queue.popleft() if self._queue else None
+
+
 class _Out:
-    """The pipe to the worker. The rebalance listener runs on kafka-python's network thread, which must never
-    wait on the worker (it sends the heartbeats), so its notices are queued (`notice`) and sent by the
-    polling thread before the records of the poll that brought them (`send`)."""
+    """The pipe to the worker, written by a thread of its own from a short queue: the intake polls and checks
+    the next batches while the worker takes the one before (up to `AHEAD` batches ready). The rebalance
+    listener runs on kafka-python's network thread, which must never wait on the worker (it sends the
+    heartbeats), so its notices are kept aside (`notice`) and queued by the polling thread before the
+    records of the poll that brought them (`send`)."""
 
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
         self._notices: deque[tuple[Any, ...]] = deque()
+        self._queue: queue.Queue[tuple[Any, ...] | None] = queue.Queue(maxsize=AHEAD)
+        self._failed: BaseException | None = None
+        self._thread = threading.Thread(target=self._write, name="intake-out", daemon=True)
+        self._thread.start()
 
     def notice(self, message: tuple[Any, ...]) -> None:
         self._notices.append(message)
 
     def send(self, message: tuple[Any, ...] | None = None) -> None:
+        """Queue the notices kept aside, then `message`; waits while `AHEAD` batches are already queued."""
+        if self._failed is not None:
+            raise BrokenPipeError("the worker has gone") from self._failed
         while self._notices:
-            self._connection.send(self._notices.popleft())
+            self._queue.put(self._notices.popleft())
         if message is not None:
-            self._connection.send(message)
+            self._queue.put(message)
+
+    def close(self) -> None:
+        """Write what is queued, then stop the writer."""
+        self._queue.put(None)
+        self._thread.join(timeout=30)
+
+    def _write(self) -> None:
+        while (message := self._queue.get()) is not None:
+            try:
+                self._connection.send(message)
+            except (BrokenPipeError, EOFError, OSError) as error:
+                self._failed = error
+                while self._queue.get() is not None:  # drain: the polling thread may be waiting to put
+                    pass
+                return
 
 
 class _Seek(ConsumerRebalanceListener):  # type: ignore[misc]

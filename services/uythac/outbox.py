@@ -1,27 +1,27 @@
 """The transactional outbox: messages written with the state that caused them, sent to Kafka after commit.
 
 A message is a row of the `outbox` table until the broker has acknowledged it; then the row is deleted.
-A relay that dies between the acknowledgement and the delete sends the row again after restart, with
-the same bytes (and so the same event_id): a consumer that dedupes by event_id sees it once. Nothing is
-lost, because nothing leaves the table unacknowledged.
+The worker reads the committed rows (`pending`) and hands them to its intake, which owns the producer and
+sends them (`Round`: it tells which rows the broker acknowledged, without holding up the intake's polls);
+the worker then deletes those rows (`acknowledged`). A worker that dies between the acknowledgement and
+the delete sends the rows again after restart, with the same bytes (and so the same event_id): a consumer
+that dedupes by event_id sees each once. Nothing is lost, because nothing leaves the table unacknowledged.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from kafka import KafkaProducer
-from kafka.errors import KafkaError
 
-from uythac import metrics
 from uythac.store import Store
 
-log = logging.getLogger(__name__)
 NO_HEADERS = json.dumps([])
+Numbered = tuple[int, "Message"]  # an outbox row: its id and its message
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,7 @@ class Message:
     headers: tuple[tuple[str, bytes], ...] = ()
 
     def row(self) -> dict[str, Any]:
+        """As the `outbox` table keeps it (headers: a JSON list of [name, base64 value] pairs)."""
         headers = [[name, base64.b64encode(value).decode()] for name, value in self.headers]
         return {"topic": self.topic, "key": self.key, "value": self.value, "headers": json.dumps(headers)}
 
@@ -45,31 +46,31 @@ class Message:
         return cls(row.topic, row.key, row.value, headers)
 
 
-def relay(store: Store, producer: KafkaProducer, limit: int = 2000) -> int:
-    """Send the committed outbox rows, oldest first; returns how many the broker acknowledged.
+def pending(store: Store, limit: int) -> list[Numbered]:
+    """The oldest committed messages not yet acknowledged, with their row ids."""
+    with store.reading() as uow:
+        return [(row.id, Message.of_row(row)) for row in uow.pending_outbox(limit)]
 
-    Stops at the first failure (broker down, timeout) and leaves the rest for the next call.
-    """
-    sent = 0
-    while True:
+
+def acknowledged(store: Store, ids: Sequence[int]) -> None:
+    """The broker has these: their rows go."""
+    if ids:
         with store.unit_of_work() as uow:
-            rows = uow.pending_outbox(limit)
-            if not rows:
-                return sent
-            futures = []
-            for row in rows:
-                message = Message.of_row(row)
-                futures.append(
-                    producer.send(message.topic, key=message.key, value=message.value, headers=list(message.headers))
-                )
-            try:
-                producer.flush(timeout=30)
-                for future in futures:
-                    future.get(timeout=0)
-            except KafkaError as error:
-                metrics.OUTBOX_FAILURES.inc()
-                log.warning("outbox relay failed; will retry", extra={"rows": len(rows), "error": str(error)})
-                return sent
-            uow.remove_outbox([row.id for row in rows])
-            metrics.OUTBOX_SENT.inc(len(rows))
-            sent += len(rows)
+            uow.remove_outbox(ids)
+
+
+class Round:
+    """Messages handed to the producer; `result()` once each is acknowledged or has failed."""
+
+    def __init__(self, producer: KafkaProducer, numbered: Sequence[Numbered]) -> None:
+        self._sent = [
+            (n, producer.send(m.topic, key=m.key, value=m.value, headers=list(m.headers))) for n, m in numbered
+        ]
+
+    def result(self) -> tuple[list[int], int, str | None] | None:
+        """(ids acknowledged, how many failed, the first failure) once every message has an answer, else None."""
+        if not all(future.is_done for _, future in self._sent):
+            return None
+        failed = [future.exception for _, future in self._sent if future.failed()]
+        ok = [n for n, future in self._sent if future.succeeded()]
+        return ok, len(failed), (str(failed[0]) if failed else None)

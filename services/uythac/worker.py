@@ -10,7 +10,8 @@ process applies them and owns the store. Checkpoint order, for every batch (the 
   4. ONE store transaction: the state the valid events produce, the event ids accepted, the new
      partition offsets (a conditional update that fences a worker that lost its partitions), and the
      outbox rows: flags, score changes, DLQ messages, each with its event_id from the store's sequence;
-  5. relay the outbox: send, flush the idempotent producer (acks=all), delete the rows acknowledged;
+  5. relay the outbox: the intake sends the committed rows on its idempotent producer (acks=all) and
+     tells which the broker acknowledged; this process deletes those rows;
   6. commit the consumer offsets to Kafka (advisory, for lag tools: on every assignment the intake
      seeks to the offsets in the store, which are the truth; a partition the store has never seen is
      read from its beginning).
@@ -35,18 +36,16 @@ from itertools import count
 from types import FrameType
 
 import orjson
-from kafka import KafkaProducer
 from sqlalchemy.exc import OperationalError
 
-from uythac import metrics
+from uythac import metrics, outbox
 from uythac.dates import VIETNAM
 from uythac.errors import StoreError
 from uythac.intake import Intake, IntakeConfig, Polled
 from uythac.kafka_admin import ensure_topics, wait_for_broker
-from uythac.outbox import Message, relay
+from uythac.outbox import Message
 from uythac.outputs import Topics, messages
 from uythac.processor import Outcome, Processor, rare_collections
-from uythac.producer import idempotent_producer
 from uythac.scorecard import Scorecard
 from uythac.store import Store, UnitOfWork
 from uythac.validation import Event, Rejection
@@ -54,6 +53,7 @@ from uythac.validation import Event, Rejection
 log = logging.getLogger(__name__)
 Ref = tuple[int, int]  # (partition, offset)
 ANALYZE_EVERY_S = 600.0  # refresh the store's planner statistics this often
+RELAY_ROUND = 10_000  # outbox rows handed to the intake at a time
 
 
 @dataclass(frozen=True)
@@ -117,6 +117,8 @@ class Worker:
         self.processor = Processor(store, card, config.reports_months)
         self.positions: dict[int, int] = {}  # partition: next offset to apply, as the store has it
         self.assigned: set[int] = set()  # partitions the intake holds
+        self.relaying = False  # a round of outbox rows is with the intake
+        self._relay_after = 0.0  # after a failed round: not before this (monotonic)
         self._days: dict[int, date] = {}  # business dates by ordinal, as the intake sends them
         self.highwater: dict[int, int] = {}  # partition: its end, as the intake last saw it
         self.stopping = False
@@ -137,8 +139,7 @@ class Worker:
         """Consume until SIGTERM/SIGINT (or `idle_exit_s` of silence); exit code 0."""
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
-        producer = self._connect()
-        if producer is None:
+        if not self._connect():
             return 0
         with self.store.reading() as uow:
             self.positions = uow.offsets(self.config.topic)
@@ -157,43 +158,35 @@ class Worker:
         log.info("worker started", extra={"topic": self.config.topic, "group": self.config.group_id})
         try:
             with rare_collections():
-                self._loop(intake, producer)
+                self._loop(intake)
         finally:
-            intake.stop()
-            producer.close(timeout=10)
+            for message in intake.stop():
+                if message[0] == "relayed":
+                    self._relayed(*message[1:])
             log.info("worker stopped")
         return 0
 
-    def _connect(self) -> KafkaProducer | None:
-        """The output producer, once the broker answers and the topics are there; None if stopped first.
-        Each failure is retried with backoff (1 s doubling to 30 s): a broker that is down, still starting,
-        or just restarted and fenced ("All brokers are currently fenced"), or one that goes away meanwhile."""
+    def _connect(self) -> bool:
+        """Wait until the broker answers and the topics are there; False if stopped first. Each failure is
+        retried with backoff (1 s doubling to 30 s): a broker that is down, still starting, or just
+        restarted and fenced ("All brokers are currently fenced"), or one that goes away meanwhile."""
         delay = 1.0
         while not self.stopping:
-            producer: KafkaProducer | None = None
             try:
                 wait_for_broker(self.config.bootstrap, timeout_s=delay)
                 ensure_topics(self.config.bootstrap, self.config.topics)
-                producer = self._producer()
-                producer.partitions_for(self.config.outputs.flags)  # metadata: the broker answers
-                return producer
+                return True
             except Exception as error:  # kafka-python raises several kinds; all mean "not yet"
-                if producer is not None:
-                    producer.close(timeout=0)
                 log.warning(
                     "Kafka unreachable, retrying",
                     extra={"bootstrap": self.config.bootstrap, "retry_in_s": delay, "error": str(error)},
                 )
                 time.sleep(delay)
                 delay = min(delay * 2, 30.0)
-        return None
+        return False
 
-    def _producer(self) -> KafkaProducer:
-        return idempotent_producer(self.config.bootstrap, client_id="uythac-relay")
-
-    def _loop(self, intake: Intake, producer: KafkaProducer) -> None:
+    def _loop(self, intake: Intake) -> None:
         idle_since = time.monotonic()
-        self._relay(producer)
         while not self.stopping:
             message = intake.receive(self.config.poll_ms / 1000)
             kind = None if message is None else message[0]
@@ -203,7 +196,6 @@ class Worker:
                     continue  # read before a rewind: read again since
                 idle_since = time.monotonic()
                 if self._handle(intake, polled):
-                    self._relay(producer)
                     intake.commit({p: self.positions[p] for p in set(polled.partitions) if p in self.positions})
             elif kind == "assigned":
                 self._assigned(message[1])  # type: ignore[index]
@@ -214,8 +206,11 @@ class Worker:
                         metrics.CONSUMER_LAG.remove(str(partition))
             elif kind == "highwater":
                 self.highwater = message[1]  # type: ignore[index]
-            else:
-                self._relay(producer)
+            elif kind == "relayed":
+                self._relayed(*message[1:])  # type: ignore[index]
+            elif kind == "restarted":  # a new intake: its round, if any, went with the old one
+                self.relaying = False
+            self._relay(intake)
             self._observe()
             if self.config.idle_exit_s is not None and time.monotonic() - idle_since > self.config.idle_exit_s:
                 break
@@ -231,10 +226,25 @@ class Worker:
             else:
                 self.positions.pop(partition, None)
 
-    def _relay(self, producer: KafkaProducer) -> None:
-        relay(self.store, producer)
-        with self.store.reading() as uow:
-            metrics.OUTBOX_BACKLOG.set(uow.outbox_backlog())
+    def _relay(self, intake: Intake) -> None:
+        """Hand the intake the next round of committed outbox rows, unless one is in flight or waiting out a
+        failure."""
+        if self.relaying or time.monotonic() < self._relay_after:
+            return
+        numbered = outbox.pending(self.store, RELAY_ROUND)
+        if numbered:
+            intake.relay(numbered)
+            self.relaying = True
+
+    def _relayed(self, ids: list[int], failed: int, error: str | None) -> None:
+        """A round's answers: the rows the broker acknowledged go; the others are sent again, a second later."""
+        self.relaying = False
+        outbox.acknowledged(self.store, ids)
+        metrics.OUTBOX_SENT.inc(len(ids))
+        if failed:
+            metrics.OUTBOX_FAILURES.inc()
+            log.warning("outbox relay failed; will retry", extra={"rows": failed, "error": error})
+            self._relay_after = time.monotonic() + 1.0
 
     # one batch ------------------------------------------------------------------------------------
     def _handle(self, intake: Intake, polled: Polled) -> bool:
@@ -394,6 +404,7 @@ class Worker:
             uow.set_meta("worker_heartbeat", f"{time.time():.3f}")
             uow.set_meta("worker_lag", str(lag))
             metrics.OPEN_OBLIGATIONS.set(uow.open_obligations())
+            metrics.OUTBOX_BACKLOG.set(uow.outbox_backlog())
         if self.processor.today is not None:
             wall = datetime.now(VIETNAM).date()
             metrics.CLOCK_LAG.set((wall - self.processor.today).total_seconds())
