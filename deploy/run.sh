@@ -17,7 +17,8 @@ BIN=.venv/bin
 DIR="${RUN_DIR:-var/demo}"
 COMMUNES="${DEMO_COMMUNES:-130}"
 PROVINCE="$DIR/province-$COMMUNES.jsonl.gz"
-export UYTHAC_DB="${UYTHAC_DB:-$DIR/uythac-$COMMUNES.db}"
+# The store's name carries its layout (2): a demo store of an older layout is left aside, not refused.
+export UYTHAC_DB="${UYTHAC_DB:-$DIR/uythac-$COMMUNES.layout2.db}"
 mkdir -p "$DIR"
 
 deploy/kafka/kafkactl up
@@ -35,7 +36,7 @@ echo "$worker" >"$DIR/worker.pid"
 trap 'kill "$worker" 2>/dev/null; wait "$worker" 2>/dev/null; rm -f "$DIR/worker.pid"' EXIT
 echo "worker started (pid $worker, log $DIR/worker.log, metrics http://127.0.0.1:9102/metrics)"
 
-published="$DIR/published-$COMMUNES"
+published="$DIR/published-$(basename "$UYTHAC_DB")"  # per store: a new one gets the province again (duplicates are ignored)
 if [[ ! -f "$published" ]]; then
     "$BIN/uythac" publish "$PROVINCE" --rejects "$DIR/rejects-at-publish.jsonl"
     touch "$published"
