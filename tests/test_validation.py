@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import itertools
 import json
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from hypothesis import strategies as st
 from tests.support import CARD, component, loan, report_of, write_lines
 from uythac import publish
 from uythac.cli import main
+from uythac.dates import business_date
 from uythac.processor import Processor
 from uythac.replay import Summary, replay
 from uythac.schemas.events import EVENT_TYPES, SCHEMAS
@@ -235,6 +237,16 @@ def test_impossible_recorded_at_is_rejected_naming_it(recorded_at: str) -> None:
 def test_occurred_at_whose_vietnam_date_is_off_the_calendar_is_rejected(occurred_at: str) -> None:
     rejection = rejection_of(variant("clock.tick", occurred_at=occurred_at))
     assert rejection.reason.startswith("occurred_at: "), rejection.reason
+
+
+def test_a_remembered_plain_date_is_the_date_parsed_afresh() -> None:
+    """business_date keeps the plain dates it parsed; a date it refused is refused again, every time."""
+    days = ["2023-03-01", "2024-02-29", "0001-01-01", "9999-12-31", "2023-01-28", "2023-02-28"]
+    for _ in range(2):
+        assert [business_date(text) for text in days] == [date.fromisoformat(text) for text in days]
+        for text in ("2023-02-29", "2023-13-01", "2023-3-01x", "2023/03/01", "+2023-03-1"):
+            with pytest.raises(ValueError):
+                business_date(text)
 
 
 def test_rejection_keeps_a_readable_event_id() -> None:
