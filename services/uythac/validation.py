@@ -11,7 +11,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -22,9 +22,11 @@ MAX_EVENT_BYTES = 65_536
 UNIT_FREE_TYPES = frozenset({"clock.tick"})
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
-    """A valid event: its fields, its business date and the digest that tells duplicates from conflicts."""
+class Event(NamedTuple):
+    """A valid event: its fields, its business date and the digest that tells duplicates from conflicts.
+
+    A named tuple, not a frozen dataclass: as immutable, and made in a third of the time (one per event).
+    """
 
     event_id: str
     type: str
