@@ -1,11 +1,11 @@
 """The marshmallow schemas compiled to one plain Python function per event type: the fast path.
 
 marshmallow words a rejection field by field but costs ~35 µs an event. These functions are written
-from the same field validators as the JSON Schema files (`schemas/jsonschema.py`), call the schemas'
-own cross-field hooks, and accept or refuse a decoded event in ~2 µs. Only acceptance is decided here:
-an event they refuse goes through marshmallow for its reasons, and a property test holds the two in
-agreement. A check returns the event's business date, parsed once on the way (None: refused).
-`source(event_type)` shows the code written for a type.
+from the same field validators as the JSON Schema files (`schemas/jsonschema.py`) and the schemas' own
+cross-field rules (each hook's `fast_rule` expression, or else the hook itself), and accept or refuse a
+decoded event in ~2 µs. Only acceptance is decided here: an event they refuse goes through marshmallow
+for its reasons, and a property test holds the two in agreement. A check returns the event's business
+date, parsed once on the way (None: refused). `source(event_type)` shows the code written for a type.
 """
 
 from __future__ import annotations
@@ -90,11 +90,14 @@ def _write(schema_class: type[Envelope]) -> _Writer:
     writer.refuse_unless(f"data.keys() <= {writer.name(frozenset(declared))}", "    ")  # no other field
     for name, field in declared.items():
         _field(writer, name, field)
-    schema = schema_class()
-    hooks = [writer.name(getattr(schema, hook)) for hook, *_ in schema_class._hooks["validates_schema"]]
-    if hooks:
-        writer.lines += ["    try:", *(f"        {hook}(data)" for hook in hooks)]
-        writer.lines += ["    except ValidationError:", "        return None"]
+    schema = writer.names["self"] = schema_class()
+    for hook_name, *_ in schema_class._hooks["validates_schema"]:
+        rule = getattr(getattr(schema_class, hook_name), "fast_rule", None)
+        if rule is not None:
+            writer.refuse_unless(rule, "    ")
+        else:
+            hook = writer.name(getattr(schema, hook_name))
+            writer.lines += ["    try:", f"        {hook}(data)", "    except ValidationError:", "        return None"]
     writer.lines.append("    return day")
     return writer
 
@@ -110,7 +113,7 @@ def event_check(schema_class: type[Envelope]) -> EventCheck:
 
 
 def source(event_type: str) -> str:
-    """The code of one type's check, for a reader (the names k1, k2... are patterns, sets and hooks)."""
+    """The code of one type's check, for a reader (k1, k2... are patterns, sets and hooks; self the schema)."""
     return "\n".join(_write(SCHEMAS[event_type]).lines)
 
 
