@@ -8,7 +8,7 @@ from __future__ import annotations
 import io
 import itertools
 import json
-from datetime import date
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from marshmallow import ValidationError
 from tests.support import CARD, component, loan, report_of, write_lines
 from uythac import publish
 from uythac.cli import main
-from uythac.dates import business_date
+from uythac.dates import VIETNAM, business_date, parse_datetime
 from uythac.processor import Processor
 from uythac.replay import Summary, replay
 from uythac.schemas.events import EVENT_TYPES, SCHEMAS
@@ -248,6 +248,40 @@ def test_a_remembered_plain_date_is_the_date_parsed_afresh() -> None:
         for text in ("2023-02-29", "2023-13-01", "2023-3-01x", "2023/03/01", "+2023-03-1"):
             with pytest.raises(ValueError):
                 business_date(text)
+
+
+OFFSETS = st.one_of(
+    st.sampled_from(["", "Z", "z"]),
+    st.builds("{}{:02}:{:02}".format, st.sampled_from("+-"), st.integers(0, 23), st.integers(0, 59)),
+)
+
+
+@settings(max_examples=500)
+@given(
+    st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30, 23, 59, 59)),
+    st.sampled_from("Tt "),
+    st.sampled_from(["", ".5", ".123456789"]),
+    OFFSETS,
+)
+def test_business_date_is_the_date_in_vietnam(local: datetime, separator: str, fraction: str, offset: str) -> None:
+    text = f"{local.year:04}-{local:%m-%d}{separator}{local:%H:%M:%S}{fraction}{offset}"
+    minutes = (
+        0 if offset in ("Z", "z") else 7 * 60 if not offset else int(offset[:3]) * 60 + int(offset[0] + offset[4:])
+    )
+    zone = timezone(timedelta(minutes=minutes))
+    assert business_date(text) == local.replace(tzinfo=zone).astimezone(VIETNAM).date(), text
+    assert parse_datetime(text) == local.replace(microsecond=0, tzinfo=zone), text
+
+
+@pytest.mark.parametrize(
+    "offset", ["Z", "", "+07:00", "+00:00", "-00:01", "+06:59", "+07:01", "-12:30", "+23:59", "-23:59"]
+)
+def test_business_date_at_every_minute_of_a_day(offset: str) -> None:
+    minutes = 0 if offset == "Z" else 7 * 60 if not offset else int(offset[:3]) * 60 + int(offset[0] + offset[4:])
+    zone = timezone(timedelta(minutes=minutes))
+    for local in (datetime(2024, 2, 29) + timedelta(minutes=n, seconds=59) for n in range(24 * 60)):
+        text = f"{local:%Y-%m-%dT%H:%M:%S}{offset}"
+        assert business_date(text) == local.replace(tzinfo=zone).astimezone(VIETNAM).date(), text
 
 
 def test_rejection_keeps_a_readable_event_id() -> None:

@@ -17,11 +17,8 @@ DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}\Z"
 DATETIME_PATTERN = (
     r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2})?\Z"
 )
-_DATETIME = re.compile(
-    r"^([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.[0-9]{1,9})?"
-    r"(?:([Zz])|([+-])([0-9]{2}):([0-9]{2}))?\Z"
-)
-_DAYS: dict[str, date] = {}  # plain dates already parsed: a day's events all name it the same way
+_DATETIME = re.compile(DATETIME_PATTERN).match
+_DAYS: dict[str, date] = {}  # calendar dates already parsed: a day's events all name it the same way
 _DAYS_MAX = 4096  # eleven years of days; past that the memo starts again
 
 
@@ -37,61 +34,73 @@ def parse_day(text: str) -> date:
     return date.fromisoformat(text)
 
 
-def _local(text: str) -> tuple[datetime, int]:
-    """An RFC 3339 date-time as its wall-clock time (naive) and its offset east of UTC in minutes.
+def _calendar_day(text: str) -> date:
+    """`parse_day`, remembered: the texts of the days already seen are looked up, not parsed again."""
+    day = _DAYS.get(text)
+    if day is None:
+        day = parse_day(text)
+        if len(_DAYS) >= _DAYS_MAX:
+            _DAYS.clear()
+        _DAYS[text] = day
+    return day
 
-    Fractions of a second cannot move a date and are dropped; a leap second (:60) names the same
-    day as second 59. Without an offset the time is Vietnam time.
+
+def _local(text: str) -> tuple[date, int]:
+    """An RFC 3339 date-time's calendar date and its offset east of UTC in minutes.
+
+    Once the pattern matched, every part but the fraction has its place, and each of the time's parts
+    is two ASCII digits, whose order as text is their order as numbers. The refusals say what the
+    `datetime` constructor says. Without an offset the time is Vietnam time.
     """
-    match = _DATETIME.match(text)
-    if match is None:
+    if _DATETIME(text) is None:
         raise ValueError("not an RFC 3339 date-time")
-    year, month, day, hour, minute, second, zulu, sign, off_h, off_m = match.groups()
-    if int(second) > 60:
+    if text[17:19] > "60":  # a leap second (:60) names the same day as second 59
         raise ValueError("second out of range")
-    local = datetime(int(year), int(month), int(day), int(hour), int(minute), min(int(second), 59))
-    if zulu:
-        return local, 0
-    if not sign:
-        return local, VIETNAM_MINUTES
-    if int(off_h) > 23 or int(off_m) > 59:
+    day = _calendar_day(text[:10])
+    if text[11:13] > "23":
+        raise ValueError("hour must be in 0..23")
+    if text[14:16] > "59":
+        raise ValueError("minute must be in 0..59")
+    if text[-1] in "Zz":
+        return day, 0
+    sign = text[-6]  # of an offset; else a digit, ':' or '.' of the time
+    if sign not in "+-":
+        return day, VIETNAM_MINUTES
+    if text[-5:-3] > "23" or text[-2:] > "59":
         raise ValueError("offset out of range")
-    offset = int(off_h) * 60 + int(off_m)
-    return local, -offset if sign == "-" else offset
+    offset = int(text[-5:-3]) * 60 + int(text[-2:])
+    return day, -offset if sign == "-" else offset
 
 
 def parse_datetime(text: str) -> datetime:
-    """An RFC 3339 date-time (aware); without an offset it is taken as Vietnam time."""
-    local, offset = _local(text)
+    """An RFC 3339 date-time (aware), to the second; without an offset it is taken as Vietnam time."""
+    day, offset = _local(text)
     if offset == VIETNAM_MINUTES:
         zone = VIETNAM
     elif offset == 0:
         zone = UTC
     else:
         zone = timezone(timedelta(minutes=offset))
-    return local.replace(tzinfo=zone)
+    hour, minute, second = int(text[11:13]), int(text[14:16]), min(int(text[17:19]), 59)
+    return datetime(day.year, day.month, day.day, hour, minute, second, tzinfo=zone)
 
 
 def business_date(text: str) -> date:
     """The Vietnam calendar date of an `occurred_at` value; ValueError if it is neither form.
 
-    A date-time's date is shifted by its distance to +07:00 in naive arithmetic: the same day as
-    `astimezone(VIETNAM)` gives, at a quarter of its cost (this runs for every event). A plain date
-    seen before is looked up, not parsed again.
+    A date-time's date moves by the days its minute of the day, shifted by its distance to +07:00,
+    crosses: the same day as `astimezone(VIETNAM)` gives, at a fraction of its cost (this runs for
+    every event). Seconds cannot move it: the shift is whole minutes.
     """
-    day = _DAYS.get(text)
-    if day is not None:
-        return day
     if len(text) == 10:
-        day = parse_day(text)
-        if len(_DAYS) >= _DAYS_MAX:
-            _DAYS.clear()
-        _DAYS[text] = day
-        return day
-    local, offset = _local(text)
+        return _calendar_day(text)
+    day, offset = _local(text)
     if offset == VIETNAM_MINUTES:
-        return local.date()
+        return day
+    minutes = int(text[11:13]) * 60 + int(text[14:16]) + VIETNAM_MINUTES - offset
+    if 0 <= minutes < 24 * 60:
+        return day
     try:
-        return (local + timedelta(minutes=VIETNAM_MINUTES - offset)).date()
+        return day + timedelta(days=minutes // (24 * 60))
     except OverflowError as error:  # 9999-12-31T23:00:00-01:00 is in year 10000 in Vietnam
         raise ValueError("its Vietnam date is off the calendar") from error
