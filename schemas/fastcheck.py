@@ -39,17 +39,16 @@ class _Writer:
         self.lines.append(f"{indent}    return None")
 
 
-def _field(writer: _Writer, name: str, field: fields.Field[Any]) -> None:
+def _field(writer: _Writer, name: str, field: fields.Field[Any], indent: str) -> None:
     """The checks of one field, on `v`: its JSON type, each validator, its own parsing (dates).
 
     The parsed `occurred_at` is kept in `day`, which the check returns.
     """
-    indent = "    "
     if field.required:  # missing, it is None: refused by its type
-        writer.lines.append(f"    v = data.get({name!r})")
+        writer.lines.append(f"{indent}v = data.get({name!r})")
     else:
-        writer.lines += [f"    if {name!r} in data:", f"        v = data[{name!r}]"]
-        indent = "        "
+        writer.lines += [f"{indent}if {name!r} in data:", f"{indent}    v = data[{name!r}]"]
+        indent += "    "
     json_type = "int" if isinstance(field, fields.Integer) else "str"  # JSON true is not 1 here, nor 1.0
     conditions = [f"type(v) is {json_type}", *(_condition(writer, rule) for rule in field.validators)]
     writer.refuse_unless(" and ".join(conditions), indent)
@@ -86,10 +85,17 @@ def _condition(writer: _Writer, rule: Callable[[Any], Any]) -> str:
 def _write(schema_class: type[Envelope]) -> _Writer:
     declared = schema_class._declared_fields
     writer = _Writer()
+    required = [name for name, field in declared.items() if field.required]
     writer.lines.append("def check(data):")
-    writer.refuse_unless(f"data.keys() <= {writer.name(frozenset(declared))}", "    ")  # no other field
+    # Most events have just their required fields: the checks of those below then leave no other field
+    # to look for. Else the check looks for fields of no schema, then checks the optional ones present.
+    writer.lines.append(f"    if len(data) != {len(required)}:")
+    writer.refuse_unless(f"data.keys() <= {writer.name(frozenset(declared))}", "        ")
     for name, field in declared.items():
-        _field(writer, name, field)
+        if name not in required:
+            _field(writer, name, field, "        ")
+    for name in required:
+        _field(writer, name, declared[name], "    ")
     schema = writer.names["self"] = schema_class()
     for hook_name, *_ in schema_class._hooks["validates_schema"]:
         rule = getattr(getattr(schema_class, hook_name), "fast_rule", None)
