@@ -10,6 +10,7 @@ date, parsed once on the way (None: refused). `source(event_type)` shows the cod
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import date
 from typing import Any
@@ -19,6 +20,7 @@ from marshmallow import ValidationError, fields, validate
 from uythac.schemas.events import SCHEMAS, Envelope, OccurredAt
 
 EventCheck = Callable[[dict[str, Any]], date | None]
+_CLASS_REPEAT = re.compile(r"\^\[([^\]]+)\]\{([0-9]+),([0-9]+)\}\\Z")  # ^[A-Za-z0-9._:-]{1,64}\Z
 
 
 class _Writer:
@@ -27,6 +29,7 @@ class _Writer:
     def __init__(self) -> None:
         self.lines: list[str] = []
         self.names: dict[str, Any] = {"ValidationError": ValidationError}
+        self.alphabets: dict[str, list[str]] = {}  # a character class: the variables held to it
 
     def name(self, value: Any) -> str:
         """A name the generated code can use for `value` (a pattern, a set of choices, a hook...)."""
@@ -42,7 +45,9 @@ class _Writer:
 def _field(writer: _Writer, name: str, field: fields.Field[Any], indent: str) -> None:
     """The checks of one field, on `v`: its JSON type, each validator, its own parsing (dates).
 
-    The parsed `occurred_at` is kept in `day`, which the check returns.
+    The parsed `occurred_at` is kept in `day`, which the check returns. A required field whose pattern
+    is a character class repeated is held here to its length only, and kept in `v_<name>` for the one
+    test of every such field's characters (`_alphabets`).
     """
     if field.required:  # missing, it is None: refused by its type
         writer.lines.append(f"{indent}v = data.get({name!r})")
@@ -50,8 +55,19 @@ def _field(writer: _Writer, name: str, field: fields.Field[Any], indent: str) ->
         writer.lines += [f"{indent}if {name!r} in data:", f"{indent}    v = data[{name!r}]"]
         indent += "    "
     json_type = "int" if isinstance(field, fields.Integer) else "str"  # JSON true is not 1 here, nor 1.0
-    conditions = [f"type(v) is {json_type}", *(_condition(writer, rule) for rule in field.validators)]
+    conditions = [f"type(v) is {json_type}"]
+    keep: list[str] = []
+    for rule in field.validators:
+        repeat = _class_repeat(rule) if field.required else None
+        if repeat is None:
+            conditions.append(_condition(writer, rule))
+        else:
+            chars, least, most = repeat
+            conditions.append(f"{least} <= len(v) <= {most}")
+            writer.alphabets.setdefault(chars, []).append(f"v_{name}")
+            keep = [f"{indent}v_{name} = v"]
     writer.refuse_unless(" and ".join(conditions), indent)
+    writer.lines += keep
     parse = getattr(field, "fast_parse", None)
     if parse is not None:
         kept = "day = " if isinstance(field, OccurredAt) else ""
@@ -61,6 +77,28 @@ def _field(writer: _Writer, name: str, field: fields.Field[Any], indent: str) ->
             f"{indent}except ValueError:",
             f"{indent}    return None",
         ]
+
+
+def _class_repeat(rule: Callable[[Any], Any]) -> tuple[str, int, int] | None:
+    """A pattern `^[chars]{least,most}\\Z` (no flags) as its parts, else None."""
+    if not isinstance(rule, validate.Regexp) or rule.regex.flags != re.UNICODE:
+        return None
+    pattern = rule.regex.pattern
+    shape = _CLASS_REPEAT.fullmatch(pattern) if isinstance(pattern, str) else None
+    return None if shape is None else (shape[1], int(shape[2]), int(shape[3]))
+
+
+def _alphabets(writer: _Writer) -> None:
+    """Each character class, tested once on all the values held to it, end to end.
+
+    A value is made of the class's characters iff each of its characters is one, so the values pass
+    one by one iff their concatenation passes: one regex call, not one per identifier (the call costs
+    more than the characters).
+    """
+    for chars, names in writer.alphabets.items():
+        test = writer.name(re.compile(f"[{chars}]*").fullmatch)
+        joined = "".join(f"{{{name}}}" for name in names)
+        writer.refuse_unless(f'{test}(f"{joined}") is not None', "    ")
 
 
 def _condition(writer: _Writer, rule: Callable[[Any], Any]) -> str:
@@ -96,6 +134,7 @@ def _write(schema_class: type[Envelope]) -> _Writer:
             _field(writer, name, field, "        ")
     for name in required:
         _field(writer, name, declared[name], "    ")
+    _alphabets(writer)
     schema = writer.names["self"] = schema_class()
     for hook_name, *_ in schema_class._hooks["validates_schema"]:
         rule = getattr(getattr(schema_class, hook_name), "fast_rule", None)

@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from marshmallow import ValidationError
+from marshmallow.validate import Regexp
 
 from tests.support import CARD, component, loan, report_of, write_lines
 from uythac import publish
@@ -447,6 +448,29 @@ def test_fast_path_and_marshmallow_agree(data: dict[str, Any]) -> None:
     assert isinstance(outcome, Event) == _marshmallow_accepts(data), (data, outcome)
     if isinstance(outcome, Rejection):
         assert not outcome.reason.startswith("event: "), outcome.reason  # a reason names a field
+
+
+PATTERNED = [  # (type, field) of every field held to a pattern: the identifiers
+    (event_type, name)
+    for event_type, schema in SCHEMAS.items()
+    for name, field in schema._declared_fields.items()
+    if any(isinstance(rule, Regexp) for rule in field.validators)
+]
+ODD_CHARACTERS = [chr(c) for c in range(0x80)] + ["é", "\u0130", "\u212a", "\ud800", "\U0001f600", "\uff21", "\u0661"]
+
+
+@pytest.mark.parametrize("event_type", EVENT_TYPES)
+def test_fast_path_and_marshmallow_agree_on_every_character_of_every_identifier(event_type: str) -> None:
+    """The fast path tests all of an event's identifiers' characters in one match (fastcheck._alphabets)."""
+    names = [name for kind, name in PATTERNED if kind == event_type]
+    longest = {name: "x" * (32 if name in ("district_id", "commune_id") else 64) for name in names}
+    for name in names:
+        for changes in (
+            *({name: text} for c in ODD_CHARACTERS for text in (c, f"A{c}B")),
+            *({**longest, name: "y" * n} for n in (0, 1, 32, 33, 64, 65)),
+        ):
+            data = {**VALID[event_type], **changes}
+            assert isinstance(validate(data), Event) == _marshmallow_accepts(data), data
 
 
 FAST_RULES = [
