@@ -13,7 +13,7 @@ from typing import Any, ClassVar, TypeVar
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from uythac.dates import DATE_PATTERN, DATETIME_PATTERN, business_date, parse_datetime
+from uythac.dates import DATE_PATTERN, DATETIME_PATTERN, business_date, date_and_offset
 
 ORGS = ("HND", "HPN", "HCCB", "DTN")
 MAX_AMOUNT = 10_000_000_000  # the largest loan the SPEC allows; also bounds every other money field
@@ -83,15 +83,15 @@ class OccurredAt(fields.String):
 
 
 class RecordedAt(fields.String):
-    """An RFC 3339 date-time (informational)."""
+    """An RFC 3339 date-time (informational: only its validity matters, not its value)."""
 
     json_patterns: ClassVar[tuple[str, ...]] = (DATETIME_PATTERN,)
-    fast_parse = staticmethod(parse_datetime)
+    fast_parse = staticmethod(date_and_offset)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         text: str = super()._deserialize(value, attr, data, **kwargs)
         try:
-            parse_datetime(text)
+            date_and_offset(text)
         except ValueError as error:
             raise ValidationError(f"must be an RFC 3339 date-time ({error})") from error
         return text

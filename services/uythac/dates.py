@@ -45,8 +45,8 @@ def _calendar_day(text: str) -> date:
     return day
 
 
-def _local(text: str) -> tuple[date, int]:
-    """An RFC 3339 date-time's calendar date and its offset east of UTC in minutes.
+def date_and_offset(text: str) -> tuple[date, int]:
+    """An RFC 3339 date-time's calendar date and its offset east of UTC in minutes; ValueError if not one.
 
     Once the pattern matched, every part but the fraction has its place, and each of the time's parts
     is two ASCII digits, whose order as text is their order as numbers. The refusals say what the
@@ -74,7 +74,7 @@ def _local(text: str) -> tuple[date, int]:
 
 def parse_datetime(text: str) -> datetime:
     """An RFC 3339 date-time (aware), to the second; without an offset it is taken as Vietnam time."""
-    day, offset = _local(text)
+    day, offset = date_and_offset(text)
     if offset == VIETNAM_MINUTES:
         zone = VIETNAM
     elif offset == 0:
@@ -92,9 +92,12 @@ def business_date(text: str) -> date:
     crosses: the same day as `astimezone(VIETNAM)` gives, at a fraction of its cost (this runs for
     every event). Seconds cannot move it: the shift is whole minutes.
     """
+    day = _DAYS.get(text)  # most often a plain date already seen
+    if day is not None:
+        return day
     if len(text) == 10:
         return _calendar_day(text)
-    day, offset = _local(text)
+    day, offset = date_and_offset(text)
     if offset == VIETNAM_MINUTES:
         return day
     minutes = int(text[11:13]) * 60 + int(text[14:16]) + VIETNAM_MINUTES - offset
