@@ -43,37 +43,35 @@ class _Writer:
 
 
 def _field(writer: _Writer, name: str, field: fields.Field[Any], indent: str) -> None:
-    """The checks of one field, on `v`: its JSON type, each validator, its own parsing (dates).
+    """The checks of one field: its JSON type, each validator, its own parsing (dates).
 
-    The parsed `occurred_at` is kept in `day`, which the check returns. A required field whose pattern
-    is a character class repeated is held here to its length only, and kept in `v_<name>` for the one
-    test of every such field's characters (`_alphabets`).
+    A required field is already in `v_<name>`; an optional one is read into `v` if present. The parsed
+    `occurred_at` is kept in `day`, which the check returns. A required field whose pattern is a
+    character class repeated is held here to its length only: its characters are tested with those of
+    every such field (`_alphabets`).
     """
-    if field.required:  # missing, it is None: refused by its type
-        writer.lines.append(f"{indent}v = data.get({name!r})")
-    else:
+    value = f"v_{name}"
+    if not field.required:
+        value = "v"
         writer.lines += [f"{indent}if {name!r} in data:", f"{indent}    v = data[{name!r}]"]
         indent += "    "
     json_type = "int" if isinstance(field, fields.Integer) else "str"  # JSON true is not 1 here, nor 1.0
-    conditions = [f"type(v) is {json_type}"]
-    keep: list[str] = []
+    conditions = [f"type({value}) is {json_type}"]
     for rule in field.validators:
         repeat = _class_repeat(rule) if field.required else None
         if repeat is None:
-            conditions.append(_condition(writer, rule))
+            conditions.append(_condition(writer, rule, value))
         else:
             chars, least, most = repeat
-            conditions.append(f"{least} <= len(v) <= {most}")
-            writer.alphabets.setdefault(chars, []).append(f"v_{name}")
-            keep = [f"{indent}v_{name} = v"]
+            conditions.append(f"{least} <= len({value}) <= {most}")
+            writer.alphabets.setdefault(chars, []).append(value)
     writer.refuse_unless(" and ".join(conditions), indent)
-    writer.lines += keep
     parse = getattr(field, "fast_parse", None)
     if parse is not None:
         kept = "day = " if isinstance(field, OccurredAt) else ""
         writer.lines += [
             f"{indent}try:",
-            f"{indent}    {kept}{writer.name(parse)}(v)",
+            f"{indent}    {kept}{writer.name(parse)}({value})",
             f"{indent}except ValueError:",
             f"{indent}    return None",
         ]
@@ -101,22 +99,22 @@ def _alphabets(writer: _Writer) -> None:
         writer.refuse_unless(f'{test}(f"{joined}") is not None', "    ")
 
 
-def _condition(writer: _Writer, rule: Callable[[Any], Any]) -> str:
-    """One marshmallow validator as a Python expression on `v`."""
+def _condition(writer: _Writer, rule: Callable[[Any], Any], v: str) -> str:
+    """One marshmallow validator as a Python expression on the variable `v`."""
     if isinstance(rule, validate.Regexp):
-        return f"{writer.name(rule.regex.match)}(v) is not None"  # the patterns are anchored (^ … \\Z)
+        return f"{writer.name(rule.regex.match)}({v}) is not None"  # the patterns are anchored (^ … \\Z)
     if isinstance(rule, validate.Length):
-        return f"{rule.min or 0} <= len(v)" + ("" if rule.max is None else f" <= {rule.max}")
+        return f"{rule.min or 0} <= len({v})" + ("" if rule.max is None else f" <= {rule.max}")
     if isinstance(rule, validate.OneOf):
-        return f"v in {writer.name(frozenset(rule.choices))}"
+        return f"{v} in {writer.name(frozenset(rule.choices))}"
     if isinstance(rule, validate.Range) and rule.min_inclusive and rule.max_inclusive:
         bounds = [
-            f"{rule.min!r} <= v" if rule.min is not None else "",
-            f"v <= {rule.max!r}" if rule.max is not None else "",
+            f"{rule.min!r} <= {v}" if rule.min is not None else "",
+            f"{v} <= {rule.max!r}" if rule.max is not None else "",
         ]
         return " and ".join(bound for bound in bounds if bound) or "True"
     if isinstance(rule, validate.Equal):
-        return f"v == {writer.name(rule.comparable)}"
+        return f"{v} == {writer.name(rule.comparable)}"
     raise TypeError(f"no fast check for {type(rule).__name__}: add one to schemas/fastcheck.py")
 
 
@@ -132,6 +130,8 @@ def _write(schema_class: type[Envelope]) -> _Writer:
     for name, field in declared.items():
         if name not in required:
             _field(writer, name, field, "        ")
+    writer.lines += ["    try:", *(f"        v_{name} = data[{name!r}]" for name in required)]
+    writer.lines += ["    except KeyError:", "        return None"]
     for name in required:
         _field(writer, name, declared[name], "    ")
     _alphabets(writer)

@@ -498,7 +498,8 @@ def _rule_and_hook_agree(data: dict[str, Any]) -> None:
             passes = False
         else:
             passes = True
-        assert eval(rule, {"self": schema, "data": data}) is passes, (schema_class.TYPE, name, data)
+        values = {f"v_{field}": data.get(field) for field in schema_class._declared_fields}
+        assert eval(rule, {"self": schema, "data": data, **values}) is passes, (schema_class.TYPE, name, data)
 
 
 def test_each_fast_rule_says_what_its_hook_says() -> None:
