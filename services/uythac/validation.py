@@ -64,7 +64,7 @@ def digest(data: dict[str, Any]) -> bytes:
 
 def parse(raw: bytes | str) -> Event | Rejection:
     """Validate one message (a JSON Lines line or a Kafka value)."""
-    if raw is None or len(raw) == 0:
+    if not raw:  # None (a Kafka tombstone) or empty
         return Rejection("message: empty")
     if len(raw) > MAX_EVENT_BYTES:
         return Rejection(f"message: longer than {MAX_EVENT_BYTES} bytes")
@@ -94,13 +94,14 @@ def _refused_by_orjson(raw: bytes | str, error: Exception) -> Rejection:
 def validate(data: dict[str, Any]) -> Event | Rejection:
     """Validate an already decoded JSON object."""
     event_type = data.get("type")
-    fast = _FAST.get(event_type) if isinstance(event_type, str) else None
-    day = None if fast is None else fast(data)
-    if day is not None:
-        try:
-            return Event(data["event_id"], data["type"], day, data, digest(data))
-        except orjson.JSONEncodeError:  # a lone surrogate (\ud800) in a free-text field
-            return Rejection(_not_unicode(data), _event_id(data))
+    if isinstance(event_type, str):
+        fast = _FAST.get(event_type)
+        day = None if fast is None else fast(data)
+        if day is not None:
+            try:
+                return Event(data["event_id"], event_type, day, data, digest(data))
+            except orjson.JSONEncodeError:  # a lone surrogate (\ud800) in a free-text field
+                return Rejection(_not_unicode(data), _event_id(data))
     return Rejection(explain(data), _event_id(data))
 
 
