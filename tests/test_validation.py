@@ -5,6 +5,7 @@ ones the marshmallow schemas render.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import itertools
 import json
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import fastjsonschema
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -28,7 +30,7 @@ from uythac.replay import Summary, replay
 from uythac.schemas.events import EVENT_TYPES, SCHEMAS
 from uythac.schemas.jsonschema import all_schemas, render
 from uythac.store import Store
-from uythac.validation import Event, Rejection, parse, validate
+from uythac.validation import Event, Rejection, digest, parse, validate
 
 SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas" / "json"
 UNIT = {"district_id": "D01", "commune_id": "C0001", "org": "HND"}
@@ -341,6 +343,14 @@ def test_same_content_escaped_or_in_utf8_is_the_same_event() -> None:
     escaped, plain = parse(json.dumps(data).encode()), parse(json.dumps(data, ensure_ascii=False).encode())
     assert isinstance(escaped, Event) and isinstance(plain, Event)
     assert escaped.digest == plain.digest
+
+
+def test_digest_is_blake2b_16_of_the_sorted_dump() -> None:
+    """Stores keep each event's digest: the same content must keep giving the same 16 bytes."""
+    for data in (*VALID.values(), variant("loan.disbursed", program="Nông thôn")):
+        expected = hashlib.blake2b(orjson.dumps(data, option=orjson.OPT_SORT_KEYS), digest_size=16).digest()
+        assert digest(data) == expected
+    assert digest(VALID["clock.tick"]).hex() == "073353a9112d36c97910eee324de0be9"
 
 
 # --- the fast path and marshmallow agree ------------------------------------------------------
