@@ -9,6 +9,7 @@ from __future__ import annotations
 import calendar
 import re
 from datetime import UTC, date, datetime, timedelta, timezone
+from typing import NoReturn
 
 VIETNAM = timezone(timedelta(hours=7), "ICT")
 VIETNAM_MINUTES = 7 * 60
@@ -18,6 +19,10 @@ DATETIME_PATTERN = (
     r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2})?\Z"
 )
 _DATETIME = re.compile(DATETIME_PATTERN).match
+_VALID_DATETIME = re.compile(  # DATETIME_PATTERN with each time number in its range (second 60: a leap second)
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ](?:[01][0-9]|2[0-3]):[0-5][0-9]:(?:[0-5][0-9]|60)(?:\.[0-9]{1,9})?"
+    r"(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])?"
+).fullmatch
 _DAYS: dict[str, date] = {}  # calendar dates already parsed: a day's events all name it the same way
 _DAYS_MAX = 4096  # eleven years of days; past that the memo starts again
 
@@ -48,28 +53,36 @@ def _calendar_day(text: str) -> date:
 def date_and_offset(text: str) -> tuple[date, int]:
     """An RFC 3339 date-time's calendar date and its offset east of UTC in minutes; ValueError if not one.
 
-    Once the pattern matched, every part but the fraction has its place, and each of the time's parts
-    is two ASCII digits, whose order as text is their order as numbers. The refusals say what the
-    `datetime` constructor says. Without an offset the time is Vietnam time.
+    Once the pattern matched, every part but the fraction has its place. A leap second (:60) names
+    the same day as second 59. Without an offset the time is Vietnam time.
     """
-    if _DATETIME(text) is None:
-        raise ValueError("not an RFC 3339 date-time")
-    if text[17:19] > "60":  # a leap second (:60) names the same day as second 59
-        raise ValueError("second out of range")
+    if _VALID_DATETIME(text) is None:
+        _refuse_datetime(text)
     day = _calendar_day(text[:10])
-    if text[11:13] > "23":
-        raise ValueError("hour must be in 0..23")
-    if text[14:16] > "59":
-        raise ValueError("minute must be in 0..59")
     if text[-1] in "Zz":
         return day, 0
     sign = text[-6]  # of an offset; else a digit, ':' or '.' of the time
     if sign not in "+-":
         return day, VIETNAM_MINUTES
-    if text[-5:-3] > "23" or text[-2:] > "59":
-        raise ValueError("offset out of range")
     offset = int(text[-5:-3]) * 60 + int(text[-2:])
     return day, -offset if sign == "-" else offset
+
+
+def _refuse_datetime(text: str) -> NoReturn:
+    """Why `text` is not a date-time, in the order and the words of the `datetime` constructor.
+
+    The time's parts are two ASCII digits each, whose order as text is their order as numbers.
+    """
+    if _DATETIME(text) is None:
+        raise ValueError("not an RFC 3339 date-time")
+    if text[17:19] > "60":
+        raise ValueError("second out of range")
+    _calendar_day(text[:10])
+    if text[11:13] > "23":
+        raise ValueError("hour must be in 0..23")
+    if text[14:16] > "59":
+        raise ValueError("minute must be in 0..59")
+    raise ValueError("offset out of range")
 
 
 def parse_datetime(text: str) -> datetime:
