@@ -20,7 +20,8 @@ from marshmallow import ValidationError, fields, validate
 from uythac.schemas.events import SCHEMAS, Envelope, OccurredAt
 
 EventCheck = Callable[[dict[str, Any]], date | None]
-_CLASS_REPEAT = re.compile(r"\^\[([^\]]+)\]\{([0-9]+),([0-9]+)\}\\Z")  # ^[A-Za-z0-9._:-]{1,64}\Z
+_CLASS_REPEAT = re.compile(r"\^(\[[^\]]+\])(\{[0-9]+,[0-9]+\})\\Z")  # ^[A-Za-z0-9._:-]{1,64}\Z
+_SEPARATORS = " |\t\x00"  # candidates to join identifiers with: the first that no class of theirs allows
 
 
 class _Writer:
@@ -29,7 +30,7 @@ class _Writer:
     def __init__(self) -> None:
         self.lines: list[str] = []
         self.names: dict[str, Any] = {"ValidationError": ValidationError}
-        self.alphabets: dict[str, list[str]] = {}  # a character class: the variables held to it
+        self.repeats: list[tuple[str, str, str]] = []  # (class, repeat, variable) of each identifier
 
     def name(self, value: Any) -> str:
         """A name the generated code can use for `value` (a pattern, a set of choices, a hook...)."""
@@ -47,8 +48,8 @@ def _field(writer: _Writer, name: str, field: fields.Field[Any], indent: str) ->
 
     A required field is already in `v_<name>`; an optional one is read into `v` if present. The parsed
     `occurred_at` is kept in `day`, which the check returns. A required field whose pattern is a
-    character class repeated is held here to its length only: its characters are tested with those of
-    every such field (`_alphabets`).
+    character class repeated is held here to its type only: its pattern is tested with those of every
+    such field (`_identifiers`).
     """
     value = f"v_{name}"
     if not field.required:
@@ -62,9 +63,7 @@ def _field(writer: _Writer, name: str, field: fields.Field[Any], indent: str) ->
         if repeat is None:
             conditions.append(_condition(writer, rule, value))
         else:
-            chars, least, most = repeat
-            conditions.append(f"{least} <= len({value}) <= {most}")
-            writer.alphabets.setdefault(chars, []).append(value)
+            writer.repeats.append((*repeat, value))
     writer.refuse_unless(" and ".join(conditions), indent)
     parse = getattr(field, "fast_parse", None)
     if parse is not None:
@@ -77,26 +76,32 @@ def _field(writer: _Writer, name: str, field: fields.Field[Any], indent: str) ->
         ]
 
 
-def _class_repeat(rule: Callable[[Any], Any]) -> tuple[str, int, int] | None:
-    """A pattern `^[chars]{least,most}\\Z` (no flags) as its parts, else None."""
+def _class_repeat(rule: Callable[[Any], Any]) -> tuple[str, str] | None:
+    """A pattern `^[chars]{least,most}\\Z` (no flags) as its class and its repeat, else None."""
     if not isinstance(rule, validate.Regexp) or rule.regex.flags != re.UNICODE:
         return None
     pattern = rule.regex.pattern
     shape = _CLASS_REPEAT.fullmatch(pattern) if isinstance(pattern, str) else None
-    return None if shape is None else (shape[1], int(shape[2]), int(shape[3]))
+    return None if shape is None else (shape[1], shape[2])
 
 
-def _alphabets(writer: _Writer) -> None:
-    """Each character class, tested once on all the values held to it, end to end.
+def _identifiers(writer: _Writer) -> None:
+    """The patterns of all the identifiers in one match: their values joined by a separator that
+    none of their classes allows, against their patterns joined by the same separator.
 
-    A value is made of the class's characters iff each of its characters is one, so the values pass
-    one by one iff their concatenation passes: one regex call, not one per identifier (the call costs
-    more than the characters).
+    No class takes the separator, so each value's pattern must stop at the next one: the join
+    matches iff each value matches its own pattern. One regex call, not one per identifier (the call
+    costs more than the characters), and no length test in Python.
     """
-    for chars, names in writer.alphabets.items():
-        test = writer.name(re.compile(f"[{chars}]*").fullmatch)
-        joined = "".join(f"{{{name}}}" for name in names)
-        writer.refuse_unless(f'{test}(f"{joined}") is not None', "    ")
+    if not writer.repeats:
+        return
+    classes = [re.compile(chars) for chars, _, _ in writer.repeats]
+    separator = next((c for c in _SEPARATORS if not any(chars.fullmatch(c) for chars in classes)), None)
+    if separator is None:
+        raise TypeError("no separator for these identifiers: add one to fastcheck._SEPARATORS")
+    pattern = re.escape(separator).join(chars + repeat for chars, repeat, _ in writer.repeats)
+    joined = separator.join(f"{{{value}}}" for _, _, value in writer.repeats)
+    writer.refuse_unless(f"{writer.name(re.compile(pattern).fullmatch)}(f{joined!r}) is not None", "    ")
 
 
 def _condition(writer: _Writer, rule: Callable[[Any], Any], v: str) -> str:
@@ -134,7 +139,7 @@ def _write(schema_class: type[Envelope]) -> _Writer:
     writer.lines += ["    except KeyError:", "        return None"]
     for name in required:
         _field(writer, name, declared[name], "    ")
-    _alphabets(writer)
+    _identifiers(writer)
     schema = writer.names["self"] = schema_class()
     for hook_name, *_ in schema_class._hooks["validates_schema"]:
         rule = getattr(getattr(schema_class, hook_name), "fast_rule", None)
