@@ -107,8 +107,8 @@ def validate(data: dict[str, Any]) -> Event | Rejection:
         fast = _FAST.get(event_type)
         day = None if fast is None else fast(data)
         if day is not None:
-            try:
-                return Event(data["event_id"], event_type, day, data, digest(data))
+            try:  # tuple.__new__ straight: Event(...) would go through the named tuple's Python __new__
+                return tuple.__new__(Event, (data["event_id"], event_type, day, data, digest(data)))
             except orjson.JSONEncodeError:  # a lone surrogate (\ud800) in a free-text field
                 return Rejection(_not_unicode(data), _event_id(data))
     return Rejection(explain(data), _event_id(data))
