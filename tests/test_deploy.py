@@ -354,6 +354,20 @@ def test_compose_uythac_variables_are_settings() -> None:
                 assert variable in names, f"{name}: {variable} is read by no setting (a typo?)"
 
 
+def test_readme_documents_every_setting_with_its_default() -> None:
+    """An operator reads the README's table, not settings.py: each variable is there, with its default."""
+    readme = (ROOT / "README.md").read_text()
+    rows = [line for line in readme.splitlines() if line.startswith("| `UYTHAC_")]
+    for field in fields(settings.Settings):
+        variable = f"`UYTHAC_{field.name.upper()}`"
+        row = next((line for line in rows if variable in line.split("|")[1]), None)
+        assert row is not None, f"README's configuration table lacks {variable}"
+        if field.default not in ("", None) and row.split("|")[1].count("`UYTHAC_") == 1:
+            assert str(field.default) in row.replace(",", "").replace(" ", "").replace("`", ""), (
+                f"README gives {variable} another default than {field.default!r}"
+            )
+
+
 def compose_env(service: str) -> dict[str, str]:
     return {key: str(value) for key, value in SERVICES[service].get("environment", {}).items()}
 

@@ -129,7 +129,7 @@ def run_replay(args: argparse.Namespace, config: settings.Settings) -> int:
     with tempfile.TemporaryDirectory(prefix="uythac-") as scratch:
         store = Store.at(args.db or Path(scratch) / "replay.db")
         try:
-            summary = _replay_file(args, Processor(store, card, config.reports_months))
+            summary = _replay_file(args, Processor(store, card, config.reports_months, config.cache_entities))
             if summary is None:
                 return 1
             store.analyze()  # for the API and reports that read this store next
@@ -245,6 +245,7 @@ def run_worker(args: argparse.Namespace, config: settings.Settings) -> int:
         outputs=Topics(config.kafka_flags_topic, config.kafka_scores_topic),
         idle_exit_s=args.idle_exit,
         reports_months=config.reports_months,
+        cache_entities=config.cache_entities,
         log_level=config.log_level,
     )
     store = Store.at(args.db)

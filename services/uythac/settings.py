@@ -19,6 +19,7 @@ class Settings:
     scorecard: str = ""  # a scorecard YAML file; empty: the packaged rules/scorecard.yaml
     batch_size: int = 5000  # events per store transaction
     reports_months: int = 24  # month-end reports kept for `?as_of=` (the latest ones); 0: none
+    cache_entities: int = 250_000  # loans (and as many groups) kept in memory between batches; ~1 KB each
     log_level: str = "info"
     kafka_bootstrap: str = "127.0.0.1:19092"
     kafka_topic: str = "uythac.events"

@@ -68,6 +68,7 @@ class WorkerConfig:
     poll_ms: int = 200
     idle_exit_s: float | None = None  # stop after this long with nothing to read (tests, benchmarks)
     reports_months: int = 24  # month-end reports the store keeps
+    cache_entities: int = 250_000  # loans (and groups) the processor keeps between batches
     log_level: str = "info"  # the intake process's
 
     @property
@@ -114,7 +115,7 @@ class _Batch:
 class Worker:
     def __init__(self, config: WorkerConfig, store: Store, card: Scorecard) -> None:
         self.config, self.store, self.card = config, store, card
-        self.processor = Processor(store, card, config.reports_months)
+        self.processor = Processor(store, card, config.reports_months, config.cache_entities)
         self.positions: dict[int, int] = {}  # partition: next offset to apply, as the store has it
         self.assigned: set[int] = set()  # partitions the intake holds
         self.relaying = False  # a round of outbox rows is with the intake
