@@ -184,7 +184,10 @@ def test_malformed_flood_lands_in_the_dlq_and_every_valid_event_applies(
     flood = GARBAGE * 20
     mixed = valid + flood
     random.Random(3).shuffle(mixed)
-    pipeline.produce(mixed)
+    # Conflicts: valid events' ids again with other content, after the originals in their partitions.
+    repayments = [orjson.loads(line) for _, line in valid if b'"repayment.recorded"' in line][:5]
+    conflicts = keyed(orjson.dumps({**event, "interest": event["interest"] + 1}) for event in repayments)
+    pipeline.produce(mixed + conflicts)
     worker = pipeline.start_worker()
     pipeline.wait_caught_up()
     assert worker.poll() is None, "the worker stays up"
@@ -200,6 +203,10 @@ def test_malformed_flood_lands_in_the_dlq_and_every_valid_event_applies(
         assert {"uythac.source.topic", "uythac.source.partition", "uythac.source.offset"} <= record.headers.keys()
     tombstone = next(record for record in dead if record.headers["uythac.reason"] == b"message: null value")
     assert tombstone.key == b"C0001"
+    refused = {record.value: record.headers["uythac.reason"] for record in dead}
+    for key, value in conflicts:
+        assert refused[value].startswith(b"event_id: "), refused[value]  # the first stays; this one is refused
+        assert any(record.key == key and record.value == value for record in dead)
 
 
 def test_broker_restart_mid_stream_loses_nothing(

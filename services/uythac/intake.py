@@ -33,6 +33,7 @@ import queue
 import signal
 import threading
 import time
+from bisect import bisect_left
 from collections import deque
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -72,10 +73,11 @@ class IntakeConfig:
 @dataclass
 class Polled:
     """One poll's records as the worker needs them, in lists side by side (cheap to pickle). A record the
-    intake accepted has its business date (ordinal) and digest; a rejected one, the reason (and event id)."""
+    intake accepted has its business date (ordinal) and digest; a rejected one, the reason (and event id).
+    The records of a partition are side by side, in offset order: `runs` says where."""
 
     generation: int
-    partitions: list[int] = field(default_factory=list)
+    runs: list[tuple[int, int, int]] = field(default_factory=list)  # (partition, start, stop) in the lists
     offsets: list[int] = field(default_factory=list)
     keys: list[bytes | None] = field(default_factory=list)
     values: list[bytes | None] = field(default_factory=list)
@@ -87,6 +89,18 @@ class Polled:
 
     def __len__(self) -> int:
         return len(self.offsets)
+
+    def partitions(self) -> set[int]:
+        return {partition for partition, _, _ in self.runs}
+
+    def index(self, partition: int, offset: int) -> int:
+        """Where a record is in the lists."""
+        for run_partition, start, stop in self.runs:
+            if run_partition == partition:
+                i = bisect_left(self.offsets, offset, start, stop)
+                if i < stop and self.offsets[i] == offset:
+                    return i
+        raise KeyError((partition, offset))
 
 
 class Intake:
@@ -287,6 +301,7 @@ def _checked(polled: dict[TopicPartition, list[Any]], generation: int) -> Polled
     """Each record's verdict, beside what the worker needs of it."""
     batch = Polled(generation)
     for tp, records in polled.items():
+        start = len(batch.offsets)
         for record in records:
             value = record.value
             parsed = parse(value) if value is not None else Rejection("message: null value")
@@ -297,12 +312,12 @@ def _checked(polled: dict[TopicPartition, list[Any]], generation: int) -> Polled
             else:
                 batch.days.append(parsed.day.toordinal())
                 batch.digests.append(parsed.digest)
-            batch.partitions.append(tp.partition)
             batch.offsets.append(record.offset)
             batch.keys.append(record.key)
             batch.values.append(value)
             batch.headers.append(list(record.headers or []))
             batch.timestamps.append(record.timestamp)
+        batch.runs.append((tp.partition, start, len(batch.offsets)))
     return batch
 
 

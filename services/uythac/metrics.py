@@ -7,7 +7,31 @@ the API uses prometheus-client's multiprocess mode (`PROMETHEUS_MULTIPROC_DIR`).
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections.abc import Iterable
+
 from prometheus_client import Counter, Gauge, Histogram
+
+
+class BatchHistogram(Histogram):
+    """A histogram that also takes a batch's observations at once: a batch holds thousands of events and
+    `observe` takes a lock per value (~1.5 µs each). `observe_all` counts them by bucket first, then adds
+    each bucket's count once. It uses the pinned prometheus-client's `_upper_bounds`, `_buckets` and
+    `_sum`; a test holds it to `observe` one value at a time."""
+
+    def observe_all(self, amounts: Iterable[float]) -> None:
+        self._raise_if_not_observable()  # type: ignore[no-untyped-call]
+        bounds = self._upper_bounds  # ascending, the last +Inf: `amount <= bound` first at bisect_left
+        counts = [0] * len(bounds)
+        total = 0.0
+        for amount in amounts:
+            counts[bisect_left(bounds, amount)] += 1
+            total += amount
+        self._sum.inc(total)
+        for bucket, n in zip(self._buckets, counts, strict=True):
+            if n:
+                bucket.inc(n)
+
 
 # worker --------------------------------------------------------------------------------------------
 EVENTS = Counter("uythac_events_total", "Events consumed, by type and outcome", ["type", "outcome"])
@@ -27,7 +51,7 @@ BATCH_SECONDS = Histogram(
     "Time to validate, apply and commit one batch",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
-EVENT_SECONDS = Histogram(
+EVENT_SECONDS = BatchHistogram(
     "uythac_event_processing_seconds",
     "Time from a message's Kafka timestamp to its state being committed (queryable)",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),

@@ -28,6 +28,7 @@ import logging
 import signal
 import time
 import uuid
+from bisect import bisect_left
 from collections import Counter
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -51,6 +52,7 @@ from uythac.store import Store, UnitOfWork
 from uythac.validation import Event, Rejection
 
 log = logging.getLogger(__name__)
+_EVENT = tuple.__new__  # an Event from its fields, past the named tuple's Python __new__ (as `validation` does)
 Ref = tuple[int, int]  # (partition, offset)
 ANALYZE_EVERY_S = 600.0  # refresh the store's planner statistics this often
 RELAY_ROUND = 10_000  # outbox rows handed to the intake at a time
@@ -102,13 +104,12 @@ class _Batch:
 
     polled: Polled | None = None
     events: list[tuple[Ref, Event]] = field(default_factory=list)
-    at: dict[Ref, int] = field(default_factory=dict)  # each event's place in `polled`
     dead: list[Message] = field(default_factory=list)
     moves: dict[int, tuple[int | None, int]] = field(default_factory=dict)  # partition: (expected, next)
 
     def record(self, ref: Ref) -> _Record:
         assert self.polled is not None
-        i = self.at[ref]
+        i = self.polled.index(*ref)
         return _Record(ref[1], self.polled.keys[i], self.polled.values[i], self.polled.headers[i])
 
 
@@ -197,7 +198,7 @@ class Worker:
                     continue  # read before a rewind: read again since
                 idle_since = time.monotonic()
                 if self._handle(intake, polled):
-                    intake.commit({p: self.positions[p] for p in set(polled.partitions) if p in self.positions})
+                    intake.commit({p: self.positions[p] for p in polled.partitions() if p in self.positions})
             elif kind == "assigned":
                 self._assigned(message[1])  # type: ignore[index]
             elif kind == "revoked":
@@ -278,24 +279,28 @@ class Worker:
         """The records not yet applied: the valid ones as events (the intake's verdict: decoded again here,
         not checked again), the others as dead letters; and where each partition will stand."""
         batch = _Batch(polled)
-        positions, rejections, days = self.positions, polled.rejections, self._days
-        for i, (partition, offset) in enumerate(zip(polled.partitions, polled.offsets, strict=True)):
-            expected = positions.get(partition)
-            if expected is not None and offset < expected:
-                continue
-            ref = (partition, offset)
-            rejection = rejections.get(i)
-            if rejection is not None:
-                record = _Record(offset, polled.keys[i], polled.values[i], polled.headers[i])
-                batch.dead.append(self._dead_letter(partition, record, rejection))
-            else:
-                data = orjson.loads(polled.values[i])  # type: ignore[arg-type]
-                day = days.get(polled.days[i]) or days.setdefault(polled.days[i], date.fromordinal(polled.days[i]))
-                batch.events.append((ref, Event(data["event_id"], data["type"], day, data, polled.digests[i])))
-                batch.at[ref] = i
-            moved = batch.moves.get(partition)
-            batch.moves[partition] = (expected if moved is None else moved[0], offset + 1)
+        events, offsets, values, digests = batch.events, polled.offsets, polled.values, polled.digests
+        days, rejections, day_of = polled.days, polled.rejections, self._days.get
+        for partition, start, stop in polled.runs:
+            expected = self.positions.get(partition)
+            if expected is not None and offsets[start] < expected:  # read before a rewind: applied already
+                start = bisect_left(offsets, expected, start, stop)
+            for i in range(start, stop):
+                if rejections and i in rejections:
+                    record = _Record(offsets[i], polled.keys[i], values[i], polled.headers[i])
+                    batch.dead.append(self._dead_letter(partition, record, rejections[i]))
+                    continue
+                data = orjson.loads(values[i])  # type: ignore[arg-type]
+                day = day_of(days[i]) or self._day(days[i])
+                event = _EVENT(Event, (data["event_id"], data["type"], day, data, digests[i]))
+                events.append(((partition, offsets[i]), event))
+            if start < stop:
+                batch.moves[partition] = (expected, offsets[stop - 1] + 1)
         return batch
+
+    def _day(self, ordinal: int) -> date:
+        """One date object a day (entities keep their dates, and a comparison of the same object is cheap)."""
+        return self._days.setdefault(ordinal, date.fromordinal(ordinal))
 
     def _apply(self, batch: _Batch) -> Outcome:
         return self.processor.process(batch.events, before_commit=lambda uow, out: self._checkpoint(uow, out, batch))
@@ -319,7 +324,7 @@ class Worker:
         """A batch that raised: each event alone; one that still raises goes to the DLQ, the rest apply."""
         total = Outcome()
         for ref, event in batch.events:
-            single = _Batch(batch.polled, events=[(ref, event)], at=batch.at)
+            single = _Batch(batch.polled, events=[(ref, event)])
             try:
                 outcome = self._apply(single)
             except Exception as error:
@@ -370,9 +375,7 @@ class Worker:
         for kind, n in Counter(t.kind for t in outcome.transitions).items():
             metrics.TRANSITIONS.labels(kind).inc(n)
         now = time.time()
-        for timestamp in timestamps:
-            if timestamp and timestamp > 0:
-                metrics.EVENT_SECONDS.observe(max(now - timestamp / 1000, 0))
+        metrics.EVENT_SECONDS.observe_all([max(now - t / 1000, 0) for t in timestamps if t and t > 0])
         if outcome.accepted:
             metrics.LAST_EVENT.set(now)
         log.info(
