@@ -46,7 +46,7 @@ from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.structs import OffsetAndMetadata
 
 from uythac import logs
-from uythac.kafka_admin import wait_for_broker
+from uythac.kafka_admin import wait_for_broker, with_backoff
 from uythac.outbox import Numbered, Round
 from uythac.processor import rare_collections
 from uythac.producer import idempotent_producer
@@ -253,28 +253,22 @@ class _Loop:
         return self.stopping
 
     def _connect(self) -> KafkaConsumer | None:
-        """The group's consumer once the broker answers and knows the topic; retried with backoff (1 s
-        doubling to 30 s), as the worker does for its own clients. None if told to stop meanwhile."""
-        delay = 1.0
-        while not self._obey():
-            consumer: KafkaConsumer | None = None
+        """The group's consumer (and the relay's producer) once the broker answers and knows the topic,
+        retried as the worker does (`with_backoff`); None if told to stop meanwhile."""
+
+        def attempt(timeout_s: float) -> KafkaConsumer:
+            wait_for_broker(self.config.bootstrap, timeout_s=timeout_s)
+            consumer = _consumer(self.config)
             try:
-                wait_for_broker(self.config.bootstrap, timeout_s=delay)
-                consumer = _consumer(self.config)
                 # Metadata first: a group leader that does not know the topic yet assigns nothing and rejoins.
                 consumer.partitions_for_topic(self.config.topic)
                 self.producer = idempotent_producer(self.config.bootstrap, client_id="uythac-relay")
-                return consumer
-            except Exception as error:  # kafka-python raises several kinds; all mean "not yet"
-                if consumer is not None:
-                    consumer.close(autocommit=False)
-                log.warning(
-                    "Kafka unreachable, retrying",
-                    extra={"bootstrap": self.config.bootstrap, "retry_in_s": delay, "error": str(error)},
-                )
-                time.sleep(delay)
-                delay = min(delay * 2, 30.0)
-        return None
+            except Exception:
+                consumer.close(autocommit=False)
+                raise
+            return consumer
+
+        return with_backoff(self.config.bootstrap, attempt, self._obey)
 
 
 def _consumer(config: IntakeConfig) -> KafkaConsumer:

@@ -17,12 +17,14 @@ import logging
 import socket
 import time
 import warnings
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from kafka.admin import KafkaAdminClient
 from kafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError, NoError, TopicAlreadyExistsError, for_code
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # One attempt inside wait_for_broker never waits longer than this, so a broker that comes up while we
 # wait is noticed within about a second.
@@ -99,6 +101,23 @@ def wait_for_broker(bootstrap: str, timeout_s: float) -> None:
                     admin.close()
         time.sleep(min(0.1, max(deadline - time.monotonic(), 0)))
     raise KafkaTimeoutError(f"Kafka at {bootstrap} did not answer within {timeout_s:g} s: {last_error}")
+
+
+def with_backoff(bootstrap: str, attempt: Callable[[float], T], stopped: Callable[[], bool]) -> T | None:
+    """`attempt(timeout_s)`'s result, retried while it raises: a broker that is down, still starting, or just
+    restarted and fenced ("All brokers are currently fenced"), or one that goes away meanwhile. Each failure
+    is logged ("Kafka unreachable, retrying") and waited out, 1 s doubling to 30 s. None once `stopped()`."""
+    delay = 1.0
+    while not stopped():
+        try:
+            return attempt(delay)
+        except Exception as error:  # kafka-python raises several kinds; all mean "not yet"
+            log.warning(
+                "Kafka unreachable, retrying", extra={"bootstrap": bootstrap, "retry_in_s": delay, "error": str(error)}
+            )
+            time.sleep(delay)
+            delay = min(delay * 2, 30.0)
+    return None
 
 
 def _reap_half_built_clients() -> None:

@@ -43,7 +43,7 @@ from uythac import metrics, outbox
 from uythac.dates import VIETNAM
 from uythac.errors import StoreError
 from uythac.intake import Intake, IntakeConfig, Polled
-from uythac.kafka_admin import ensure_topics, wait_for_broker
+from uythac.kafka_admin import ensure_topics, wait_for_broker, with_backoff
 from uythac.outbox import Message
 from uythac.outputs import Topics, messages
 from uythac.processor import Outcome, Processor, rare_collections
@@ -169,23 +169,14 @@ class Worker:
         return 0
 
     def _connect(self) -> bool:
-        """Wait until the broker answers and the topics are there; False if stopped first. Each failure is
-        retried with backoff (1 s doubling to 30 s): a broker that is down, still starting, or just
-        restarted and fenced ("All brokers are currently fenced"), or one that goes away meanwhile."""
-        delay = 1.0
-        while not self.stopping:
-            try:
-                wait_for_broker(self.config.bootstrap, timeout_s=delay)
-                ensure_topics(self.config.bootstrap, self.config.topics)
-                return True
-            except Exception as error:  # kafka-python raises several kinds; all mean "not yet"
-                log.warning(
-                    "Kafka unreachable, retrying",
-                    extra={"bootstrap": self.config.bootstrap, "retry_in_s": delay, "error": str(error)},
-                )
-                time.sleep(delay)
-                delay = min(delay * 2, 30.0)
-        return False
+        """Wait until the broker answers and the topics are there (`with_backoff`); False if stopped first."""
+
+        def attempt(timeout_s: float) -> bool:
+            wait_for_broker(self.config.bootstrap, timeout_s=timeout_s)
+            ensure_topics(self.config.bootstrap, self.config.topics)
+            return True
+
+        return with_backoff(self.config.bootstrap, attempt, lambda: self.stopping) is not None
 
     def _loop(self, intake: Intake) -> None:
         idle_since = time.monotonic()
