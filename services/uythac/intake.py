@@ -188,6 +188,7 @@ class _Loop:
         self.consumer: KafkaConsumer | None = None
         self.producer: KafkaProducer | None = None
         self.round: Round | None = None  # the relay round in flight
+        self.unsent: list[Numbered] | None = None  # a round that came before the producer: sent once connected
         self.generation = 0
         self.stopping = False
 
@@ -196,6 +197,8 @@ class _Loop:
             self.consumer = self._connect()
             if self.consumer is None:
                 return
+            if self.unsent is not None and self.producer is not None:
+                self.round, self.unsent = Round(self.producer, self.unsent), None
             self.consumer.subscribe(
                 [self.config.topic], listener=_Seek(self.consumer, self.store, self.config, self.out)
             )
@@ -236,9 +239,10 @@ class _Loop:
                 if self.consumer is not None:  # before the first assignment there is nothing to rewind
                     _seek_to_store(self.consumer, self.store, self.config.topic, self.consumer.assignment())
             elif command[0] == "relay":
-                if self.producer is None or self.round is not None:  # answered at once: sent again later
-                    why = "not connected yet" if self.producer is None else "a round is in flight"
-                    self.out.send(("relayed", [], len(command[1]), why))
+                if self.producer is None:  # still connecting: sent once connected
+                    self.unsent = command[1]
+                elif self.round is not None:  # the worker sends one round at a time: answered at once
+                    self.out.send(("relayed", [], len(command[1]), "a round is in flight"))
                 else:
                     self.round = Round(self.producer, command[1])
             elif command[0] == "commit" and self.consumer is not None:
