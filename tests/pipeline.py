@@ -54,6 +54,7 @@ class Pipeline:
     name: str = field(default_factory=lambda: f"t{next(_ids)}{uuid.uuid4().hex[:6]}")
     batch_size: int = 500  # small: many batches, so that a kill can land between and inside them
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    started: int = 0  # workers started so far: each writes its own log
 
     @property
     def topic(self) -> str:
@@ -86,7 +87,8 @@ class Pipeline:
         return done
 
     def start_worker(self) -> subprocess.Popen[bytes]:
-        with (self.directory / f"{self.name}-worker-{len(self.workers)}.log").open("wb") as log:
+        self.started += 1
+        with (self.directory / f"{self.name}-worker-{self.started:02d}.log").open("wb") as log:
             worker = subprocess.Popen([UYTHAC, "worker"], env=self.env(), stdout=log, stderr=subprocess.STDOUT)
         self.workers.append(worker)
         return worker
