@@ -50,7 +50,7 @@ from uythac.kafka_admin import wait_for_broker, with_backoff
 from uythac.outbox import Numbered, Round
 from uythac.processor import rare_collections
 from uythac.producer import idempotent_producer
-from uythac.store import Store
+from uythac.store import Store, day_number
 from uythac.validation import Rejection, parse
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ class IntakeConfig:
 @dataclass
 class Polled:
     """One poll's records as the worker needs them, in lists side by side (cheap to pickle). A record the
-    intake accepted has its business date (ordinal) and digest; a rejected one, the reason (and event id).
+    intake accepted has its business date and digest; a rejected one, the reason (and event id).
     The records of a partition are side by side, in offset order: `runs` says where."""
 
     generation: int
@@ -83,12 +83,9 @@ class Polled:
     values: list[bytes | None] = field(default_factory=list)
     headers: list[list[tuple[str, bytes]]] = field(default_factory=list)
     timestamps: list[int] = field(default_factory=list)
-    days: list[int] = field(default_factory=list)  # 0 for a rejected record
+    days: list[int] = field(default_factory=list)  # business dates as day numbers (`store`); 0 if rejected
     digests: list[bytes] = field(default_factory=list)  # b"" for a rejected record
     rejections: dict[int, Rejection] = field(default_factory=dict)  # by position in the lists
-
-    def __len__(self) -> int:
-        return len(self.offsets)
 
     def partitions(self) -> set[int]:
         return {partition for partition, _, _ in self.runs}
@@ -308,7 +305,7 @@ def _checked(polled: dict[TopicPartition, list[Any]], generation: int) -> Polled
                 batch.days.append(0)
                 batch.digests.append(b"")
             else:
-                batch.days.append(parsed.day.toordinal())
+                batch.days.append(day_number(parsed.day))
                 batch.digests.append(parsed.digest)
             batch.offsets.append(record.offset)
             batch.keys.append(record.key)

@@ -224,6 +224,11 @@ class _Kind:
         return frozenset(i for i, column in enumerate(self.columns) if isinstance(column.type, Day))
 
     @cached_property
+    def shared_strings(self) -> tuple[int, ...]:
+        """Positions of the `common` fields."""
+        return tuple(i for i, name in enumerate(self.fields) if name in self.common)
+
+    @cached_property
     def everything(self) -> tuple[tuple[sa.Table, tuple[int, ...]], ...]:
         return self.placed(tuple(range(len(self.fields))))
 
@@ -565,7 +570,6 @@ class UnitOfWork:
     def _read(self, kind: _Kind, keys: Sequence[str]) -> dict[str, Any]:
         """Entities by id, with their rows remembered as stored (`_save` writes back only what changed)."""
         stored, found = self._loaded[kind.name], {}
-        common = [i for i, name in enumerate(kind.fields) if name in kind.common]
         cursor = self.connection.connection.cursor()
         try:
             for chunk in _chunks(keys):
@@ -576,7 +580,7 @@ class UnitOfWork:
                     for i in kind.days:
                         if values[i] is not None:
                             values[i] = day_of(values[i])
-                    for i in common:
+                    for i in kind.shared_strings:
                         if values[i] is not None:
                             values[i] = sys.intern(values[i])
                     row = tuple(values)
@@ -666,7 +670,7 @@ def _picker(positions: tuple[int, ...], days: frozenset[int]) -> Callable[[tuple
         values = [get(part)] if single else list(get(part))
         for i in convert:
             if values[i] is not None:
-                values[i] = values[i].toordinal() - EPOCH
+                values[i] = day_number(values[i])
         return values
 
     return pick

@@ -32,7 +32,7 @@ from bisect import bisect_left
 from collections import Counter
 from contextlib import suppress
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from itertools import count
 from types import FrameType
 
@@ -48,7 +48,7 @@ from uythac.outbox import Message
 from uythac.outputs import Topics, messages
 from uythac.processor import Outcome, Processor, rare_collections
 from uythac.scorecard import Scorecard
-from uythac.store import Store, UnitOfWork
+from uythac.store import Store, UnitOfWork, day_of
 from uythac.validation import Event, Rejection
 
 log = logging.getLogger(__name__)
@@ -109,8 +109,11 @@ class _Batch:
 
     def record(self, ref: Ref) -> _Record:
         assert self.polled is not None
-        i = self.polled.index(*ref)
-        return _Record(ref[1], self.polled.keys[i], self.polled.values[i], self.polled.headers[i])
+        return _record(self.polled, self.polled.index(*ref))
+
+
+def _record(polled: Polled, i: int) -> _Record:
+    return _Record(polled.offsets[i], polled.keys[i], polled.values[i], polled.headers[i])
 
 
 class Worker:
@@ -121,7 +124,6 @@ class Worker:
         self.assigned: set[int] = set()  # partitions the intake holds
         self.relaying = False  # a round of outbox rows is with the intake
         self._relay_after = 0.0  # after a failed round: not before this (monotonic)
-        self._days: dict[int, date] = {}  # business dates by ordinal, as the intake sends them
         self.highwater: dict[int, int] = {}  # partition: its end, as the intake last saw it
         self.stopping = False
         self._observed = 0.0
@@ -209,7 +211,10 @@ class Worker:
                 break
 
     def _assigned(self, partitions: list[int]) -> None:
-        """The intake has sought these partitions to the store's offsets: read them as the store has them."""
+        """The intake has sought these partitions to the store's offsets: read them as the store has them.
+
+        Read here again, not taken from the intake: the intake read them on its own thread, maybe before this
+        process committed the batches that came ahead of this message, so its figures can be behind."""
         self.assigned.update(partitions)
         with self.store.reading() as uow:
             stored = uow.offsets(self.config.topic)
@@ -271,27 +276,21 @@ class Worker:
         not checked again), the others as dead letters; and where each partition will stand."""
         batch = _Batch(polled)
         events, offsets, values, digests = batch.events, polled.offsets, polled.values, polled.digests
-        days, rejections, day_of = polled.days, polled.rejections, self._days.get
+        days, rejections = polled.days, polled.rejections
         for partition, start, stop in polled.runs:
             expected = self.positions.get(partition)
             if expected is not None and offsets[start] < expected:  # read before a rewind: applied already
                 start = bisect_left(offsets, expected, start, stop)
             for i in range(start, stop):
                 if rejections and i in rejections:
-                    record = _Record(offsets[i], polled.keys[i], values[i], polled.headers[i])
-                    batch.dead.append(self._dead_letter(partition, record, rejections[i]))
+                    batch.dead.append(self._dead_letter(partition, _record(polled, i), rejections[i]))
                     continue
                 data = orjson.loads(values[i])  # type: ignore[arg-type]
-                day = day_of(days[i]) or self._day(days[i])
-                event = _EVENT(Event, (data["event_id"], data["type"], day, data, digests[i]))
+                event = _EVENT(Event, (data["event_id"], data["type"], day_of(days[i]), data, digests[i]))
                 events.append(((partition, offsets[i]), event))
             if start < stop:
                 batch.moves[partition] = (expected, offsets[stop - 1] + 1)
         return batch
-
-    def _day(self, ordinal: int) -> date:
-        """One date object a day (entities keep their dates, and a comparison of the same object is cheap)."""
-        return self._days.setdefault(ordinal, date.fromordinal(ordinal))
 
     def _apply(self, batch: _Batch) -> Outcome:
         return self.processor.process(batch.events, before_commit=lambda uow, out: self._checkpoint(uow, out, batch))
