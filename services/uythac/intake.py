@@ -46,9 +46,9 @@ from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.structs import OffsetAndMetadata
 
 from uythac import logs
+from uythac.collector import Collections
 from uythac.kafka_admin import wait_for_broker, with_backoff
 from uythac.outbox import Numbered, Round
-from uythac.processor import rare_collections
 from uythac.producer import idempotent_producer
 from uythac.store import Store, day_number
 from uythac.validation import Rejection, parse
@@ -173,13 +173,15 @@ def run(config: IntakeConfig, parent: int, records: Connection, commands: Connec
     """The intake process: connect, subscribe, then poll and hand over until told to stop."""
     logs.configure(config.log_level)
     _leave_with(parent)
-    with rare_collections():
-        _Loop(config, records, commands).run()
+    with Collections() as collections:
+        _Loop(config, records, commands, collections).run()
 
 
 class _Loop:
-    def __init__(self, config: IntakeConfig, records: Connection, commands: Connection) -> None:
-        self.config, self.out = config, _Out(records)
+    def __init__(
+        self, config: IntakeConfig, records: Connection, commands: Connection, collections: Collections
+    ) -> None:
+        self.config, self.out, self.collections = config, _Out(records), collections
         self.commands = _Commands(commands)
         self.store = Store.at(config.db_url)
         self.consumer: KafkaConsumer | None = None
@@ -204,6 +206,7 @@ class _Loop:
                 polled = self.consumer.poll(timeout_ms=self.config.poll_ms, max_records=self.config.batch_size)
                 self.out.send(("batch", _checked(polled, self.generation)) if polled else None)
                 self._answer_round()
+                self.collections.done(sum(map(len, polled.values())))
                 if time.monotonic() - reported >= HIGHWATER_EVERY_S:
                     reported = time.monotonic()
                     self.out.send(("highwater", _highwater(self.consumer)))

@@ -16,9 +16,7 @@ If anything fails the transaction rolls back and the in-memory engine and units 
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache, partial
@@ -361,23 +359,6 @@ def _parts(
                 start = len(accepted)
             reached = end + ONE_DAY
     yield accepted[start:], floor, None
-
-
-@contextmanager
-def rare_collections() -> Iterator[None]:
-    """Run the cycle collector about 70 times less often, around a replay or a worker's life.
-
-    Applying an event allocates a dozen container objects (decoded JSON, the event, rows, shares) and
-    almost none of them end up in reference cycles, while the processor keeps entities by the hundred
-    thousand: at the default thresholds the collector took ~7% of a replay's time, and a quarter of the
-    worker's (measured) once the entities were kept.
-    """
-    thresholds = gc.get_threshold()
-    gc.set_threshold(50_000, 20, 100)
-    try:
-        yield
-    finally:
-        gc.set_threshold(*thresholds)
 
 
 def oldest_kept(today: date, months_kept: int) -> date:

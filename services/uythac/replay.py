@@ -17,8 +17,9 @@ from datetime import date
 from pathlib import Path
 from typing import IO, Any, TextIO
 
+from uythac.collector import Collections
 from uythac.errors import StoreError
-from uythac.processor import Outcome, Processor, rare_collections
+from uythac.processor import Outcome, Processor
 from uythac.validation import Event, Rejection, parse
 
 Progress = Callable[[int], None]  # bytes of the input read so far
@@ -65,7 +66,7 @@ def replay(
     *,
     as_of: date | None = None,
     rejects: TextIO | None = None,
-    batch_size: int = 5000,
+    batch_size: int = 20000,
     progress: Progress | None = None,
 ) -> Summary:
     if as_of is not None and processor.today is not None and processor.today > as_of:
@@ -89,7 +90,7 @@ def replay(
         originals.clear()
         refused.clear()
 
-    with lines_of(path) as (lines, raw), rare_collections():
+    with lines_of(path) as (lines, raw), Collections() as collections:
         for number, line in enumerate(lines, 1):
             line = line.rstrip(b"\r\n")
             summary.read += 1
@@ -103,6 +104,7 @@ def replay(
                 originals[number] = line
                 if len(batch) >= batch_size:
                     flush()
+                    collections.done(batch_size)
                     if progress is not None:
                         progress(raw.tell())
         flush(floor=as_of)

@@ -40,13 +40,14 @@ import orjson
 from sqlalchemy.exc import OperationalError
 
 from uythac import metrics, outbox
+from uythac.collector import Collections
 from uythac.dates import VIETNAM
 from uythac.errors import StoreError
 from uythac.intake import Intake, IntakeConfig, Polled
 from uythac.kafka_admin import ensure_topics, wait_for_broker, with_backoff
 from uythac.outbox import Message
 from uythac.outputs import Topics, messages
-from uythac.processor import Outcome, Processor, rare_collections
+from uythac.processor import Outcome, Processor
 from uythac.scorecard import Scorecard
 from uythac.store import Store, UnitOfWork, day_of
 from uythac.validation import Event, Rejection
@@ -63,7 +64,7 @@ class WorkerConfig:
     bootstrap: str
     topic: str = "uythac.events"
     partitions: int = 12
-    batch_size: int = 5000
+    batch_size: int = 20000
     group_id: str = "uythac-rules"
     session_timeout_ms: int = 10000
     outputs: Topics = field(default_factory=Topics)
@@ -161,8 +162,8 @@ class Worker:
         )
         log.info("worker started", extra={"topic": self.config.topic, "group": self.config.group_id})
         try:
-            with rare_collections():
-                self._loop(intake)
+            with Collections() as collections:
+                self._loop(intake, collections)
         finally:
             for message in intake.stop():
                 if message[0] == "relayed":
@@ -180,7 +181,7 @@ class Worker:
 
         return with_backoff(self.config.bootstrap, attempt, lambda: self.stopping) is not None
 
-    def _loop(self, intake: Intake) -> None:
+    def _loop(self, intake: Intake, collections: Collections) -> None:
         idle_since = time.monotonic()
         while not self.stopping:
             message = intake.receive(self.config.poll_ms / 1000)
@@ -192,6 +193,7 @@ class Worker:
                 idle_since = time.monotonic()
                 if self._handle(intake, polled):
                     intake.commit({p: self.positions[p] for p in polled.partitions() if p in self.positions})
+                collections.done(len(polled.offsets))
             elif kind == "assigned":
                 self._assigned(message[1])  # type: ignore[index]
             elif kind == "revoked":
@@ -207,6 +209,7 @@ class Worker:
                 self.relaying = False
             self._relay(intake)
             self._observe()
+            collections.done(0)  # a quiet worker collects by time
             if self.config.idle_exit_s is not None and time.monotonic() - idle_since > self.config.idle_exit_s:
                 break
 
