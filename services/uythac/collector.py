@@ -14,8 +14,11 @@ Cycles (rare: some in SQLAlchemy and kafka-python) wait at most that long to be 
 from __future__ import annotations
 
 import gc
+import logging
 import time
 from types import TracebackType
+
+log = logging.getLogger(__name__)
 
 EVERY_EVENTS = 400_000
 EVERY_S = 600.0
@@ -46,5 +49,8 @@ class Collections:
         """`events` more were handled and their batch let go: collect if enough work or time has passed."""
         self.pending += events
         if self.pending >= self.every_events or time.monotonic() - self.last >= self.every_s:
-            gc.collect()
+            started = time.perf_counter()
+            freed = gc.collect()
+            seconds = time.perf_counter() - started
+            log.info("cycles collected", extra={"freed": freed, "events": self.pending, "seconds": round(seconds, 3)})
             self.pending, self.last = 0, time.monotonic()
