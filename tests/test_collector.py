@@ -19,7 +19,7 @@ def _cycle() -> weakref.ref[_Node]:
 
 def test_automatic_collection_is_off_inside_and_restored_after() -> None:
     assert gc.isenabled()
-    with Collections():
+    with Collections("test"):
         assert not gc.isenabled()
     assert gc.isenabled()
 
@@ -27,7 +27,7 @@ def test_automatic_collection_is_off_inside_and_restored_after() -> None:
 def test_a_collector_found_off_stays_off() -> None:
     gc.disable()
     try:
-        with Collections():
+        with Collections("test"):
             pass
         assert not gc.isenabled()
     finally:
@@ -35,7 +35,7 @@ def test_a_collector_found_off_stays_off() -> None:
 
 
 def test_cycles_are_freed_once_enough_events_are_done() -> None:
-    with Collections(every_events=100, every_s=3600) as collections:
+    with Collections("test", every_events=100, every_s=3600) as collections:
         cycle = _cycle()
         collections.done(60)
         assert cycle() is not None  # not yet due
@@ -47,7 +47,7 @@ def test_cycles_are_freed_once_enough_events_are_done() -> None:
 
 
 def test_a_quiet_process_collects_by_time() -> None:
-    with Collections(every_events=10**9, every_s=0) as collections:
+    with Collections("test", every_events=10**9, every_s=0) as collections:
         cycle = _cycle()
         collections.done(0)
         assert cycle() is None

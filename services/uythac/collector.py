@@ -27,8 +27,9 @@ EVERY_S = 600.0
 class Collections:
     """While entered, the automatic collector is off and `done(n)` runs a full collection when it is due."""
 
-    def __init__(self, every_events: int = EVERY_EVENTS, every_s: float = EVERY_S) -> None:
-        self.every_events, self.every_s = every_events, every_s
+    def __init__(self, process: str, every_events: int = EVERY_EVENTS, every_s: float = EVERY_S) -> None:
+        """`process`: what the log line says collected (replay, worker, intake)."""
+        self.process, self.every_events, self.every_s = process, every_events, every_s
         self.pending = 0
         self.last = time.monotonic()
         self.was_enabled = True
@@ -52,5 +53,8 @@ class Collections:
             started = time.perf_counter()
             freed = gc.collect()
             seconds = time.perf_counter() - started
-            log.info("cycles collected", extra={"freed": freed, "events": self.pending, "seconds": round(seconds, 3)})
+            log.info(
+                "cycles collected",
+                extra={"process": self.process, "freed": freed, "events": self.pending, "seconds": round(seconds, 3)},
+            )
             self.pending, self.last = 0, time.monotonic()

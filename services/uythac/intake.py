@@ -173,7 +173,7 @@ def run(config: IntakeConfig, parent: int, records: Connection, commands: Connec
     """The intake process: connect, subscribe, then poll and hand over until told to stop."""
     logs.configure(config.log_level)
     _leave_with(parent)
-    with Collections() as collections:
+    with Collections("intake") as collections:
         _Loop(config, records, commands, collections).run()
 
 

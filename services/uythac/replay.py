@@ -90,7 +90,7 @@ def replay(
         originals.clear()
         refused.clear()
 
-    with lines_of(path) as (lines, raw), Collections() as collections:
+    with lines_of(path) as (lines, raw), Collections("replay") as collections:
         for number, line in enumerate(lines, 1):
             line = line.rstrip(b"\r\n")
             summary.read += 1

@@ -162,7 +162,7 @@ class Worker:
         )
         log.info("worker started", extra={"topic": self.config.topic, "group": self.config.group_id})
         try:
-            with Collections() as collections:
+            with Collections("worker") as collections:
                 self._loop(intake, collections)
         finally:
             for message in intake.stop():
