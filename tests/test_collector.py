@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import gc
+import logging
 import weakref
+
+import pytest
 
 from uythac.collector import Collections
 
@@ -51,3 +54,12 @@ def test_a_quiet_process_collects_by_time() -> None:
         cycle = _cycle()
         collections.done(0)
         assert cycle() is None
+
+
+def test_a_collection_is_logged_with_what_collected_and_how_long(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="uythac.collector")
+    with Collections("worker", every_events=1) as collections:
+        collections.done(1)
+    (record,) = [r for r in caplog.records if r.getMessage() == "cycles collected"]
+    assert record.component == "worker"  # type: ignore[attr-defined]
+    assert record.events == 1 and record.seconds >= 0  # type: ignore[attr-defined]

@@ -55,6 +55,6 @@ class Collections:
             seconds = time.perf_counter() - started
             log.info(
                 "cycles collected",
-                extra={"process": self.process, "freed": freed, "events": self.pending, "seconds": round(seconds, 3)},
+                extra={"component": self.process, "freed": freed, "events": self.pending, "seconds": round(seconds, 3)},
             )
             self.pending, self.last = 0, time.monotonic()
