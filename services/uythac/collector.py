@@ -27,11 +27,11 @@ EVERY_S = 600.0
 class Collections:
     """While entered, the automatic collector is off and `done(n)` runs a full collection when it is due."""
 
-    def __init__(self, process: str, every_events: int = EVERY_EVENTS, every_s: float = EVERY_S) -> None:
-        """`process`: what the log line says collected (replay, worker, intake)."""
-        self.process, self.every_events, self.every_s = process, every_events, every_s
+    def __init__(self, component: str, every_events: int = EVERY_EVENTS, every_s: float = EVERY_S) -> None:
+        """`component`: what the log line says collected (replay, worker, intake)."""
+        self.component, self.every_events, self.every_s = component, every_events, every_s
         self.pending = 0
-        self.last = time.monotonic()
+        self.last = 0.0  # set on entering
         self.was_enabled = True
 
     def __enter__(self) -> Collections:
@@ -55,6 +55,11 @@ class Collections:
             seconds = time.perf_counter() - started
             log.info(
                 "cycles collected",
-                extra={"component": self.process, "freed": freed, "events": self.pending, "seconds": round(seconds, 3)},
+                extra={
+                    "component": self.component,
+                    "freed": freed,
+                    "events": self.pending,
+                    "seconds": round(seconds, 3),
+                },
             )
             self.pending, self.last = 0, time.monotonic()

@@ -80,24 +80,20 @@ def worker_env(bootstrap: str, topic: str, db: Path) -> dict[str, str]:
     }
 
 
-def applied(db: Path, topic: str) -> dict[int, int]:
+def stored(db: Path, topic: str) -> tuple[dict[int, int], int]:
+    """(applied offsets by partition, output messages not yet relayed) in the worker's store, in one read."""
     if not db.exists():
-        return {}
+        return {}, 0
     store = Store.at(db)
     try:
         with store.reading() as uow:
-            return uow.offsets(topic)
+            return uow.offsets(topic), uow.outbox_backlog()
     finally:
         store.close()
 
 
-def outbox_backlog(db: Path) -> int:
-    store = Store.at(db)
-    try:
-        with store.reading() as uow:
-            return uow.outbox_backlog()
-    finally:
-        store.close()
+def applied(db: Path, topic: str) -> dict[int, int]:
+    return stored(db, topic)[0]
 
 
 def run_worker_to_end(bootstrap: str, topic: str, total: int, scratch: Path) -> float:
@@ -211,7 +207,10 @@ def _preload(producer: KafkaProducer, topic: str, lines: list[bytes], db: Path, 
         producer.send(topic, key=_key(line), value=line)
     producer.flush()
     deadline = time.monotonic() + timeout_s
-    while sum(applied(db, topic).values()) < len(lines) or outbox_backlog(db):
+    while True:
+        offsets, backlog = stored(db, topic)
+        if sum(offsets.values()) >= len(lines) and not backlog:
+            return
         if time.monotonic() > deadline:
             raise RuntimeError(f"the worker did not apply the {len(lines):,} history lines within {timeout_s:.0f} s")
         time.sleep(0.5)
