@@ -66,7 +66,7 @@ def replay(
     *,
     as_of: date | None = None,
     rejects: TextIO | None = None,
-    batch_size: int = 20000,
+    batch_size: int = 60000,
     progress: Progress | None = None,
 ) -> Summary:
     if as_of is not None and processor.today is not None and processor.today > as_of:

@@ -17,7 +17,7 @@ from uythac.errors import ConfigError
 class Settings:
     db: str = "var/uythac.db"  # SQLite path, or a SQLAlchemy URL (postgresql+psycopg://...)
     scorecard: str = ""  # a scorecard YAML file; empty: the packaged rules/scorecard.yaml
-    batch_size: int = 20000  # events per store transaction (at most; a worker applies what one poll brings)
+    batch_size: int = 60000  # events per store transaction (at most; a worker applies what one poll brings)
     reports_months: int = 24  # month-end reports kept for `?as_of=` (the latest ones); 0: none
     cache_entities: int = 250_000  # loans (and as many groups) kept in memory between batches; ~1 KB each
     log_level: str = "info"

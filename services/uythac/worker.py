@@ -64,7 +64,7 @@ class WorkerConfig:
     bootstrap: str
     topic: str = "uythac.events"
     partitions: int = 12
-    batch_size: int = 20000
+    batch_size: int = 60000
     group_id: str = "uythac-rules"
     session_timeout_ms: int = 10000
     outputs: Topics = field(default_factory=Topics)
