@@ -43,8 +43,7 @@ def configure(level: str) -> None:
     root.setLevel(level.upper())
     # kafka-python narrates every connection at INFO; its warnings and errors still come through
     logging.getLogger("kafka").setLevel(max(root.level, logging.WARNING))
-    selector = logging.getLogger("kafka.net.selector")
-    selector.addFilter(only_slow_kafka_steps)
+    logging.getLogger("kafka.net.selector").addFilter(only_slow_kafka_steps)
 
 
 def only_slow_kafka_steps(record: logging.LogRecord) -> bool:

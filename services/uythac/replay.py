@@ -20,6 +20,7 @@ from typing import IO, Any, TextIO
 from uythac.collector import Collections
 from uythac.errors import StoreError
 from uythac.processor import Outcome, Processor
+from uythac.settings import BATCH_SIZE
 from uythac.validation import Event, Rejection, parse
 
 Progress = Callable[[int], None]  # bytes of the input read so far
@@ -66,7 +67,7 @@ def replay(
     *,
     as_of: date | None = None,
     rejects: TextIO | None = None,
-    batch_size: int = 60000,
+    batch_size: int = BATCH_SIZE,
     progress: Progress | None = None,
 ) -> Summary:
     if as_of is not None and processor.today is not None and processor.today > as_of:

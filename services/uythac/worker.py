@@ -49,6 +49,7 @@ from uythac.outbox import Message
 from uythac.outputs import Topics, messages
 from uythac.processor import Outcome, Processor
 from uythac.scorecard import Scorecard
+from uythac.settings import BATCH_SIZE
 from uythac.store import Store, UnitOfWork, day_of
 from uythac.validation import Event, Rejection
 
@@ -64,7 +65,7 @@ class WorkerConfig:
     bootstrap: str
     topic: str = "uythac.events"
     partitions: int = 12
-    batch_size: int = 60000
+    batch_size: int = BATCH_SIZE
     group_id: str = "uythac-rules"
     session_timeout_ms: int = 10000
     outputs: Topics = field(default_factory=Topics)
