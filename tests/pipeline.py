@@ -55,6 +55,7 @@ class Pipeline:
     batch_size: int = 500  # small: many batches, so that a kill can land between and inside them
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     started: int = 0  # workers started so far: each writes its own log
+    settings: dict[str, str] = field(default_factory=dict)  # more UYTHAC_* variables for this test's processes
 
     @property
     def topic(self) -> str:
@@ -77,6 +78,7 @@ class Pipeline:
             "UYTHAC_KAFKA_SCORES_TOPIC": f"{self.name}.scores",
             "UYTHAC_WORKER_METRICS_PORT": "0",
             "UYTHAC_BATCH_SIZE": str(self.batch_size),
+            **self.settings,
         }
 
     # processes ------------------------------------------------------------------------------------
@@ -102,6 +104,13 @@ class Pipeline:
             codes.append(worker.wait(timeout=60))
         self.workers.clear()
         return codes
+
+    def intake_of(self, worker: subprocess.Popen[bytes]) -> int:
+        """The pid of a worker's intake process (its child started by multiprocessing's spawn)."""
+        children = Path(f"/proc/{worker.pid}/task/{worker.pid}/children").read_text().split()
+        spawned = [int(pid) for pid in children if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        assert len(spawned) == 1, f"one intake per worker, found {spawned}"
+        return spawned[0]
 
     def worker_log(self) -> str:
         return "\n".join(p.read_text(errors="replace") for p in sorted(self.directory.glob(f"{self.name}-worker-*")))

@@ -9,6 +9,7 @@ must tell a consistent story (checked by `_outputs_agree`).
 from __future__ import annotations
 
 import itertools
+import os
 import random
 import signal
 import socket
@@ -226,6 +227,31 @@ def test_broker_restart_mid_stream_loses_nothing(
     pipeline.wait_caught_up(timeout_s=180)
     assert pipeline.stop_workers() == [0]
     assert pipeline.report() == expected
+
+
+def test_a_stalled_intake_is_replaced_and_nothing_is_lost(pipeline: Pipeline, province: Path, expected: str) -> None:
+    """An intake that holds its partitions but hands over nothing (frozen here with SIGSTOP, as a Kafka client
+    that stopped fetching would be) is killed and started again after UYTHAC_WORKER_STALL_S; what was
+    published meanwhile applies. A worker that is caught up is never taken for stalled."""
+    lines = _lines(province)
+    half = len(lines) // 2
+    pipeline.settings["UYTHAC_WORKER_STALL_S"] = "3"
+    pipeline.produce(keyed(lines[:half]))
+    worker = pipeline.start_worker()
+    pipeline.wait_caught_up()
+    time.sleep(4.0)  # caught up for longer than the stall time: no restart
+    frozen = pipeline.intake_of(worker)
+    os.kill(frozen, signal.SIGSTOP)
+    pipeline.produce(keyed(lines[half:]))
+    pipeline.wait_caught_up(timeout_s=120)
+    time.sleep(4.0)
+    replaced = pipeline.intake_of(worker)
+    assert pipeline.stop_workers() == [0]
+    assert pipeline.report() == expected
+    assert replaced != frozen and not Path(f"/proc/{frozen}").exists(), "the stalled intake is gone"
+    restarts = [orjson.loads(line) for line in pipeline.worker_log().splitlines() if "starting it again" in line]
+    assert len(restarts) == 1, restarts
+    assert restarts[0]["partitions"] == [0, 1, 2, 3] and restarts[0]["seconds"] >= 3
 
 
 def test_unreachable_broker_at_start_is_retried_with_a_clear_log_line(tmp_path: Path) -> None:

@@ -247,6 +247,7 @@ def run_worker(args: argparse.Namespace, config: settings.Settings) -> int:
         reports_months=config.reports_months,
         cache_entities=config.cache_entities,
         log_level=config.log_level,
+        stall_s=config.worker_stall_s,
     )
     store = Store.at(args.db)
     try:

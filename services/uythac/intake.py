@@ -12,7 +12,8 @@ Messages, pickled tuples on two one-way pipes:
   intake → worker   ("assigned", [partition, ...])   after seeking them to the store's offsets
                     ("revoked", [partition, ...])
                     ("batch", Polled)                 one poll, tagged with the generation it was read in
-                    ("highwater", {partition: end})   about once a second, for the lag gauges
+                    ("ends", {partition: end})        about once a second, the assigned partitions' end
+                                                      offsets (from the broker; {} if it did not answer)
                     ("relayed", [row id, ...], failed, first error)   a relay round has its answers
   worker → intake   ("rewind", generation)  seek every partition back to the store's offsets; later
                                             batches carry this generation, earlier ones are dropped
@@ -43,9 +44,10 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
-from uythac import logs
+from uythac import logs, metrics
 from uythac.collector import Collections
 from uythac.kafka_admin import wait_for_broker, with_backoff
 from uythac.outbox import Numbered, Round
@@ -54,7 +56,8 @@ from uythac.store import Store, day_number
 from uythac.validation import Rejection, parse
 
 log = logging.getLogger(__name__)
-HIGHWATER_EVERY_S = 1.0
+ENDS_EVERY_S = 1.0
+ENDS_TIMEOUT_MS = 500  # for the partitions' end offsets, asked each ENDS_EVERY_S
 AHEAD = 2  # batches checked and queued for the worker while it applies the one before
 
 
@@ -131,11 +134,20 @@ class Intake:
             return message
         except (EOFError, OSError):
             log.error("the intake process ended; starting it again", extra={"exitcode": self.process.exitcode})
-            self.process.join(timeout=5)
+            metrics.INTAKE_RESTARTS.labels("died").inc()
             time.sleep(1.0)
-            self._start()
-            self.rewind()
+            self.restart()
             return ("restarted",)
+
+    def restart(self) -> None:
+        """End this intake (killed: a stalled one may not answer) and start a new one, whose consumer joins the
+        group afresh; every partition is read again from the store's offsets, batches read before are dropped."""
+        self.process.kill()
+        self.process.join(timeout=5)
+        self._records.close()
+        self._commands.close()
+        self._start()
+        self.rewind()
 
     def rewind(self) -> None:
         """Have every partition read again from the store's offsets; batches read before are dropped."""
@@ -207,9 +219,9 @@ class _Loop:
                 self.out.send(("batch", _checked(polled, self.generation)) if polled else None)
                 self._answer_round()
                 self.collections.done(sum(map(len, polled.values())))
-                if time.monotonic() - reported >= HIGHWATER_EVERY_S:
+                if time.monotonic() - reported >= ENDS_EVERY_S:
                     reported = time.monotonic()
-                    self.out.send(("highwater", _highwater(self.consumer)))
+                    self.out.send(("ends", _ends(self.consumer)))
             if self.round is not None and self.producer is not None:  # stopping: the round in flight first
                 self.producer.flush(timeout=10)
                 self._answer_round()
@@ -290,9 +302,19 @@ def _consumer(config: IntakeConfig) -> KafkaConsumer:
     )
 
 
-def _highwater(consumer: KafkaConsumer) -> dict[int, int]:
-    ends = {tp.partition: consumer.highwater(tp) for tp in consumer.assignment()}
-    return {partition: end for partition, end in ends.items() if end is not None}
+def _ends(consumer: KafkaConsumer) -> dict[int, int]:
+    """The end offset of each assigned partition, asked of the broker now; {} if it does not answer in time.
+
+    Asked rather than read from the last fetch (`highwater`): a consumer that has stopped fetching keeps its
+    last figures, and the worker's stall watch and lag gauges need today's."""
+    assigned = list(consumer.assignment())
+    if not assigned:
+        return {}
+    try:
+        ends = consumer.end_offsets(assigned, timeout_ms=ENDS_TIMEOUT_MS)
+    except KafkaError:
+        return {}
+    return {tp.partition: end for tp, end in ends.items() if end is not None}
 
 
 def _checked(polled: dict[TopicPartition, list[Any]], generation: int) -> Polled:

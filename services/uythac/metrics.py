@@ -65,6 +65,12 @@ BATCH_RETRIES = Counter(
     "Batches not applied as polled: store_unavailable (read again), fenced (partitions moved), one_by_one",
     ["reason"],
 )
+INTAKE_RESTARTS = Counter(
+    "uythac_intake_restarts_total",
+    "Times the worker started its intake process again: died (it exited), stalled (it held partitions with "
+    "messages to read and handed over nothing for UYTHAC_WORKER_STALL_S)",
+    ["reason"],
+)
 OUTBOX_BACKLOG = Gauge("uythac_outbox_backlog", "Output messages committed but not yet sent to Kafka")
 OPEN_OBLIGATIONS = Gauge("uythac_open_obligations", "Loans still within their 30 days and not yet inspected")
 LAST_EVENT = Gauge("uythac_last_event_timestamp_seconds", "Wall time the worker last applied an event")

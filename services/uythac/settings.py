@@ -33,6 +33,7 @@ class Settings:
     kafka_flags_topic: str = "uythac.flags"
     kafka_scores_topic: str = "uythac.scores"
     worker_metrics_port: int = 9102  # the worker's /metrics; 0 turns it off
+    worker_stall_s: int = 60  # an intake making no progress this long is replaced (`worker._watch`); 0: never
     api_bind: str = "127.0.0.1:8000"  # `uythac api` (gunicorn): host:port, or unix:/path
     api_workers: int = 2  # gunicorn worker processes
     api_threads: int = 4  # threads per worker process (gthread)

@@ -74,6 +74,7 @@ class WorkerConfig:
     reports_months: int = 24  # month-end reports the store keeps
     cache_entities: int = 250_000  # loans (and groups) the processor keeps between batches
     log_level: str = "info"  # the intake process's
+    stall_s: float = 60.0  # an intake that makes no progress this long is replaced (`_watch`); 0: never
 
     @property
     def dlq_topic(self) -> str:
@@ -126,7 +127,8 @@ class Worker:
         self.assigned: set[int] = set()  # partitions the intake holds
         self.relaying = False  # a round of outbox rows is with the intake
         self._relay_after = 0.0  # after a failed round: not before this (monotonic)
-        self.highwater: dict[int, int] = {}  # partition: its end, as the intake last saw it
+        self.ends: dict[int, int] = {}  # partition: its end, as the intake last heard from the broker
+        self._progress = time.monotonic()  # when the intake last handed over a batch or was seen caught up
         self.stopping = False
         self._observed = 0.0
         self._analyzed = -ANALYZE_EVERY_S  # at the first observation, then every ANALYZE_EVERY_S
@@ -194,20 +196,21 @@ class Worker:
                 idle_since = time.monotonic()
                 if self._handle(intake, polled):
                     intake.commit({p: self.positions[p] for p in polled.partitions() if p in self.positions})
+                self._progress = time.monotonic()
                 collections.done(len(polled.offsets))
             elif kind == "assigned":
                 self._assigned(message[1])  # type: ignore[index]
             elif kind == "revoked":
-                for partition in message[1]:  # type: ignore[index]
-                    self.assigned.discard(partition)
-                    with suppress(KeyError):  # never measured
-                        metrics.CONSUMER_LAG.remove(str(partition))
-            elif kind == "highwater":
-                self.highwater = message[1]  # type: ignore[index]
+                self._revoked(message[1])  # type: ignore[index]
+            elif kind == "ends":
+                self.ends = message[1]  # type: ignore[index]
+                if self._caught_up():
+                    self._progress = time.monotonic()
             elif kind == "relayed":
                 self._relayed(*message[1:])  # type: ignore[index]
-            elif kind == "restarted":  # a new intake: its round, if any, went with the old one
-                self.relaying = False
+            elif kind == "restarted":
+                self._restarted()
+            self._watch(intake)
             self._relay(intake)
             self._observe()
             collections.done(0)  # a quiet worker collects by time
@@ -220,6 +223,7 @@ class Worker:
         Read here again, not taken from the intake: the intake read them on its own thread, maybe before this
         process committed the batches that came ahead of this message, so its figures can be behind."""
         self.assigned.update(partitions)
+        self._progress = time.monotonic()
         with self.store.reading() as uow:
             stored = uow.offsets(self.config.topic)
         for partition in partitions:
@@ -227,6 +231,40 @@ class Worker:
                 self.positions[partition] = stored[partition]
             else:
                 self.positions.pop(partition, None)
+
+    def _revoked(self, partitions: list[int]) -> None:
+        for partition in partitions:
+            self.assigned.discard(partition)
+            with suppress(KeyError):  # never measured
+                metrics.CONSUMER_LAG.remove(str(partition))
+
+    def _restarted(self) -> None:
+        """A new intake: the old one's partitions and relay round, if any, went with it."""
+        self._revoked(sorted(self.assigned))
+        self.ends = {}
+        self.relaying = False
+        self._progress = time.monotonic()
+
+    def _caught_up(self) -> bool:
+        """Has the store applied every message of the assigned partitions, by the ends the intake last sent?"""
+        return all(p in self.ends and self.ends[p] <= self.positions.get(p, 0) for p in self.assigned)
+
+    def _watch(self, intake: Intake) -> None:
+        """Replace an intake that holds partitions and for `stall_s` has neither handed over a batch nor sent
+        ends showing it caught up (it sends them every second): its Kafka client has stopped fetching. Seen
+        once, with kafka-python 3.0.12 on a topic made a moment before: the consumer lost its group
+        coordinator and spun on finding it again, without a log line, while the lag went unmeasured."""
+        if not self.assigned:
+            self._progress = time.monotonic()
+        elif self.config.stall_s and time.monotonic() - self._progress > self.config.stall_s:
+            metrics.INTAKE_RESTARTS.labels("stalled").inc()
+            log.error(
+                "the intake has neither handed over a batch nor shown its partitions read to their end; "
+                "starting it again",
+                extra={"seconds": round(time.monotonic() - self._progress, 1), "partitions": sorted(self.assigned)},
+            )
+            intake.restart()
+            self._restarted()
 
     def _relay(self, intake: Intake) -> None:
         """Hand the intake the next round of committed outbox rows, unless one is in flight or waiting out a
@@ -390,7 +428,7 @@ class Worker:
         self._observed = time.monotonic()
         lag = 0
         for partition in self.assigned:
-            end = self.highwater.get(partition)
+            end = self.ends.get(partition)
             if end is not None:
                 behind = max(end - self.positions.get(partition, 0), 0)
                 metrics.CONSUMER_LAG.labels(str(partition)).set(behind)
