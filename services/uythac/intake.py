@@ -34,6 +34,7 @@ import queue
 import signal
 import threading
 import time
+from array import array
 from bisect import bisect_left
 from collections import deque
 from contextlib import suppress
@@ -73,20 +74,25 @@ class IntakeConfig:
     log_level: str
 
 
+def _numbers() -> array[int]:
+    return array("q")
+
+
 @dataclass
 class Polled:
-    """One poll's records as the worker needs them, in lists side by side (cheap to pickle). A record the
-    intake accepted has its business date and digest; a rejected one, the reason (and event id).
+    """One poll's records as the worker needs them, in lists side by side (cheap to pickle: the numbers in
+    arrays, one block of bytes each rather than an object per record). A record the intake accepted has its
+    business date and digest; a rejected one, the reason (and event id).
     The records of a partition are side by side, in offset order: `runs` says where."""
 
     generation: int
     runs: list[tuple[int, int, int]] = field(default_factory=list)  # (partition, start, stop) in the lists
-    offsets: list[int] = field(default_factory=list)
+    offsets: array[int] = field(default_factory=_numbers)
     keys: list[bytes | None] = field(default_factory=list)
     values: list[bytes | None] = field(default_factory=list)
-    headers: list[list[tuple[str, bytes]]] = field(default_factory=list)
-    timestamps: list[int] = field(default_factory=list)
-    days: list[int] = field(default_factory=list)  # business dates as day numbers (`store`); 0 if rejected
+    headers: list[tuple[tuple[str, bytes], ...]] = field(default_factory=list)  # () if none (most records)
+    timestamps: array[int] = field(default_factory=_numbers)
+    days: array[int] = field(default_factory=_numbers)  # business dates as day numbers (`store`); 0 if rejected
     digests: list[bytes] = field(default_factory=list)  # b"" for a rejected record
     rejections: dict[int, Rejection] = field(default_factory=dict)  # by position in the lists
 
@@ -335,7 +341,7 @@ def _checked(polled: dict[TopicPartition, list[Any]], generation: int) -> Polled
             batch.offsets.append(record.offset)
             batch.keys.append(record.key)
             batch.values.append(value)
-            batch.headers.append(list(record.headers or []))
+            batch.headers.append(tuple(record.headers) if record.headers else ())
             batch.timestamps.append(record.timestamp)
         batch.runs.append((tp.partition, start, len(batch.offsets)))
     return batch

@@ -309,7 +309,7 @@ def _dedupe(uow: UnitOfWork, batch: Sequence[tuple[Ref, Event]], outcome: Outcom
     firsts: dict[str, Event] = {}
     for _, event in batch:
         firsts.setdefault(event.event_id, event)
-    stored = uow.claim((event_id, event.digest) for event_id, event in firsts.items())
+    stored = uow.claim({event_id: event.digest for event_id, event in firsts.items()})
     accepted = []
     for ref, event in batch:
         first = stored.get(event.event_id)

@@ -389,7 +389,7 @@ class UnitOfWork:
     def digests(self, event_ids: Sequence[str]) -> dict[str, bytes]:
         return {event_id: bytes(digest) for event_id, digest in self._rows_in(seen, ("event_id", "digest"), event_ids)}
 
-    def claim(self, firsts: Iterable[tuple[str, bytes]]) -> dict[str, bytes]:
+    def claim(self, firsts: Mapping[str, bytes]) -> dict[str, bytes]:
         """Record each (event id, digest) as seen, unless the id was seen before; the digests stored for
         those that were.
 
@@ -401,10 +401,12 @@ class UnitOfWork:
         cursor = self.connection.connection.cursor()
         known = []
         try:
-            for row in sorted(firsts):  # in key order, each search starts where the last one went
-                cursor.execute(sql, _bound(names, row))
+            # In key order, each search starts where the last one went. (The ids alone: sorting (id, digest)
+            # pairs costs three times as much.)
+            for event_id in sorted(firsts):
+                cursor.execute(sql, _bound(names, (event_id, firsts[event_id])))
                 if cursor.rowcount == 0:
-                    known.append(row[0])
+                    known.append(event_id)
         finally:
             cursor.close()
         return self.digests(known)

@@ -30,6 +30,7 @@ import time
 import uuid
 from bisect import bisect_left
 from collections import Counter
+from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -98,7 +99,7 @@ class _Record:
     offset: int
     key: bytes | None
     value: bytes | None
-    headers: list[tuple[str, bytes]]
+    headers: tuple[tuple[str, bytes], ...]
 
 
 @dataclass
@@ -380,7 +381,7 @@ class Worker:
             ("uythac.source.partition", str(partition).encode()),
             ("uythac.source.offset", str(record.offset).encode()),
         ]
-        headers += [(name, value or b"") for name, value in (record.headers or []) if not name.startswith("uythac.")]
+        headers += [(name, value or b"") for name, value in record.headers if not name.startswith("uythac.")]
         return Message(self.config.dlq_topic, record.key, record.value or b"", tuple(headers))
 
     def _rewind(self, intake: Intake) -> None:
@@ -390,7 +391,7 @@ class Worker:
         intake.rewind()
 
     # metrics --------------------------------------------------------------------------------------
-    def _count(self, batch: _Batch, outcome: Outcome, seconds: float, timestamps: list[int]) -> None:
+    def _count(self, batch: _Batch, outcome: Outcome, seconds: float, timestamps: Sequence[int]) -> None:
         metrics.BATCH_SECONDS.observe(seconds)
         for event_type, n in Counter(event.type for event in outcome.accepted).items():
             metrics.EVENTS.labels(event_type, "accepted").inc(n)
