@@ -67,8 +67,8 @@ BATCH_RETRIES = Counter(
 )
 INTAKE_RESTARTS = Counter(
     "uythac_intake_restarts_total",
-    "Times the worker started its intake process again: died (it exited), stalled (it held partitions with "
-    "messages to read and handed over nothing for UYTHAC_WORKER_STALL_S)",
+    "Times the worker started its intake process again: died (it exited), stalled (holding partitions, it "
+    "neither handed over a batch nor showed them read to their end for UYTHAC_WORKER_STALL_S)",
     ["reason"],
 )
 OUTBOX_BACKLOG = Gauge("uythac_outbox_backlog", "Output messages committed but not yet sent to Kafka")
