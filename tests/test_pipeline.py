@@ -254,6 +254,27 @@ def test_a_stalled_intake_is_replaced_and_nothing_is_lost(pipeline: Pipeline, pr
     assert restarts[0]["partitions"] == [0, 1, 2, 3] and restarts[0]["seconds"] >= 3
 
 
+def test_broker_down_longer_than_the_stall_time_loses_nothing(
+    pipeline: Pipeline, province: Path, expected: str, kafka_broker: KafkaBroker
+) -> None:
+    """While the broker is down the intake cannot show its partitions read to their end: after the stall time
+    it is replaced once, and the new one waits for the broker (no restart loop); nothing is lost."""
+    lines = _lines(province)
+    half = len(lines) // 2
+    pipeline.settings["UYTHAC_WORKER_STALL_S"] = "3"
+    pipeline.produce(keyed(lines[:half]))
+    pipeline.start_worker()
+    pipeline.wait_caught_up()
+    kafka_broker.stop()
+    time.sleep(10.0)
+    kafka_broker.start()
+    pipeline.produce(keyed(lines[half:]))
+    pipeline.wait_caught_up(timeout_s=180)
+    assert pipeline.stop_workers() == [0]
+    assert pipeline.report() == expected
+    assert pipeline.worker_log().count("starting it again") == 1
+
+
 def test_unreachable_broker_at_start_is_retried_with_a_clear_log_line(tmp_path: Path) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
