@@ -52,6 +52,12 @@ def _lines(path: Path) -> list[bytes]:
     return path.read_bytes().splitlines()
 
 
+def _halves(path: Path) -> tuple[list[tuple[bytes | None, bytes]], list[tuple[bytes | None, bytes]]]:
+    """The file's lines keyed as `uythac publish` sends them, cut in two: the first half, the second."""
+    lines = keyed(_lines(path))
+    return lines[: len(lines) // 2], lines[len(lines) // 2 :]
+
+
 def _first_of_each(records: list[Record]) -> list[dict[str, Any]]:
     """Output events as a consumer that dedupes by event_id sees them."""
     seen: set[str] = set()
@@ -114,15 +120,15 @@ def test_kill_9_at_random_points_loses_and_doubles_nothing(pipeline: Pipeline, p
     """Six kills, each a moment after the restarted worker has applied its first batch; half the stream
     is published while the kills go on. Batches are tiny and the moments short, so that the kills land
     in the middle of the stream: the worker applies this province's 4 500 events in about a second."""
-    lines = _lines(province)
+    first, second = _halves(province)
     rng = random.Random(5)
     pipeline.batch_size = 5
-    pipeline.produce(keyed(lines[: len(lines) // 2]))
+    pipeline.produce(first)
     pipeline.start_worker()
     killed_midway, progress = 0, []
     for kill in range(6):
         if kill == 3:
-            pipeline.produce(keyed(lines[len(lines) // 2 :]))
+            pipeline.produce(second)
         before = pipeline.applied()
         deadline = time.monotonic() + 60
         while pipeline.applied() == before and time.monotonic() < deadline:  # the new worker got going
@@ -215,15 +221,14 @@ def test_malformed_flood_lands_in_the_dlq_and_every_valid_event_applies(
 def test_broker_restart_mid_stream_loses_nothing(
     pipeline: Pipeline, province: Path, expected: str, kafka_broker: KafkaBroker
 ) -> None:
-    lines = _lines(province)
-    half = len(lines) // 2
-    pipeline.produce(keyed(lines[:half]))
+    first, second = _halves(province)
+    pipeline.produce(first)
     pipeline.start_worker()
     time.sleep(1.0)
     kafka_broker.stop()
     time.sleep(3.0)
     kafka_broker.start()
-    pipeline.produce(keyed(lines[half:]))
+    pipeline.produce(second)
     pipeline.wait_caught_up(timeout_s=180)
     assert pipeline.stop_workers() == [0]
     assert pipeline.report() == expected
@@ -233,16 +238,15 @@ def test_a_stalled_intake_is_replaced_and_nothing_is_lost(pipeline: Pipeline, pr
     """An intake that holds its partitions but hands over nothing (frozen here with SIGSTOP, as a Kafka client
     that stopped fetching would be) is killed and started again after UYTHAC_WORKER_STALL_S; what was
     published meanwhile applies. A worker that is caught up is never taken for stalled."""
-    lines = _lines(province)
-    half = len(lines) // 2
+    first, second = _halves(province)
     pipeline.settings["UYTHAC_WORKER_STALL_S"] = "3"
-    pipeline.produce(keyed(lines[:half]))
+    pipeline.produce(first)
     worker = pipeline.start_worker()
     pipeline.wait_caught_up()
     time.sleep(4.0)  # caught up for longer than the stall time: no restart
     frozen = pipeline.intake_of(worker)
     os.kill(frozen, signal.SIGSTOP)
-    pipeline.produce(keyed(lines[half:]))
+    pipeline.produce(second)
     pipeline.wait_caught_up(timeout_s=120)
     time.sleep(4.0)
     replaced = pipeline.intake_of(worker)
@@ -259,16 +263,15 @@ def test_broker_down_longer_than_the_stall_time_loses_nothing(
 ) -> None:
     """While the broker is down the intake cannot show its partitions read to their end: after the stall time
     it is replaced once, and the new one waits for the broker (no restart loop); nothing is lost."""
-    lines = _lines(province)
-    half = len(lines) // 2
+    first, second = _halves(province)
     pipeline.settings["UYTHAC_WORKER_STALL_S"] = "3"
-    pipeline.produce(keyed(lines[:half]))
+    pipeline.produce(first)
     pipeline.start_worker()
     pipeline.wait_caught_up()
     kafka_broker.stop()
     time.sleep(10.0)
     kafka_broker.start()
-    pipeline.produce(keyed(lines[half:]))
+    pipeline.produce(second)
     pipeline.wait_caught_up(timeout_s=180)
     assert pipeline.stop_workers() == [0]
     assert pipeline.report() == expected

@@ -255,9 +255,7 @@ class Worker:
         ends showing it caught up (it sends them every second): its Kafka client has stopped fetching. Seen
         once, with kafka-python 3.0.12 on a topic made a moment before: the consumer lost its group
         coordinator and spun on finding it again, without a log line, while the lag went unmeasured."""
-        if not self.assigned:
-            self._progress = time.monotonic()
-        elif self.config.stall_s and time.monotonic() - self._progress > self.config.stall_s:
+        if self.assigned and self.config.stall_s and time.monotonic() - self._progress > self.config.stall_s:
             metrics.INTAKE_RESTARTS.labels("stalled").inc()
             log.error(
                 "the intake has neither handed over a batch nor shown its partitions read to their end; "

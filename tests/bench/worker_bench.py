@@ -252,9 +252,17 @@ def main() -> None:
         summary = publish(source, broker.bootstrap, topic, partitions=PARTITIONS)
         produce_s = time.perf_counter() - started
         print(f"  published {summary.sent:,} events in {produce_s:.1f} s ({summary.sent / produce_s:,.0f}/s)")
-        messages, raw_s = raw_consume(broker.bootstrap, topic)
-        raws, rates, steadies = [messages / raw_s], [], []
-        print(f"  raw kafka-python consume-and-discard: {raws[-1]:,.0f} messages/s")
+        raws: list[float] = []
+        rates: list[float] = []
+        steadies: list[float] = []
+
+        def consume_raw() -> int:
+            messages, seconds = raw_consume(broker.bootstrap, topic)
+            raws.append(messages / seconds)
+            print(f"  raw kafka-python consume-and-discard: {raws[-1]:,.0f} messages/s")
+            return messages
+
+        messages = consume_raw()
         with tempfile.TemporaryDirectory(prefix="uythac-bench-") as scratch:
             for run in range(runs):
                 worker_s, assigned_s = run_worker_to_end(broker.bootstrap, topic, messages, Path(scratch) / str(run))
@@ -264,8 +272,7 @@ def main() -> None:
                     f"  uythac worker end to end: {rates[-1]:,.0f} events/s ({worker_s:.1f} s, start-up included); "
                     f"from its partitions' assignment, as the raw consume is timed: {steadies[-1]:,.0f} events/s"
                 )
-                raws.append(messages / raw_consume(broker.bootstrap, topic)[1])
-                print(f"  raw kafka-python consume-and-discard: {raws[-1]:,.0f} messages/s")
+                consume_raw()
             raw_rate, rate, steady = median(raws), median(rates), median(steadies)
             beside = [max(before, after) for before, after in pairwise(raws)]
             ratios = [worker / raw for worker, raw in zip(rates, beside, strict=True)]
