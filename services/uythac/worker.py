@@ -35,6 +35,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import count
+from operator import attrgetter
 from types import FrameType
 
 import orjson
@@ -391,7 +392,7 @@ class Worker:
     # metrics --------------------------------------------------------------------------------------
     def _count(self, batch: _Batch, outcome: Outcome, seconds: float, timestamps: Sequence[int]) -> None:
         metrics.BATCH_SECONDS.observe(seconds)
-        for event_type, n in Counter(event.type for event in outcome.accepted).items():
+        for event_type, n in Counter(map(attrgetter("type"), outcome.accepted)).items():
             metrics.EVENTS.labels(event_type, "accepted").inc(n)
         if outcome.duplicates:
             metrics.EVENTS.labels("any", "duplicate").inc(outcome.duplicates)
@@ -401,12 +402,12 @@ class Worker:
             if n:
                 metrics.EVENTS.labels("any", "rejected").inc(n)
                 metrics.REJECTS.labels(reason).inc(n)
-        for kind, n in Counter(decision.kind for decision in outcome.decisions).items():
+        for kind, n in Counter(map(attrgetter("kind"), outcome.decisions)).items():
             metrics.RULE_DECISIONS.labels(kind).inc(n)
-        for kind, n in Counter(t.kind for t in outcome.transitions).items():
+        for kind, n in Counter(map(attrgetter("kind"), outcome.transitions)).items():
             metrics.TRANSITIONS.labels(kind).inc(n)
         now = time.time()
-        metrics.EVENT_SECONDS.observe_all([max(now - t / 1000, 0) for t in timestamps if t and t > 0])
+        metrics.EVENT_SECONDS.observe_ages(timestamps, now)
         if outcome.accepted:
             metrics.LAST_EVENT.set(now)
         log.info(
