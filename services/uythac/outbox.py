@@ -14,7 +14,6 @@ import base64
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from kafka import KafkaProducer
 
@@ -33,23 +32,26 @@ class Message:
     value: bytes
     headers: tuple[tuple[str, bytes], ...] = ()
 
-    def row(self) -> dict[str, Any]:
-        """As the `outbox` table keeps it (headers: a JSON list of [name, base64 value] pairs)."""
+    def row(self) -> tuple[str, bytes | None, bytes, str]:
+        """As the `outbox` table keeps it (`store.OUTBOX_FIELDS`; headers: a JSON list of [name, base64 value]
+        pairs)."""
         headers = [[name, base64.b64encode(value).decode()] for name, value in self.headers]
-        return {"topic": self.topic, "key": self.key, "value": self.value, "headers": json.dumps(headers)}
+        return (self.topic, self.key, self.value, json.dumps(headers))
 
     @classmethod
-    def of_row(cls, row: Any) -> Message:
-        if row.headers == NO_HEADERS:  # every output event; only dead letters carry headers
-            return cls(row.topic, row.key, row.value)
-        headers = tuple((name, base64.b64decode(value)) for name, value in json.loads(row.headers))
-        return cls(row.topic, row.key, row.value, headers)
+    def of_row(cls, topic: str, key: bytes | None, value: bytes, headers: str) -> Message:
+        if headers == NO_HEADERS:  # every output event; only dead letters carry headers
+            return cls(topic, key, value)
+        return cls(topic, key, value, tuple((name, base64.b64decode(text)) for name, text in json.loads(headers)))
 
 
 def pending(store: Store, limit: int) -> list[Numbered]:
     """The oldest committed messages not yet acknowledged, with their row ids."""
     with store.reading() as uow:
-        return [(row.id, Message.of_row(row)) for row in uow.pending_outbox(limit)]
+        return [
+            (n, Message.of_row(topic, key, value, headers))
+            for n, topic, key, value, headers in uow.pending_outbox(limit)
+        ]
 
 
 def acknowledged(store: Store, ids: Sequence[int]) -> None:

@@ -183,6 +183,7 @@ outbox = sa.Table(
     sa.Column("value", sa.LargeBinary, nullable=False),
     sa.Column("headers", sa.Text, nullable=False),  # JSON list of [name, base64 value] pairs
 )
+OUTBOX_FIELDS = ("topic", "key", "value", "headers")  # a message as `add_outbox` takes it
 snapshots = sa.Table(  # the SPEC §6 report at each month end the clock passed (gzip'd JSON), for ?as_of=
     "snapshots",
     metadata,
@@ -350,7 +351,6 @@ class UnitOfWork:
 
     def __init__(self, connection: Connection, rows: dict[str, dict[str, tuple[Any, ...]]] | None = None) -> None:
         self.connection = connection
-        self._dialect = connection.dialect.name
         # rows as stored, by kind and id: (n, the entity's fields in order)
         self._loaded = {"loans": {}, "groups": {}} if rows is None else rows
         self._keys: dict[str, int] = {}  # the last `n` given out, by kind
@@ -538,16 +538,14 @@ class UnitOfWork:
                 raise StoreError(f"{topic}[{partition}] moved past offset {expected}: another worker owns it")
 
     # outbox ---------------------------------------------------------------------------------------
-    def add_outbox(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Messages to send after commit: {topic, key, value, headers}; sent by `relay_batch`."""
-        if rows:
-            self.connection.execute(outbox.insert(), list(rows))
+    def add_outbox(self, rows: Sequence[tuple[str, bytes | None, bytes, str]]) -> None:
+        """Messages to send after commit, as (topic, key, value, headers) rows (`outbox.Message.row`)."""
+        self._run_many(_insert(self.connection.dialect, outbox, OUTBOX_FIELDS), rows)
 
-    def pending_outbox(self, limit: int) -> list[sa.Row[Any]]:
-        query = sa.select(outbox).order_by(outbox.c.id).limit(limit)
-        if self._dialect == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        return list(self.connection.execute(query))
+    def pending_outbox(self, limit: int) -> list[tuple[int, str, bytes | None, bytes, str]]:
+        """The oldest `limit` rows: (id, topic, key, value, headers). PostgreSQL skips rows another worker
+        has locked."""
+        return driver_rows(self.connection, _select_outbox(self.connection.dialect, limit), ())
 
     def remove_outbox(self, ids: Sequence[int]) -> None:
         for chunk in _chunks(ids):
@@ -707,6 +705,16 @@ def _select_due(dialect: sa.Dialect, kind: _Kind) -> str:
     if due is not first:
         query = query.select_from(due.join(first, first.c.n == due.c.n))
     return _positional(query, dialect)
+
+
+@cache
+def _select_outbox(dialect: sa.Dialect, limit: int) -> str:
+    """The oldest `limit` outbox rows (the number written in); on PostgreSQL, those no other transaction has
+    locked."""
+    query = sa.select(outbox.c.id, *(outbox.c[name] for name in OUTBOX_FIELDS)).order_by(outbox.c.id).limit(limit)
+    if dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    return str(query.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
 
 
 @cache
