@@ -19,11 +19,11 @@ def test_rows_come_back_oldest_first_a_round_at_a_time_until_acknowledged(tmp_pa
         uow.add_outbox([message.row() for message in sent[5:]])
 
     first = outbox.pending(store, 4)
-    assert [message for _, message in first] == sent[:4]  # headers, a null key and binary values intact
-    outbox.acknowledged(store, [n for n, _ in first])
+    assert [Message.of_row(*row[1:]) for row in first] == sent[:4]  # headers, null key, binary values intact
+    outbox.acknowledged(store, [row[0] for row in first])
     rest = outbox.pending(store, 4)
-    assert [message for _, message in rest] == sent[4:]
+    assert [Message.of_row(*row[1:]) for row in rest] == sent[4:]
     assert outbox.pending(store, 4) == rest  # not acknowledged: sent again
-    outbox.acknowledged(store, [n for n, _ in rest])
+    outbox.acknowledged(store, [row[0] for row in rest])
     assert outbox.pending(store, 4) == []
     store.close()

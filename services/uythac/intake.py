@@ -18,7 +18,7 @@ Messages, pickled tuples on two one-way pipes:
   worker → intake   ("rewind", generation)  seek every partition back to the store's offsets; later
                                             batches carry this generation, earlier ones are dropped
                     ("commit", {partition: next offset})   advisory, for lag tools (the store is the truth)
-                    ("relay", [(row id, Message), ...])    one round at a time
+                    ("relay", [outbox row, ...])           one round at a time, rows as stored
                     ("stop",)                              after the round in flight has its answers
 The intake leaves with its worker: it stops when told, when the pipe closes, or when the worker dies (even
 by kill -9: Linux sends it SIGTERM then).
@@ -51,7 +51,7 @@ from kafka.structs import OffsetAndMetadata
 from uythac import logs, metrics
 from uythac.collector import Collections
 from uythac.kafka_admin import wait_for_broker, with_backoff
-from uythac.outbox import Numbered, Round
+from uythac.outbox import Round, Stored
 from uythac.producer import idempotent_producer
 from uythac.store import Store, day_number
 from uythac.validation import Rejection, parse
@@ -163,9 +163,9 @@ class Intake:
     def commit(self, positions: dict[int, int]) -> None:
         self._send(("commit", positions))
 
-    def relay(self, numbered: list[Numbered]) -> None:
+    def relay(self, rows: list[Stored]) -> None:
         """Send these outbox rows (one round at a time: wait for its "relayed" before the next)."""
-        self._send(("relay", numbered))
+        self._send(("relay", rows))
 
     def stop(self, timeout_s: float = 30.0) -> list[tuple[Any, ...]]:
         """Stop the intake (its consumer leaves the group) and wait for it; what it said last (a relay
@@ -205,7 +205,7 @@ class _Loop:
         self.consumer: KafkaConsumer | None = None
         self.producer: KafkaProducer | None = None
         self.round: Round | None = None  # the relay round in flight
-        self.unsent: list[Numbered] | None = None  # a round that came before the producer: sent once connected
+        self.unsent: list[Stored] | None = None  # a round that came before the producer: sent once connected
         self.generation = 0
         self.stopping = False
 

@@ -1,11 +1,12 @@
 """The transactional outbox: messages written with the state that caused them, sent to Kafka after commit.
 
 A message is a row of the `outbox` table until the broker has acknowledged it; then the row is deleted.
-The worker reads the committed rows (`pending`) and hands them to its intake, which owns the producer and
-sends them (`Round`: it tells which rows the broker acknowledged, without holding up the intake's polls);
-the worker then deletes those rows (`acknowledged`). A worker that dies between the acknowledgement and
-the delete sends the rows again after restart, with the same bytes (and so the same event_id): a consumer
-that dedupes by event_id sees each once. Nothing is lost, because nothing leaves the table unacknowledged.
+The worker reads the committed rows (`pending`) and hands them, as stored, to its intake, which owns the
+producer, makes them messages again and sends them (`Round`: it tells which rows the broker acknowledged,
+without holding up the intake's polls); the worker then deletes those rows (`acknowledged`). A worker that
+dies between the acknowledgement and the delete sends the rows again after restart, with the same bytes (and
+so the same event_id): a consumer that dedupes by event_id sees each once. Nothing is lost, because nothing
+leaves the table unacknowledged.
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ import base64
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from kafka import KafkaProducer
 
 from uythac.store import Store
 
 NO_HEADERS = json.dumps([])
-Numbered = tuple[int, "Message"]  # an outbox row: its id and its message
+Stored = tuple[int, str, bytes | None, bytes, str]  # an outbox row: id, topic, key, value, headers
 
 
 @dataclass(frozen=True)
@@ -45,13 +47,10 @@ class Message:
         return cls(topic, key, value, tuple((name, base64.b64decode(text)) for name, text in json.loads(headers)))
 
 
-def pending(store: Store, limit: int) -> list[Numbered]:
-    """The oldest committed messages not yet acknowledged, with their row ids."""
+def pending(store: Store, limit: int) -> list[Stored]:
+    """The oldest committed rows not yet acknowledged (plain tuples: cheap to hand to the intake)."""
     with store.reading() as uow:
-        return [
-            (n, Message.of_row(topic, key, value, headers))
-            for n, topic, key, value, headers in uow.pending_outbox(limit)
-        ]
+        return uow.pending_outbox(limit)
 
 
 def acknowledged(store: Store, ids: Sequence[int]) -> None:
@@ -64,10 +63,8 @@ def acknowledged(store: Store, ids: Sequence[int]) -> None:
 class Round:
     """Messages handed to the producer; `result()` once each is acknowledged or has failed."""
 
-    def __init__(self, producer: KafkaProducer, numbered: Sequence[Numbered]) -> None:
-        self._sent = [
-            (n, producer.send(m.topic, key=m.key, value=m.value, headers=list(m.headers))) for n, m in numbered
-        ]
+    def __init__(self, producer: KafkaProducer, rows: Sequence[Stored]) -> None:
+        self._sent = [(row[0], _send(producer, Message.of_row(*row[1:]))) for row in rows]
 
     def result(self) -> tuple[list[int], int, str | None] | None:
         """(ids acknowledged, how many failed, the first failure) once every message has an answer, else None."""
@@ -76,3 +73,7 @@ class Round:
         failed = [future.exception for _, future in self._sent if future.failed()]
         ok = [n for n, future in self._sent if future.succeeded()]
         return ok, len(failed), (str(failed[0]) if failed else None)
+
+
+def _send(producer: KafkaProducer, message: Message) -> Any:
+    return producer.send(message.topic, key=message.key, value=message.value, headers=list(message.headers))

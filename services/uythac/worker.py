@@ -271,9 +271,9 @@ class Worker:
         failure."""
         if self.relaying or time.monotonic() < self._relay_after:
             return
-        numbered = outbox.pending(self.store, RELAY_ROUND)
-        if numbered:
-            intake.relay(numbered)
+        rows = outbox.pending(self.store, RELAY_ROUND)
+        if rows:
+            intake.relay(rows)
             self.relaying = True
 
     def _relayed(self, ids: list[int], failed: int, error: str | None) -> None:
