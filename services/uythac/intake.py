@@ -60,6 +60,7 @@ log = logging.getLogger(__name__)
 ENDS_EVERY_S = 1.0
 ENDS_TIMEOUT_MS = 500  # for the partitions' end offsets, asked each ENDS_EVERY_S
 AHEAD = 2  # batches checked and queued for the worker while it applies the one before
+FIRST_POLL = 1 / 16  # of the batch size: the first poll after a start or a rewind, doubled each poll after
 
 
 @dataclass(frozen=True)
@@ -207,7 +208,13 @@ class _Loop:
         self.round: Round | None = None  # the relay round in flight
         self.unsent: list[Stored] | None = None  # a round that came before the producer: sent once connected
         self.generation = 0
+        self.limit = self._first_limit()  # records the next poll may bring (`_ramp`)
         self.stopping = False
+
+    def _first_limit(self) -> int:
+        """After a start or a rewind the worker waits for its first batch, and a full one takes the intake most
+        of a second to fetch and check: start at a sixteenth and double: full size from the fifth poll."""
+        return max(int(self.config.batch_size * FIRST_POLL), 1)
 
     def run(self) -> None:
         try:
@@ -221,8 +228,10 @@ class _Loop:
             )
             reported = 0.0
             while not self._obey():
-                polled = self.consumer.poll(timeout_ms=self.config.poll_ms, max_records=self.config.batch_size)
+                polled = self.consumer.poll(timeout_ms=self.config.poll_ms, max_records=self.limit)
                 self.out.send(("batch", _checked(polled, self.generation)) if polled else None)
+                if polled:
+                    self.limit = min(self.limit * 2, self.config.batch_size)
                 self._answer_round()
                 self.collections.done(sum(map(len, polled.values())))
                 if time.monotonic() - reported >= ENDS_EVERY_S:
@@ -254,6 +263,7 @@ class _Loop:
                 self.stopping = True
             elif command[0] == "rewind":
                 self.generation = command[1]
+                self.limit = self._first_limit()
                 if self.consumer is not None:  # before the first assignment there is nothing to rewind
                     _seek_to_store(self.consumer, self.store, self.config.topic, self.consumer.assignment())
             elif command[0] == "relay":
