@@ -19,6 +19,8 @@ from __future__ import annotations
 import gzip
 import sqlite3
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -256,8 +258,11 @@ class Store:
             self.engine: Engine = sa.create_engine(url, connect_args={"check_same_thread": False})
         else:
             self.engine = sa.create_engine(url)
+        self._checkpoints: _Checkpoints | None = None
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+            if self.engine.url.database not in (None, "", ":memory:"):
+                self._checkpoints = _Checkpoints(self.engine.url.database)
         self._create_schema()
 
     def _create_schema(self) -> None:
@@ -299,7 +304,11 @@ class Store:
         """One transaction; `rows`: loan and group rows as stored, kept by the caller between transactions
         (`cache.Cache.rows`), which the unit of work reads before the store and keeps up to date."""
         with self.engine.begin() as connection:
+            before = _changes(connection)
             yield UnitOfWork(connection, rows)
+            changed = _changes(connection) - before
+        if self._checkpoints is not None:
+            self._checkpoints.committed(changed)
 
     @contextmanager
     def reading(self) -> Iterator[UnitOfWork]:
@@ -319,7 +328,62 @@ class Store:
             connection.commit()
 
     def close(self) -> None:
+        if self._checkpoints is not None:
+            self._checkpoints.close()
         self.engine.dispose()
+
+
+def _changes(connection: Connection) -> int:
+    """Rows changed through this SQLite connection since it opened (0 on PostgreSQL)."""
+    return int(getattr(connection.connection.dbapi_connection, "total_changes", 0))
+
+
+class _Checkpoints:
+    """SQLite: the WAL is copied into the database file by a thread of its own, with a connection of its own,
+    soon after commits that changed `ROWS` rows between them (at most once a second: a worker's heartbeat
+    alone does not make one). A checkpoint of a batch's WAL takes ~0.1-0.3 s (two fsyncs
+    and the pages), and SQLite's own `wal_autocheckpoint` runs it inside the commit that crosses the limit,
+    while the batch waits; here it runs while the next batch is read and applied (SQLite lets go of Python's
+    lock meanwhile). A PASSIVE checkpoint never waits for the writer or blocks it; the autocheckpoint stays
+    the backstop and then finds little left to copy."""
+
+    EVERY_S = 1.0
+    ROWS = 10_000  # a batch of events changes ten times as many
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._changed = 0  # rows committed since the last checkpoint was asked for
+        self._due = threading.Event()
+        self._closing = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def committed(self, rows: int) -> None:
+        self._changed += rows
+        if self._changed < self.ROWS:
+            return
+        self._changed = 0
+        if self._thread is None:  # the first time: the file exists, in WAL mode
+            self._thread = threading.Thread(target=self._run, name="sqlite-checkpoints", daemon=True)
+            self._thread.start()
+        self._due.set()
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._closing.set()
+            self._due.set()
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    def _run(self) -> None:
+        connection = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            while self._due.wait() and not self._closing.is_set():
+                self._due.clear()
+                started = time.monotonic()
+                connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                self._closing.wait(max(self.EVERY_S - (time.monotonic() - started), 0))
+        finally:
+            connection.close()
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:
@@ -336,7 +400,8 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     # A checkpoint costs two fsyncs (tens of ms here) whatever its size, and a batch of 60 000 events
     # writes up to ~16 000 pages to the WAL (most are leaves of `seen`, where new ids land at random):
     # checkpoint every other batch or so (a WAL of up to ~170 MiB on disk), not after each one as with
-    # the default 1000 pages.
+    # the default 1000 pages. Since `_Checkpoints` copies the WAL on its own thread after each batch, this is
+    # the backstop (a commit that crosses it checkpoints what that thread has not copied yet).
     cursor.execute("PRAGMA wal_autocheckpoint=25000")
     cursor.close()
 
