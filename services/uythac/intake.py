@@ -208,7 +208,7 @@ class _Loop:
         self.round: Round | None = None  # the relay round in flight
         self.unsent: list[Stored] | None = None  # a round that came before the producer: sent once connected
         self.generation = 0
-        self.limit = self._first_limit()  # records the next poll may bring (`_ramp`)
+        self.limit = self._first_limit()  # records the next poll may bring: doubled after each poll, to the batch size
         self.stopping = False
 
     def _first_limit(self) -> int:

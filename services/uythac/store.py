@@ -340,12 +340,12 @@ def _changes(connection: Connection) -> int:
 
 class _Checkpoints:
     """SQLite: the WAL is copied into the database file by a thread of its own, with a connection of its own,
-    soon after commits that changed `ROWS` rows between them (at most once a second: a worker's heartbeat
-    alone does not make one). A checkpoint of a batch's WAL takes ~0.1-0.3 s (two fsyncs
-    and the pages), and SQLite's own `wal_autocheckpoint` runs it inside the commit that crosses the limit,
-    while the batch waits; here it runs while the next batch is read and applied (SQLite lets go of Python's
-    lock meanwhile). A PASSIVE checkpoint never waits for the writer or blocks it; the autocheckpoint stays
-    the backstop and then finds little left to copy."""
+    soon after commits that changed `ROWS` rows between them, at most once a second (a worker's heartbeat
+    alone does not make one). A checkpoint of a batch's WAL takes ~0.1-0.3 s (the pages and two fsyncs);
+    SQLite's own `wal_autocheckpoint` runs it inside the commit that crosses the limit, while the batch waits.
+    Here it runs while the next batch is read and applied (SQLite lets go of Python's lock meanwhile). A
+    PASSIVE checkpoint never waits for the writer or blocks it; the autocheckpoint stays the backstop and
+    then finds little left to copy."""
 
     EVERY_S = 1.0
     ROWS = 10_000  # a batch of events changes ten times as many
@@ -353,26 +353,29 @@ class _Checkpoints:
     def __init__(self, path: str) -> None:
         self.path = path
         self._changed = 0  # rows committed since the last checkpoint was asked for
+        self._lock = threading.Lock()  # an API process may commit from several threads
         self._due = threading.Event()
         self._closing = threading.Event()
         self._thread: threading.Thread | None = None
 
     def committed(self, rows: int) -> None:
-        self._changed += rows
-        if self._changed < self.ROWS:
-            return
-        self._changed = 0
-        if self._thread is None:  # the first time: the file exists, in WAL mode
-            self._thread = threading.Thread(target=self._run, name="sqlite-checkpoints", daemon=True)
-            self._thread.start()
+        with self._lock:
+            self._changed += rows
+            if self._changed < self.ROWS:
+                return
+            self._changed = 0
+            if self._thread is None:  # the first time: the file exists, in WAL mode
+                self._thread = threading.Thread(target=self._run, name="sqlite-checkpoints", daemon=True)
+                self._thread.start()
         self._due.set()
 
     def close(self) -> None:
-        if self._thread is not None:
+        with self._lock:
+            thread, self._thread = self._thread, None
+        if thread is not None:
             self._closing.set()
             self._due.set()
-            self._thread.join(timeout=30)
-            self._thread = None
+            thread.join(timeout=30)
 
     def _run(self) -> None:
         connection = sqlite3.connect(self.path, isolation_level=None)
