@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from pathlib import Path
 
-from uythac.store import Store
+import pytest
+
+from uythac.store import Store, _Checkpoints
 
 
 def _checkpoint_threads() -> int:
@@ -39,3 +42,17 @@ def test_small_commits_such_as_a_heartbeat_start_no_checkpoints(tmp_path: Path) 
             uow.set_meta("worker_heartbeat", str(beat))
     assert _checkpoint_threads() == running
     store.close()
+
+
+def test_a_failed_checkpoint_is_logged_and_tried_again_when_due_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="uythac.store")
+    checkpoints = _Checkpoints(str(tmp_path / "missing" / "f.db"))  # a file that cannot be opened
+    for attempt in (1, 2):
+        checkpoints.committed(_Checkpoints.ROWS)
+        deadline = time.monotonic() + 10
+        while len(caplog.records) < attempt and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert [r.getMessage() for r in caplog.records] == ["WAL checkpoint failed; will retry"] * 2  # lived on
+    checkpoints.close()

@@ -17,6 +17,7 @@ Layout, for speed where most events land (a repayment changes three values of on
 from __future__ import annotations
 
 import gzip
+import logging
 import sqlite3
 import sys
 import threading
@@ -41,6 +42,7 @@ from uythac.errors import StoreError
 from uythac.ledger import Counts, Group, Loan, Unit, shared
 from uythac.report import FLAG_KEYS
 
+log = logging.getLogger(__name__)
 LAYOUT = "2"  # of the tables below; a store made with another layout is refused (replay into a new one)
 EPOCH = date(1970, 1, 1).toordinal()
 
@@ -378,14 +380,19 @@ class _Checkpoints:
             thread.join(timeout=30)
 
     def _run(self) -> None:
-        connection = sqlite3.connect(self.path, isolation_level=None)
-        try:
-            while self._due.wait() and not self._closing.is_set():
-                self._due.clear()
-                started = time.monotonic()
+        """Checkpoint when due until closed. A failure is logged and the next commit tries again; meanwhile
+        the autocheckpoint does the work, as it did before this thread."""
+        connection = None
+        while self._due.wait() and not self._closing.is_set():
+            self._due.clear()
+            started = time.monotonic()
+            try:
+                connection = connection or sqlite3.connect(self.path, isolation_level=None)
                 connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                self._closing.wait(max(self.EVERY_S - (time.monotonic() - started), 0))
-        finally:
+            except sqlite3.Error as error:
+                log.warning("WAL checkpoint failed; will retry", extra={"error": str(error)})
+            self._closing.wait(max(self.EVERY_S - (time.monotonic() - started), 0))
+        if connection is not None:
             connection.close()
 
 
