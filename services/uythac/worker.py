@@ -247,9 +247,14 @@ class Worker:
         self.relaying = False
         self._progress = time.monotonic()
 
+    def _behind(self) -> dict[int, int]:
+        """Messages not yet applied, per assigned partition whose end the intake last sent."""
+        return {p: max(self.ends[p] - self.positions.get(p, 0), 0) for p in self.assigned if p in self.ends}
+
     def _caught_up(self) -> bool:
         """Has the store applied every message of the assigned partitions, by the ends the intake last sent?"""
-        return all(p in self.ends and self.ends[p] <= self.positions.get(p, 0) for p in self.assigned)
+        behind = self._behind()
+        return len(behind) == len(self.assigned) and not any(behind.values())
 
     def _watch(self, intake: Intake) -> None:
         """Replace an intake that holds partitions and for `stall_s` has neither handed over a batch nor sent
@@ -426,13 +431,10 @@ class Worker:
         if time.monotonic() - self._observed < 1.0:
             return
         self._observed = time.monotonic()
-        lag = 0
-        for partition in self.assigned:
-            end = self.ends.get(partition)
-            if end is not None:
-                behind = max(end - self.positions.get(partition, 0), 0)
-                metrics.CONSUMER_LAG.labels(str(partition)).set(behind)
-                lag += behind
+        behind = self._behind()
+        for partition, waiting in behind.items():
+            metrics.CONSUMER_LAG.labels(str(partition)).set(waiting)
+        lag = sum(behind.values())
         if time.monotonic() - self._analyzed > ANALYZE_EVERY_S:  # the API's query plans follow the data
             self.store.analyze()
             self._analyzed = time.monotonic()
