@@ -5,8 +5,9 @@ a few µs more, while the store takes one writer at a time. So the worker reads 
 and the two run on two cores: the intake is the consumer-group member; it polls, checks each record
 (`validation.parse`: accepted with its business date and digest, or rejected with its reason) and hands
 each poll to the worker through a pipe, while the worker applies the one before. It also owns the output
-producer: the worker hands it the outbox rows it committed and deletes those the broker acknowledged. The
-worker owns the store and everything written there: state, offsets, outbox (see `worker`).
+producer: told to relay, it reads the outbox rows the worker committed from the store and sends them; the
+worker deletes those the broker acknowledged. The worker owns the store and everything written there:
+state, offsets, outbox (see `worker`); the intake only reads it.
 
 Messages, pickled tuples on two one-way pipes:
   intake → worker   ("assigned", [partition, ...])   after seeking them to the store's offsets
@@ -18,7 +19,8 @@ Messages, pickled tuples on two one-way pipes:
   worker → intake   ("rewind", generation)  seek every partition back to the store's offsets; later
                                             batches carry this generation, earlier ones are dropped
                     ("commit", {partition: next offset})   advisory, for lag tools (the store is the truth)
-                    ("relay", [outbox row, ...])           one round at a time, rows as stored
+                    ("relay", limit)          send up to `limit` committed outbox rows, oldest first
+                                              (one round at a time: read here, not pickled through the pipe)
                     ("stop",)                              after the round in flight has its answers
 The intake leaves with its worker: it stops when told, when the pipe closes, or when the worker dies (even
 by kill -9: Linux sends it SIGTERM then).
@@ -48,10 +50,10 @@ from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
-from uythac import logs, metrics
+from uythac import logs, metrics, outbox
 from uythac.collector import Collections
 from uythac.kafka_admin import wait_for_broker, with_backoff
-from uythac.outbox import Round, Stored
+from uythac.outbox import Round
 from uythac.producer import idempotent_producer
 from uythac.store import Store, day_number
 from uythac.validation import Rejection, parse
@@ -164,9 +166,9 @@ class Intake:
     def commit(self, positions: dict[int, int]) -> None:
         self._send(("commit", positions))
 
-    def relay(self, rows: list[Stored]) -> None:
-        """Send these outbox rows (one round at a time: wait for its "relayed" before the next)."""
-        self._send(("relay", rows))
+    def relay(self, limit: int) -> None:
+        """Send up to `limit` committed outbox rows (one round at a time: wait for its "relayed" before the next)."""
+        self._send(("relay", limit))
 
     def stop(self, timeout_s: float = 30.0) -> list[tuple[Any, ...]]:
         """Stop the intake (its consumer leaves the group) and wait for it; what it said last (a relay
@@ -206,7 +208,7 @@ class _Loop:
         self.consumer: KafkaConsumer | None = None
         self.producer: KafkaProducer | None = None
         self.round: Round | None = None  # the relay round in flight
-        self.unsent: list[Stored] | None = None  # a round that came before the producer: sent once connected
+        self.unsent: int | None = None  # the limit of a round asked for before the producer: sent once connected
         self.generation = 0
         self.limit = self._first_limit()  # records the next poll may bring: doubled after each poll, to the batch size
         self.stopping = False
@@ -221,8 +223,9 @@ class _Loop:
             self.consumer = self._connect()
             if self.consumer is None:
                 return
-            if self.unsent is not None and self.producer is not None:
-                self.round, self.unsent = Round(self.producer, self.unsent), None
+            if self.unsent is not None:
+                self._start_round(self.unsent)
+                self.unsent = None
             self.consumer.subscribe(
                 [self.config.topic], listener=_Seek(self.consumer, self.store, self.config, self.out)
             )
@@ -250,6 +253,21 @@ class _Loop:
                 self.producer.close(timeout=5)
             self.store.close()
 
+    def _start_round(self, limit: int) -> None:
+        """Send the oldest `limit` committed outbox rows, read here (a round pickled through the pipe held the
+        worker up to a tenth of a second, while this process's command thread waited its turn to read it);
+        with none waiting, answer at once."""
+        assert self.producer is not None
+        try:
+            rows = outbox.pending(self.store, limit)
+        except Exception as error:  # the store is unreachable: the worker asks again a second later
+            self.out.send(("relayed", [], 0, f"outbox not read: {error}"))
+            return
+        if rows:
+            self.round = Round(self.producer, rows)
+        else:
+            self.out.send(("relayed", [], 0, None))
+
     def _answer_round(self) -> None:
         result = None if self.round is None else self.round.result()
         if result is not None:
@@ -269,10 +287,10 @@ class _Loop:
             elif command[0] == "relay":
                 if self.producer is None:  # still connecting: sent once connected
                     self.unsent = command[1]
-                elif self.round is not None:  # the worker sends one round at a time: answered at once
-                    self.out.send(("relayed", [], len(command[1]), "a round is in flight"))
+                elif self.round is not None:  # the worker asks for one round at a time: answered at once
+                    self.out.send(("relayed", [], 0, "a round is in flight"))
                 else:
-                    self.round = Round(self.producer, command[1])
+                    self._start_round(command[1])
             elif command[0] == "commit" and self.consumer is not None:
                 owned = {tp.partition for tp in self.consumer.assignment()}
                 offsets = {

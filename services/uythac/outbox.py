@@ -1,9 +1,9 @@
 """The transactional outbox: messages written with the state that caused them, sent to Kafka after commit.
 
 A message is a row of the `outbox` table until the broker has acknowledged it; then the row is deleted.
-The worker reads the committed rows (`pending`) and hands them, as stored, to its intake, which owns the
-producer, makes them messages again and sends them (`Round`: it tells which rows the broker acknowledged,
-without holding up the intake's polls); the worker then deletes those rows (`acknowledged`). A worker that
+When the worker asks for a round, its intake, which owns the producer, reads the committed rows (`pending`),
+makes them messages again and sends them (`Round`: it tells which rows the broker acknowledged, without
+holding up the intake's polls); the worker then deletes those rows (`acknowledged`). A worker that
 dies between the acknowledgement and the delete sends the rows again after restart, with the same bytes (and
 so the same event_id): a consumer that dedupes by event_id sees each once. Nothing is lost, because nothing
 leaves the table unacknowledged.
@@ -48,7 +48,7 @@ class Message:
 
 
 def pending(store: Store, limit: int) -> list[Stored]:
-    """The oldest committed rows not yet acknowledged (plain tuples: cheap to hand to the intake)."""
+    """The oldest committed rows not yet acknowledged, as plain tuples."""
     with store.reading() as uow:
         return uow.pending_outbox(limit)
 

@@ -10,8 +10,8 @@ process applies them and owns the store. Checkpoint order, for every batch (the 
   4. ONE store transaction: the state the valid events produce, the event ids accepted, the new
      partition offsets (a conditional update that fences a worker that lost its partitions), and the
      outbox rows: flags, score changes, DLQ messages, each with its event_id from the store's sequence;
-  5. relay the outbox: the intake sends the committed rows on its idempotent producer (acks=all) and
-     tells which the broker acknowledged; this process deletes those rows;
+  5. relay the outbox: the intake reads the committed rows from the store, sends them on its idempotent
+     producer (acks=all) and tells which the broker acknowledged; this process deletes those rows;
   6. commit the consumer offsets to Kafka (advisory, for lag tools: on every assignment the intake
      seeks to the offsets in the store, which are the truth; a partition the store has never seen is
      read from its beginning).
@@ -59,7 +59,7 @@ log = logging.getLogger(__name__)
 _EVENT = tuple.__new__  # an Event from its fields, past the named tuple's Python __new__ (as `validation` does)
 Ref = tuple[int, int]  # (partition, offset)
 ANALYZE_EVERY_S = 600.0  # refresh the store's planner statistics this often
-RELAY_ROUND = 10_000  # outbox rows handed to the intake at a time
+RELAY_ROUND = 10_000  # outbox rows the intake relays at a time
 
 
 @dataclass(frozen=True)
@@ -128,6 +128,7 @@ class Worker:
         self.positions: dict[int, int] = {}  # partition: next offset to apply, as the store has it
         self.assigned: set[int] = set()  # partitions the intake holds
         self.relaying = False  # a round of outbox rows is with the intake
+        self.unrelayed = True  # outbox rows may be waiting (at start: maybe from before a crash)
         self._relay_after = 0.0  # after a failed round: not before this (monotonic)
         self.ends: dict[int, int] = {}  # partition: its end, as the intake last heard from the broker
         self._progress = time.monotonic()  # when the intake last handed over a batch or was seen caught up
@@ -244,7 +245,7 @@ class Worker:
         """A new intake: the old one's partitions and relay round, if any, went with it."""
         self._revoked(sorted(self.assigned))
         self.ends = {}
-        self.relaying = False
+        self.relaying, self.unrelayed = False, True
         self._progress = time.monotonic()
 
     def _behind(self) -> dict[int, int]:
@@ -272,24 +273,25 @@ class Worker:
             self._restarted()
 
     def _relay(self, intake: Intake) -> None:
-        """Hand the intake the next round of committed outbox rows, unless one is in flight or waiting out a
-        failure."""
-        if self.relaying or time.monotonic() < self._relay_after:
+        """Have the intake relay the next round of committed outbox rows (it reads them from the store), unless
+        one is in flight, none may be waiting, or a failed round is waiting out its second."""
+        if self.relaying or not self.unrelayed or time.monotonic() < self._relay_after:
             return
-        rows = outbox.pending(self.store, RELAY_ROUND)
-        if rows:
-            intake.relay(rows)
-            self.relaying = True
+        intake.relay(RELAY_ROUND)
+        self.relaying, self.unrelayed = True, False
 
     def _relayed(self, ids: list[int], failed: int, error: str | None) -> None:
-        """A round's answers: the rows the broker acknowledged go; the others are sent again, a second later."""
+        """A round's answers: the rows the broker acknowledged go; the others are sent again, a second later.
+        A full round may have left rows behind: another follows."""
         self.relaying = False
         outbox.acknowledged(self.store, ids)
         metrics.OUTBOX_SENT.inc(len(ids))
-        if failed:
+        if failed or error is not None:
             metrics.OUTBOX_FAILURES.inc()
             log.warning("outbox relay failed; will retry", extra={"rows": failed, "error": error})
             self._relay_after = time.monotonic() + 1.0
+        if failed or error is not None or len(ids) >= RELAY_ROUND:
+            self.unrelayed = True
 
     # one batch ------------------------------------------------------------------------------------
     def _handle(self, intake: Intake, polled: Polled) -> bool:
@@ -355,7 +357,9 @@ class Worker:
         ids = (f"uythac:{self.epoch}:{n}" for n in numbers)
         out = messages(outcome, self.processor.score, ids, self.config.outputs)
         uow.set_meta("output_seq", str(first + len(out)))
-        uow.add_outbox([message.row() for message in out + batch.dead + conflicts])
+        rows = [message.row() for message in out + batch.dead + conflicts]
+        uow.add_outbox(rows)
+        self.unrelayed = self.unrelayed or bool(rows)
 
     def _one_by_one(self, batch: _Batch) -> Outcome:
         """A batch that raised: each event alone; one that still raises goes to the DLQ, the rest apply."""
