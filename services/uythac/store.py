@@ -90,11 +90,12 @@ AREA = sa.String(32)
 KEY = sa.Integer  # `n`: the store's own key of a loan or a group (SQLite: the rowid)
 
 meta = sa.Table("meta", metadata, sa.Column("key", sa.String(64), primary_key=True), sa.Column("value", sa.Text))
+DIGEST_SIZE = 16  # bytes of an event's digest (`validation.digest`)
 seen = sa.Table(
     "seen",
     metadata,
     sa.Column("event_id", ID, primary_key=True),
-    sa.Column("digest", sa.LargeBinary(16), nullable=False),
+    sa.Column("digest", sa.LargeBinary(DIGEST_SIZE), nullable=False),
     sqlite_with_rowid=False,
 )
 loans = sa.Table(  # a loan's obligation; what repayments change is in loan_balances
@@ -466,12 +467,34 @@ class UnitOfWork:
 
     def claim(self, firsts: Mapping[str, bytes]) -> dict[str, bytes]:
         """Record each (event id, digest) as seen, unless the id was seen before; the digests stored for
-        those that were.
+        those that were."""
+        if self.connection.dialect.name == "sqlite":
+            return self._claim_at_once(firsts)
+        return self._claim_one_by_one(firsts)
 
-        One INSERT that does nothing on a known id, per id: SQLite runs in-process, and one B-tree search
-        an id is a third cheaper than looking the batch's ids up and then inserting the new ones. (Over a
-        network, PostgreSQL would want the ids in one statement with RETURNING instead.)
-        """
+    def _claim_at_once(self, firsts: Mapping[str, bytes]) -> dict[str, bytes]:
+        """SQLite: two statements for the whole batch, the ids in key order as one JSON array and the digests
+        as one block of bytes (`DIGEST_SIZE` each, in the same order): the known ids are looked up, then the
+        others inserted, all inside SQLite (1.6 µs an id for the bench province, against 1.9 µs for an
+        INSERT per id, most of whose difference was Python's own cost per statement)."""
+        ids = sorted(firsts)
+        digests = b"".join([firsts[event_id] for event_id in ids])
+        if len(digests) != DIGEST_SIZE * len(ids):
+            raise ValueError(f"digest: every one must be {DIGEST_SIZE} bytes")
+        array = orjson.dumps(ids)
+        if b"\\u0000" in array:  # SQLite would cut such an id short (validation allows none: `ID_PATTERN`)
+            raise ValueError("event_id: a NUL character cannot be stored")
+        cursor = self.connection.connection.cursor()
+        try:
+            known = {event_id: bytes(digest) for event_id, digest in cursor.execute(_KNOWN_IDS, (array,))}
+            cursor.execute(_NEW_IDS, (array, digests))
+        finally:
+            cursor.close()
+        return known
+
+    def _claim_one_by_one(self, firsts: Mapping[str, bytes]) -> dict[str, bytes]:
+        """One INSERT that does nothing on a known id, per id. (Over a network, PostgreSQL would want the ids
+        in one statement with RETURNING instead.)"""
         sql, names = _insert_new(self.connection.dialect, seen)
         cursor = self.connection.connection.cursor()
         known = []
@@ -823,6 +846,15 @@ def _insert_new(dialect: sa.Dialect, table: sa.Table) -> Statement:
     """INSERT of a whole row that does nothing if its key is there already."""
     statement = (postgresql if dialect.name == "postgresql" else sqlite).insert(table).on_conflict_do_nothing()
     return _parameters(statement, dialect, tuple(column.name for column in table.columns))
+
+
+# `claim` on SQLite: ?1 the batch's new ids, a JSON array; ?2 their digests, end to end in the same order.
+_KNOWN_IDS = "SELECT seen.event_id, seen.digest FROM json_each(?1) AS batch JOIN seen ON seen.event_id = batch.value"
+_NEW_IDS = (
+    "INSERT INTO seen (event_id, digest) "
+    f"SELECT value, substr(?2, key * {DIGEST_SIZE} + 1, {DIGEST_SIZE}) FROM json_each(?1) WHERE true "
+    "ON CONFLICT DO NOTHING"
+)
 
 
 @cache
