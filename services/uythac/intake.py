@@ -85,7 +85,7 @@ def _numbers() -> array[int]:
 class Polled:
     """One poll's records as the worker needs them, in lists side by side (cheap to pickle: the numbers in
     arrays, one block of bytes each rather than an object per record). A record the intake accepted has its
-    business date and digest; a rejected one, the reason (and event id).
+    event id, business date and digest; a rejected one, the reason (and event id, if it had a readable one).
     The records of a partition are side by side, in offset order: `runs` says where."""
 
     generation: int
@@ -96,6 +96,7 @@ class Polled:
     headers: list[tuple[tuple[str, bytes], ...]] = field(default_factory=list)  # () if none (most records)
     timestamps: array[int] = field(default_factory=_numbers)
     days: array[int] = field(default_factory=_numbers)  # business dates as day numbers (`store`); 0 if rejected
+    ids: list[str] = field(default_factory=list)  # event ids, "" for a rejected record (claimed while decoding)
     digests: list[bytes] = field(default_factory=list)  # b"" for a rejected record
     rejections: dict[int, Rejection] = field(default_factory=dict)  # by position in the lists
 
@@ -362,9 +363,11 @@ def _checked(polled: dict[TopicPartition, list[Any]], generation: int) -> Polled
             if isinstance(parsed, Rejection):
                 batch.rejections[len(batch.offsets)] = parsed
                 batch.days.append(0)
+                batch.ids.append("")
                 batch.digests.append(b"")
             else:
                 batch.days.append(day_number(parsed.day))
+                batch.ids.append(parsed.event_id)
                 batch.digests.append(parsed.digest)
             batch.offsets.append(record.offset)
             batch.keys.append(record.key)

@@ -33,6 +33,7 @@ from uythac.store import Store, UnitOfWork
 from uythac.validation import Event, Rejection
 
 Ref = Hashable  # where an event came from: a line number, a (partition, offset)
+Events = Sequence[tuple[Ref, Event]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,15 +103,20 @@ class Processor:
 
     def process(
         self,
-        batch: Sequence[tuple[Ref, Event]],
+        batch: Events | Callable[[], Events],
         floor: date | None = None,
         before_commit: BeforeCommit | None = None,
+        firsts: Mapping[str, bytes] | None = None,
     ) -> Outcome:
-        """Apply a batch; `floor` moves the clock to at least that day (replay --as-of, clock ticks)."""
+        """Apply a batch; `floor` moves the clock to at least that day (replay --as-of, clock ticks).
+
+        `firsts`, each event id of the batch with the digest of its first event there, lets the batch come later
+        (a callable that waits for it, such as a future's `result`): the ids are claimed meanwhile (the worker
+        decodes the batch on another thread)."""
         try:
             with self.store.unit_of_work(self.cache.rows()) as uow:
                 outcome = Outcome(today=self.today)
-                accepted = _dedupe(uow, batch, outcome)
+                accepted = _dedupe(uow, batch, firsts, outcome)
                 for part, until, passed in _parts(accepted, self.today, floor, self.months_kept):
                     outcome.absorb(_Batch(self, uow).run(part, until))
                     self.today = outcome.today  # the next part starts from here
@@ -301,23 +307,33 @@ class _Batch:
         self.uow.save_units(changed.values())
 
 
-def _dedupe(uow: UnitOfWork, batch: Sequence[tuple[Ref, Event]], outcome: Outcome) -> list[Event]:
+def _dedupe(
+    uow: UnitOfWork, batch: Events | Callable[[], Events], firsts: Mapping[str, bytes] | None, outcome: Outcome
+) -> list[Event]:
     """Each event against the first seen with its id: the stored one, else the first of the batch.
 
-    The batch's first event of each new id is recorded as seen on the way (in this transaction).
+    The batch's first event of each new id is recorded as seen on the way (in this transaction). The claim is
+    made before the events are read: SQLite makes it without holding Python's lock, so a batch still being
+    decoded on another thread is done meanwhile.
     """
-    firsts: dict[str, Event] = {}
-    for _, event in batch:
-        firsts.setdefault(event.event_id, event)
-    stored = uow.claim({event_id: event.digest for event_id, event in firsts.items()})
+    if firsts is None:
+        assert not callable(batch), "a batch that comes later comes with its firsts"
+        own: dict[str, bytes] = {}
+        for _, event in batch:
+            own.setdefault(event.event_id, event.digest)
+        firsts = own
+    stored = uow.claim(firsts)
     accepted = []
-    for ref, event in batch:
-        first = stored.get(event.event_id)
+    taken: set[str] = set()  # ids whose first event in the batch has come
+    for ref, event in batch() if callable(batch) else batch:
+        event_id = event.event_id
+        first = stored.get(event_id)
         if first is None:
-            if event is firsts[event.event_id]:
+            if event_id not in taken:
+                taken.add(event_id)
                 accepted.append(event)
                 continue
-            first = firsts[event.event_id].digest
+            first = firsts[event_id]
         if first == event.digest:
             outcome.duplicates += 1
         else:

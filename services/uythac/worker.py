@@ -30,7 +30,8 @@ import time
 import uuid
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -58,6 +59,7 @@ from uythac.validation import Event, Rejection
 log = logging.getLogger(__name__)
 _EVENT = tuple.__new__  # an Event from its fields, past the named tuple's Python __new__ (as `validation` does)
 Ref = tuple[int, int]  # (partition, offset)
+Events = list[tuple[Ref, Event]]
 ANALYZE_EVERY_S = 600.0  # refresh the store's planner statistics this often
 RELAY_ROUND = 10_000  # outbox rows the intake relays at a time
 
@@ -108,7 +110,8 @@ class _Batch:
     """The records of one poll that still need applying, and where each partition will stand after."""
 
     polled: Polled | None = None
-    events: list[tuple[Ref, Event]] = field(default_factory=list)
+    events: Events | Future[Events] = field(default_factory=list)  # the valid ones (maybe still decoding)
+    firsts: dict[str, bytes] | None = None  # each event id with its first event's digest, if known before them
     dead: list[Message] = field(default_factory=list)
     moves: dict[int, tuple[int | None, int]] = field(default_factory=dict)  # partition: (expected, next)
 
@@ -116,15 +119,34 @@ class _Batch:
         assert self.polled is not None
         return _record(self.polled, self.polled.index(*ref))
 
+    def decoded(self) -> Events:
+        return self.events.result() if isinstance(self.events, Future) else self.events
+
+    def later(self) -> Events | Callable[[], Events]:
+        """The events, or what waits for them while they are decoded."""
+        return self.events.result if isinstance(self.events, Future) else self.events
+
 
 def _record(polled: Polled, i: int) -> _Record:
     return _Record(polled.offsets[i], polled.keys[i], polled.values[i], polled.headers[i])
+
+
+def _decode(polled: Polled, picked: list[tuple[int, int]]) -> Events:
+    """These records (partition, position) as events: the JSON the intake checked, decoded again."""
+    offsets, values, digests, days = polled.offsets, polled.values, polled.digests, polled.days
+    events = []
+    for partition, i in picked:
+        data = orjson.loads(values[i])  # type: ignore[arg-type]
+        event = _EVENT(Event, (data["event_id"], data["type"], day_of(days[i]), data, digests[i]))
+        events.append(((partition, offsets[i]), event))
+    return events
 
 
 class Worker:
     def __init__(self, config: WorkerConfig, store: Store, card: Scorecard) -> None:
         self.config, self.store, self.card = config, store, card
         self.processor = Processor(store, card, config.reports_months, config.cache_entities)
+        self.decoder = ThreadPoolExecutor(1, thread_name_prefix="uythac-decode")  # see `_prepare`
         self.positions: dict[int, int] = {}  # partition: next offset to apply, as the store has it
         self.assigned: set[int] = set()  # partitions the intake holds
         self.relaying = False  # a round of outbox rows is with the intake
@@ -174,6 +196,7 @@ class Worker:
             for message in intake.stop():
                 if message[0] == "relayed":
                     self._relayed(*message[1:])
+            self.decoder.shutdown()
             log.info("worker stopped")
         return 0
 
@@ -321,11 +344,13 @@ class Worker:
         return True
 
     def _prepare(self, polled: Polled) -> _Batch:
-        """The records not yet applied: the valid ones as events (the intake's verdict: decoded again here,
-        not checked again), the others as dead letters; and where each partition will stand."""
-        batch = _Batch(polled)
-        events, offsets, values, digests = batch.events, polled.offsets, polled.values, polled.digests
-        days, rejections = polled.days, polled.rejections
+        """The records not yet applied: the valid ones as events (the intake's verdict: decoded again, on the
+        decoding thread while the store claims their ids, not checked again), the others as dead letters; and
+        where each partition will stand."""
+        firsts: dict[str, bytes] = {}
+        batch = _Batch(polled, firsts=firsts)
+        picked, offsets, ids, digests = [], polled.offsets, polled.ids, polled.digests
+        rejections = polled.rejections
         for partition, start, stop in polled.runs:
             expected = self.positions.get(partition)
             if expected is not None and offsets[start] < expected:  # read before a rewind: applied already
@@ -334,15 +359,17 @@ class Worker:
                 if rejections and i in rejections:
                     batch.dead.append(self._dead_letter(partition, _record(polled, i), rejections[i]))
                     continue
-                data = orjson.loads(values[i])  # type: ignore[arg-type]
-                event = _EVENT(Event, (data["event_id"], data["type"], day_of(days[i]), data, digests[i]))
-                events.append(((partition, offsets[i]), event))
+                picked.append((partition, i))
+                firsts.setdefault(ids[i], digests[i])
             if start < stop:
                 batch.moves[partition] = (expected, offsets[stop - 1] + 1)
+        batch.events = self.decoder.submit(_decode, polled, picked)
         return batch
 
     def _apply(self, batch: _Batch) -> Outcome:
-        return self.processor.process(batch.events, before_commit=lambda uow, out: self._checkpoint(uow, out, batch))
+        return self.processor.process(
+            batch.later(), before_commit=lambda uow, out: self._checkpoint(uow, out, batch), firsts=batch.firsts
+        )
 
     def _checkpoint(self, uow: UnitOfWork, outcome: Outcome, batch: _Batch) -> None:
         """Step 4's own rows, in the state's transaction: offsets and the outbox."""
@@ -364,7 +391,7 @@ class Worker:
     def _one_by_one(self, batch: _Batch) -> Outcome:
         """A batch that raised: each event alone; one that still raises goes to the DLQ, the rest apply."""
         total = Outcome()
-        for ref, event in batch.events:
+        for ref, event in batch.decoded():
             single = _Batch(batch.polled, events=[(ref, event)])
             try:
                 outcome = self._apply(single)
