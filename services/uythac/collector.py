@@ -8,7 +8,9 @@ flight each time: 7 % of a replay's time at the default thresholds, and still ~1
 replay, measured with `gc.callbacks`) at thresholds 70 times higher. Run between batches instead, when the
 batch's garbage is gone, a full collection walks only what is kept: ~0.4 s for a province, every
 `every_events` events (or `every_s` seconds, for a worker that gets few), 1.3 s in all for the same replay.
-Cycles (rare: some in SQLAlchemy and kafka-python) wait at most that long to be freed.
+Cycles (rare: some in SQLAlchemy and kafka-python) wait at most that long to be freed: a collection after
+400 000 events freed 140–1 001 objects in the worker and 0–701 in its intake (2026-12-04), so collecting
+after every 1 000 000 instead costs a few hundred kB at most and saves two collections (~0.7 s) a province.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from types import TracebackType
 
 log = logging.getLogger(__name__)
 
-EVERY_EVENTS = 400_000
+EVERY_EVENTS = 1_000_000
 EVERY_S = 600.0
 
 
