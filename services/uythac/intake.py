@@ -348,7 +348,7 @@ def _ends(consumer: KafkaConsumer, fetching: bool) -> dict[int, int]:
     if not assigned:
         return {}
     if fetching:
-        with suppress(KafkaError):  # a partition revoked meanwhile (the listener runs on another thread)
+        with suppress(KafkaError, KeyError):  # a partition revoked meanwhile (the listener runs on another thread)
             seen = {tp.partition: consumer.highwater(tp) for tp in assigned}
             if None not in seen.values():  # every partition has had a fetch answered since its assignment
                 return {partition: end for partition, end in seen.items() if end is not None}
