@@ -19,10 +19,9 @@ from typing import Any
 
 from kafka import KafkaProducer
 
-from uythac.store import Store
+from uythac.store import OutboxRow, Store, StoredOutboxRow
 
 NO_HEADERS = json.dumps([])
-Stored = tuple[int, str, bytes | None, bytes, str]  # an outbox row: id, topic, key, value, headers
 
 
 @dataclass(frozen=True)
@@ -34,7 +33,7 @@ class Message:
     value: bytes
     headers: tuple[tuple[str, bytes], ...] = ()
 
-    def row(self) -> tuple[str, bytes | None, bytes, str]:
+    def row(self) -> OutboxRow:
         """As the `outbox` table keeps it (`store.OUTBOX_FIELDS`; headers: a JSON list of [name, base64 value]
         pairs)."""
         headers = [[name, base64.b64encode(value).decode()] for name, value in self.headers]
@@ -47,7 +46,7 @@ class Message:
         return cls(topic, key, value, tuple((name, base64.b64decode(text)) for name, text in json.loads(headers)))
 
 
-def pending(store: Store, limit: int) -> list[Stored]:
+def pending(store: Store, limit: int) -> list[StoredOutboxRow]:
     """The oldest committed rows not yet acknowledged, as plain tuples."""
     with store.reading() as uow:
         return uow.pending_outbox(limit)
@@ -63,7 +62,7 @@ def acknowledged(store: Store, ids: Sequence[int]) -> None:
 class Round:
     """Messages handed to the producer; `result()` once each is acknowledged or has failed."""
 
-    def __init__(self, producer: KafkaProducer, rows: Sequence[Stored]) -> None:
+    def __init__(self, producer: KafkaProducer, rows: Sequence[StoredOutboxRow]) -> None:
         self._sent = [(row[0], _send(producer, Message.of_row(*row[1:]))) for row in rows]
 
     def result(self) -> tuple[list[int], int, str | None] | None:

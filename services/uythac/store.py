@@ -189,6 +189,8 @@ outbox = sa.Table(
     sa.Column("headers", sa.Text, nullable=False),  # JSON list of [name, base64 value] pairs
 )
 OUTBOX_FIELDS = ("topic", "key", "value", "headers")  # a message as `add_outbox` takes it
+OutboxRow = tuple[str, bytes | None, bytes, str]  # (topic, key, value, headers), as `add_outbox` takes it
+StoredOutboxRow = tuple[int, str, bytes | None, bytes, str]  # (id, topic, key, value, headers), as kept
 snapshots = sa.Table(  # the SPEC §6 report at each month end the clock passed (gzip'd JSON), for ?as_of=
     "snapshots",
     metadata,
@@ -636,11 +638,11 @@ class UnitOfWork:
                 raise StoreError(f"{topic}[{partition}] moved past offset {expected}: another worker owns it")
 
     # outbox ---------------------------------------------------------------------------------------
-    def add_outbox(self, rows: Sequence[tuple[str, bytes | None, bytes, str]]) -> None:
+    def add_outbox(self, rows: Sequence[OutboxRow]) -> None:
         """Messages to send after commit, as (topic, key, value, headers) rows (`outbox.Message.row`)."""
         self._run_many(_insert(self.connection.dialect, outbox, OUTBOX_FIELDS), rows)
 
-    def pending_outbox(self, limit: int) -> list[tuple[int, str, bytes | None, bytes, str]]:
+    def pending_outbox(self, limit: int) -> list[StoredOutboxRow]:
         """The oldest `limit` rows: (id, topic, key, value, headers). PostgreSQL skips rows another worker
         has locked."""
         return driver_rows(self.connection, _select_outbox(self.connection.dialect, limit), ())

@@ -133,11 +133,11 @@ def _record(polled: Polled, i: int) -> _Record:
 
 def _decode(polled: Polled, picked: list[tuple[int, int]]) -> Events:
     """These records (partition, position) as events: the JSON the intake checked, decoded again."""
-    offsets, values, digests, days = polled.offsets, polled.values, polled.digests, polled.days
+    offsets, values, ids, digests, days = polled.offsets, polled.values, polled.ids, polled.digests, polled.days
     events = []
     for partition, i in picked:
         data = orjson.loads(values[i])  # type: ignore[arg-type]
-        event = _EVENT(Event, (data["event_id"], data["type"], day_of(days[i]), data, digests[i]))
+        event = _EVENT(Event, (ids[i], data["type"], day_of(days[i]), data, digests[i]))  # the id claimed
         events.append(((partition, offsets[i]), event))
     return events
 
@@ -313,12 +313,12 @@ class Worker:
         self.relaying = False
         outbox.acknowledged(self.store, ids)
         metrics.OUTBOX_SENT.inc(len(ids))
-        if failed or error is not None:
+        failure = bool(failed) or error is not None
+        if failure:
             metrics.OUTBOX_FAILURES.inc()
             log.warning("outbox relay failed; will retry", extra={"rows": failed, "error": error})
             self._relay_after = time.monotonic() + 1.0
-        if failed or error is not None or len(ids) >= RELAY_ROUND:
-            self.unrelayed = True
+        self.unrelayed = self.unrelayed or failure or len(ids) >= RELAY_ROUND
 
     # one batch ------------------------------------------------------------------------------------
     def _handle(self, intake: Intake, polled: Polled) -> bool:
