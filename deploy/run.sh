@@ -17,8 +17,8 @@ BIN=.venv/bin
 DIR="${RUN_DIR:-var/demo}"
 COMMUNES="${DEMO_COMMUNES:-130}"
 PROVINCE="$DIR/province-$COMMUNES.jsonl.gz"
-# The store's name carries its layout (2): a demo store of an older layout is left aside, not refused.
-export UYTHAC_DB="${UYTHAC_DB:-$DIR/uythac-$COMMUNES.layout2.db}"
+# The store's name carries its layout (3): a demo store of an older layout is left aside, not refused.
+export UYTHAC_DB="${UYTHAC_DB:-$DIR/uythac-$COMMUNES.layout3.db}"
 mkdir -p "$DIR"
 
 deploy/kafka/kafkactl up

@@ -1,6 +1,6 @@
 """The event contract (SPEC §2) as marshmallow schemas: the one place its field rules are written.
 
-`uythac.validation` uses these schemas for the field-level reasons of a rejection, and compiles the JSON
+`uythac.core.events` uses these schemas for the field-level reasons of a rejection, and compiles the JSON
 Schema generated from them (`schemas/jsonschema.py`) for the fast path. Each schema may carry
 `JSON_SCHEMA_EXTRA`, the JSON Schema form of its cross-field rules (`validates_schema`), and each such
 hook its `fast_rule`, the same rule as a Python expression for the fast path (`schemas/fastcheck.py`).
@@ -13,7 +13,7 @@ from typing import Any, ClassVar, TypeVar
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from uythac.dates import DATE_PATTERN, DATETIME_PATTERN, business_date, date_and_offset
+from uythac.core.dates import DATE_PATTERN, DATETIME_PATTERN, business_date, date_and_offset
 
 ORGS = ("HND", "HPN", "HCCB", "DTN")
 MAX_AMOUNT = 10_000_000_000  # the largest loan the SPEC allows; also bounds every other money field

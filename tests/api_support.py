@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from uythac.api.auth import entry, new_key
+from uythac.entrypoints.api.auth import entry, new_key
 
 SCOPES = {"all": "all", "d01": "district:D01", "c0001": "commune:C0001", "nowhere": "district:D99"}
 

@@ -21,14 +21,14 @@ from typing import Any
 import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from uythac import scorecard, views
-from uythac.kafka_admin import ensure_topics
-from uythac.report import render
-from uythac.store import Store
+from tests.support import CARD
+from uythac import bootstrap
+from uythac.adapters.kafka.admin import ensure_topics
+from uythac.core.report import render
+from uythac.service.reports import current_report
 
 UYTHAC = str(Path(sys.executable).with_name("uythac"))
 PARTITIONS = 4
-CARD = scorecard.load()
 _ids = itertools.count(1)
 
 
@@ -170,7 +170,7 @@ class Pipeline:
         while True:
             ends = {p: n for p, n in self.end_offsets().items() if n > 0}
             if self.db.exists():
-                store = Store.at(self.db)
+                store = bootstrap.open_store(str(self.db))
                 try:
                     with store.reading() as uow:
                         applied, backlog = uow.offsets(self.topic), uow.outbox_backlog()
@@ -188,7 +188,7 @@ class Pipeline:
         """How many messages of the events topic the store has applied (0 before the store exists)."""
         if not self.db.exists():
             return 0
-        store = Store.at(self.db)
+        store = bootstrap.open_store(str(self.db))
         try:
             with store.reading() as uow:
                 return sum(uow.offsets(self.topic).values())
@@ -196,9 +196,9 @@ class Pipeline:
             store.close()
 
     def report(self) -> str:
-        store = Store.at(self.db)
+        store = bootstrap.open_store(str(self.db))
         try:
-            return render(views.current_report(store, CARD))
+            return render(current_report(store, CARD))
         finally:
             store.close()
 

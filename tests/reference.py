@@ -144,14 +144,14 @@ def reference_report(events: list[dict[str, Any]], as_of: date | None = None) ->
             pts = Decimal(mx) if den == 0 else rule(Fraction(num, den))
             total += pts
             components[key] = {"points": number(pts), "max": mx, "numerator": num, "denominator": den}
-        klass = "tot" if total >= 90 else "kha" if total >= 70 else "trung_binh" if total >= 50 else "yeu"
+        rating = "tot" if total >= 90 else "kha" if total >= 70 else "trung_binh" if total >= 50 else "yeu"
         units.append(
             {
                 "district_id": district[(commune, org)],
                 "commune_id": commune,
                 "org": org,
                 "score": number(total),
-                "class": klass,
+                "class": rating,
                 "components": components,
             }
         )

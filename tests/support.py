@@ -9,13 +9,16 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from uythac import queries, scorecard, views
-from uythac.processor import Processor
-from uythac.replay import Summary, replay
-from uythac.store import Store
+from uythac import bootstrap
+from uythac.adapters.sql import queries
+from uythac.entrypoints.replay import Summary, replay
+from uythac.service.processor import Processor
+from uythac.service.reports import current_report
+from uythac.settings import Settings
 
 _ids = itertools.count(1)
-CARD = scorecard.load()
+CARD = bootstrap.load_scorecard(Settings())  # the packaged scorecard
+MONTHS_KEPT = Settings().reports_months
 
 
 def ev(event_type: str, on: str | date, /, event_id: str | None = None, **fields: Any) -> dict[str, Any]:
@@ -80,24 +83,25 @@ def replay_into(
     """Replay events (dicts or raw lines) onto the store at `db`, keeping what is already there; the
     processor keeps at most `cache_limit` loans (and groups) in memory between batches."""
     source = write_lines(db.with_name(f"{db.stem}-{next(_ids)}.jsonl"), events)
-    store = Store.at(db)
+    store = bootstrap.open_store(str(db))
     try:
-        return replay(source, Processor(store, CARD, cache_limit=cache_limit), as_of=as_of, batch_size=batch_size)
+        processor = Processor(store, CARD, MONTHS_KEPT, cache_limit)
+        return replay(source, processor, as_of=as_of, batch_size=batch_size)
     finally:
         store.close()
 
 
 def report_at(db: Path) -> dict[str, Any]:
-    store = Store.at(db)
+    store = bootstrap.open_store(str(db))
     try:
-        return views.current_report(store, CARD)
+        return current_report(store, CARD)
     finally:
         store.close()
 
 
 def kept_reports(db: Path) -> dict[date, dict[str, Any]]:
     """The month-end reports the store kept, by date."""
-    store = Store.at(db)
+    store = bootstrap.open_store(str(db))
     try:
         with queries.snapshot(store) as connection:
             return {day: queries.stored_report(connection, day) or {} for day in queries.snapshot_dates(connection)}

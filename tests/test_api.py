@@ -26,13 +26,16 @@ from tests.api_support import Keys, write_keys
 from tests.kafka_broker import free_ports
 from tests.pipeline import UYTHAC
 from tests.support import CARD, group, inspect, loan, replay_into, report_at, report_of, tick
-from uythac import report
-from uythac.answers import Scores
-from uythac.api import create_app
-from uythac.api.auth import load_keys
-from uythac.api.events import reason_errors
-from uythac.api.memo import Bodies
-from uythac.api.schemas import (
+from uythac import bootstrap
+from uythac.adapters.sql.store import Store
+from uythac.core import report
+from uythac.core.dates import VIETNAM, month_end
+from uythac.core.explanations import explain_score
+from uythac.core.model import Counts
+from uythac.entrypoints.api.auth import load_keys
+from uythac.entrypoints.api.caching import Bodies, Scores
+from uythac.entrypoints.api.events import reason_errors
+from uythac.entrypoints.api.schemas import (
     FlagsPageSchema,
     LoanSchema,
     ReportSchema,
@@ -40,12 +43,8 @@ from uythac.api.schemas import (
     UnitsPageSchema,
     WorklistPageSchema,
 )
-from uythac.dates import VIETNAM, month_end
 from uythac.errors import ConfigError
-from uythac.explain import explain
-from uythac.ledger import Counts
 from uythac.settings import Settings
-from uythac.store import Store
 
 D02 = {"district_id": "D02", "commune_id": "C0101"}
 EVENTS = [
@@ -100,7 +99,7 @@ def province(tmp_path_factory: pytest.TempPathFactory) -> Province:
 def _app(province: Province, **settings: Any) -> Flask:
     closed = f"127.0.0.1:{free_ports(1)[0]}"  # Kafka is never there: POST /v1/events finds out within a second
     defaults = {"api_keys_file": str(province.keys.path), "kafka_bootstrap": closed, "api_produce_timeout_ms": 1000}
-    return create_app(Settings(db=str(province.db), **(defaults | settings)))
+    return bootstrap.app(Settings(db=str(province.db), **(defaults | settings)))
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +130,7 @@ def _problem(response: Any, status: int) -> dict[str, Any]:
 # the points lost, in words ----------------------------------------------------------------------------
 def test_the_letter_example_in_english_and_vietnamese() -> None:
     scored = report.score(Counts(13, 20, 4, 4, 1_500_000, 98_000_000, 1, 57, 4, 5), CARD)
-    words = {e.component: e for e in explain(scored, CARD.windows)}
+    words = {e.component: e for e in explain_score(scored, CARD.windows)}
     first = words["post_disbursement_inspection"]
     assert first.points_lost == 3.5
     assert first.en == "Lost 3.5 of 10 points: 7 of 20 loans were not inspected within 30 days of disbursement"
@@ -145,17 +144,17 @@ def test_the_letter_example_in_english_and_vietnamese() -> None:
 
 
 def test_words_agree_in_number_and_never_round_a_loss_away() -> None:
-    one = explain(report.score(Counts(19, 20, inactive=1, seasoned_loans=100_000), CARD), CARD.windows)
+    one = explain_score(report.score(Counts(19, 20, loans_inactive=1, loans_seasoned=100_000), CARD), CARD.windows)
     assert one[0].en == "Lost 0.5 of 10 points: 1 of 20 loans was not inspected within 30 days of disbursement"
     assert "(<0.01%)" in one[1].en and "(<0,01%)" in one[1].vi
-    assert explain(report.score(Counts(), CARD), CARD.windows) == []
+    assert explain_score(report.score(Counts(), CARD), CARD.windows) == []
 
 
 def test_a_scores_words_are_written_once() -> None:
     scores = Scores(CARD)
-    scored = scores.of(Counts(19, 20, inactive=1, seasoned_loans=100_000))
+    scored = scores.of(Counts(19, 20, loans_inactive=1, loans_seasoned=100_000))
     words = scores.explained(scored)
-    assert words == tuple(asdict(explanation) for explanation in explain(scored, CARD.windows))
+    assert words == tuple(asdict(explanation) for explanation in explain_score(scored, CARD.windows))
     assert scores.explained(scored) is words
 
 
@@ -326,8 +325,8 @@ def test_pages_cover_every_unit_once_in_order(client: FlaskClient, keys: Keys) -
     assert seen == sorted(seen) and len(seen) == len(set(seen)) == 4
     assert get(client, keys, "/v1/flags?per_page=1&page=9")["items"] == []
     classes = {u["class"] for u in get(client, keys, "/v1/units")["items"]}
-    for klass in classes:
-        assert {u["class"] for u in get(client, keys, f"/v1/units?class={klass}")["items"]} == {klass}
+    for rating in classes:
+        assert {u["class"] for u in get(client, keys, f"/v1/units?class={rating}")["items"]} == {rating}
 
 
 def test_a_unit_explains_its_score_and_lists_its_work(client: FlaskClient, keys: Keys) -> None:
@@ -434,9 +433,9 @@ def test_metrics_count_requests_and_read_the_store(client: FlaskClient, keys: Ke
     assert 'uythac_api_request_seconds_count{method="GET",route="/v1/distribution",status="200"}' in text
     assert 'uythac_open_flags{district_id="D01"} 3.0' in text and 'uythac_open_flags{district_id="D02"} 1.0' in text
     units = [line for line in text.splitlines() if line.startswith("uythac_units{")]
-    for klass, count in hpn.items():  # by district, org and class: summed over districts, the table
+    for rating, count in hpn.items():  # by district, org and class: summed over districts, the table
         assert (
-            sum(float(line.split()[-1]) for line in units if f'class="{klass}"' in line and 'org="HPN"' in line)
+            sum(float(line.split()[-1]) for line in units if f'class="{rating}"' in line and 'org="HPN"' in line)
             == count
         )
     assert any('district_id="D02"' in line and line.endswith(" 1.0") for line in units)

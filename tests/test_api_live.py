@@ -28,7 +28,7 @@ from tests.api_support import Keys, write_keys
 from tests.kafka_broker import free_ports
 from tests.pipeline import UYTHAC, Pipeline, keyed
 from tests.support import ev, inspect, kept_reports, loan
-from uythac import generate
+from uythac.devtools import generate
 
 pytestmark = pytest.mark.kafka
 

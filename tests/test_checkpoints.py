@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from uythac.store import Store, _Checkpoints
+from uythac.adapters.sql.store import Store
+from uythac.adapters.sql.wal import WalCheckpoints
 
 
 def _checkpoint_threads() -> int:
@@ -47,10 +48,10 @@ def test_small_commits_such_as_a_heartbeat_start_no_checkpoints(tmp_path: Path) 
 def test_a_failed_checkpoint_is_logged_and_tried_again_when_due_again(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="uythac.store")
-    checkpoints = _Checkpoints(str(tmp_path / "missing" / "f.db"))  # a file that cannot be opened
+    caplog.set_level(logging.WARNING, logger="uythac.adapters.sql.store")
+    checkpoints = WalCheckpoints(str(tmp_path / "missing" / "f.db"))  # a file that cannot be opened
     for attempt in (1, 2):
-        checkpoints.committed(_Checkpoints.ROWS)
+        checkpoints.committed(WalCheckpoints.ROWS)
         deadline = time.monotonic() + 10
         while len(caplog.records) < attempt and time.monotonic() < deadline:
             time.sleep(0.05)

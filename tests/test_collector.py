@@ -8,7 +8,7 @@ import weakref
 
 import pytest
 
-from uythac.collector import Collections
+from uythac.cycles import Collections
 
 
 class _Node:
@@ -57,7 +57,7 @@ def test_a_quiet_process_collects_by_time() -> None:
 
 
 def test_a_collection_is_logged_with_what_collected_and_how_long(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="uythac.collector")
+    caplog.set_level(logging.INFO, logger="uythac.cycles")
     with Collections("worker", every_events=1) as collections:
         collections.done(1)
     (record,) = [r for r in caplog.records if r.getMessage() == "cycles collected"]

@@ -33,7 +33,8 @@ import yaml
 from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.metrics import MetricWrapperBase
 
-from uythac import cli, metrics, settings
+from uythac import metrics, settings
+from uythac.entrypoints import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import date
 
-from uythac.flagindex import FlagIndex
-from uythac.ledger import Loan
-from uythac.report import flag_entry
+from uythac.core.flags import FlagIndex
+from uythac.core.model import Loan, Status
+from uythac.core.report import Flag, flag_entry
 
 AFTER, BEFORE = date(2023, 1, 1), date(2024, 1, 1)
 
@@ -19,7 +19,7 @@ def missed(loan_id: str, commune_id: str, deadline: date, late: date | None = No
         org="HND",
         disbursed_on=date.fromordinal(deadline.toordinal() - 30),
         deadline=deadline,
-        status="missed",
+        status=Status.MISSED,
         late_inspection_on=late,
     )
 
@@ -39,8 +39,9 @@ def test_entries_come_in_report_order_and_inside_the_window_only() -> None:
 
 def test_a_loan_no_longer_missed_or_out_of_the_window_leaves_and_a_change_shows() -> None:
     first, second = missed("L1", "C0001", date(2023, 3, 1)), missed("L2", "C0001", date(2023, 4, 1))
-    index = FlagIndex([flag_entry(first), flag_entry(second)])  # as read from the store at start
-    first.status = "fulfilled"  # an on-time inspection entered late
+    stored = [Flag(*(getattr(loan, name) for name in Flag._fields)) for loan in (first, second)]
+    index = FlagIndex(stored)  # as read from the store at start
+    first.status = Status.FULFILLED  # an on-time inspection entered late
     second.late_inspection_on = date(2023, 5, 2)
     index.sync([first, second], AFTER)
     assert index.entries(AFTER, BEFORE) == [flag_entry(second)]

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from tests.support import replay_into, report_at
-from uythac import generate
-from uythac.dates import parse_datetime
+from uythac.core.dates import parse_datetime
+from uythac.core.events import Event, Rejection, parse
+from uythac.devtools import generate
 from uythac.schemas.events import EVENT_TYPES
-from uythac.validation import Event, Rejection, parse
 
 SMALL = generate.GenerateOptions(communes=8, seed=11)  # about 50 000 lines, a few closed groups among them
 

@@ -1,4 +1,4 @@
-"""The local Kafka broker and uythac.kafka_admin, against a real broker (tests/kafka_broker.py)."""
+"""The local Kafka broker and uythac.adapters.kafka.admin, against a real broker (tests/kafka_broker.py)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from kafka.admin import KafkaAdminClient
 from kafka.errors import KafkaError, KafkaTimeoutError
 
 from tests.kafka_broker import KafkaBroker, free_ports
-from uythac import kafka_admin
-from uythac.kafka_admin import ensure_topics, wait_for_broker
+from uythac.adapters.kafka import admin as kafka_admin
+from uythac.adapters.kafka.admin import ensure_topics, wait_for_broker
 
 Record = tuple[str, str]  # (key, value)
 
@@ -84,10 +84,10 @@ def test_ensure_topics_creates_partitions_and_is_idempotent(
     ensure_topics(kafka_bootstrap, {events: 12, dlq: 3})  # again: nothing to do, no error
     assert partition_counts(kafka_bootstrap, [events, dlq]) == {events: 12, dlq: 3}
 
-    with caplog.at_level(logging.WARNING, logger="uythac.kafka_admin"):
+    with caplog.at_level(logging.WARNING, logger="uythac.adapters.kafka.admin"):
         ensure_topics(kafka_bootstrap, {events: 24})  # more than it has: a warning, the topic unchanged
     assert partition_counts(kafka_bootstrap, [events]) == {events: 12}
-    warnings = [r for r in caplog.records if r.name == "uythac.kafka_admin" and r.levelno == logging.WARNING]
+    warnings = [r for r in caplog.records if r.name == "uythac.adapters.kafka.admin" and r.levelno == logging.WARNING]
     assert len(warnings) == 1
     assert warnings[0].__dict__["topic"] == events
 

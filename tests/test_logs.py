@@ -31,9 +31,9 @@ def lines(written: io.StringIO) -> list[dict[str, object]]:
 
 
 def test_a_line_is_one_json_object_with_the_extra_fields(configured: io.StringIO) -> None:
-    logging.getLogger("uythac.worker").info("batch applied", extra={"accepted": 5000, "event_id": "E-1"})
+    logging.getLogger("uythac.entrypoints.worker").info("batch applied", extra={"accepted": 5000, "event_id": "E-1"})
     (line,) = lines(configured)
-    assert line["level"] == "info" and line["logger"] == "uythac.worker" and line["msg"] == "batch applied"
+    assert line["level"] == "info" and line["logger"] == "uythac.entrypoints.worker" and line["msg"] == "batch applied"
     assert line["accepted"] == 5000 and line["event_id"] == "E-1"
 
 

@@ -8,8 +8,8 @@ from datetime import date, timedelta
 
 import pytest
 
-from uythac import obligations
-from uythac.obligations import Decision, Inspection, Obligation, ObligationEngine
+from uythac.core import engine as obligations
+from uythac.core.engine import Decision, Inspection, Obligation, ObligationEngine
 
 TODAY = date(2023, 6, 30)
 
@@ -47,7 +47,13 @@ def test_facts_put_to_the_rules_in_groups_decide_as_all_at_once(monkeypatch: pyt
     monkeypatch.setattr(obligations, "FACTS_AT_ONCE", 7)
     in_groups = _decide(duties, visits)
     assert in_groups == at_once
-    assert {decision.kind for decision in at_once} >= {"fulfilled", "missed", "due_soon", "late_inspection", "misuse"}
+    assert {decision.verdict for decision in at_once} >= {
+        "fulfilled",
+        "missed",
+        "due_soon",
+        "late_inspection",
+        "misuse",
+    }
 
 
 def test_a_call_whose_last_fact_meets_no_rule_still_runs_its_actions() -> None:

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
-from uythac import outbox
-from uythac.outbox import Message
-from uythac.store import Store
+from uythac.adapters.kafka.relay import pending_rows
+from uythac.adapters.sql.store import Store
+from uythac.core.outputs import Message
+
+
+def acknowledged(store: Store, ids: Sequence[int]) -> None:
+    with store.unit_of_work() as uow:
+        uow.remove_outbox(ids)
 
 
 def test_rows_come_back_oldest_first_a_round_at_a_time_until_acknowledged(tmp_path: Path) -> None:
@@ -18,12 +24,12 @@ def test_rows_come_back_oldest_first_a_round_at_a_time_until_acknowledged(tmp_pa
     with store.unit_of_work() as uow:
         uow.add_outbox([message.row() for message in sent[5:]])
 
-    first = outbox.pending(store, 4)
+    first = pending_rows(store, 4)
     assert [Message.of_row(*row[1:]) for row in first] == sent[:4]  # headers, null key, binary values intact
-    outbox.acknowledged(store, [row[0] for row in first])
-    rest = outbox.pending(store, 4)
+    acknowledged(store, [row[0] for row in first])
+    rest = pending_rows(store, 4)
     assert [Message.of_row(*row[1:]) for row in rest] == sent[4:]
-    assert outbox.pending(store, 4) == rest  # not acknowledged: sent again
-    outbox.acknowledged(store, [row[0] for row in rest])
-    assert outbox.pending(store, 4) == []
+    assert pending_rows(store, 4) == rest  # not acknowledged: sent again
+    acknowledged(store, [row[0] for row in rest])
+    assert pending_rows(store, 4) == []
     store.close()

@@ -23,8 +23,8 @@ import pytest
 
 from tests.kafka_broker import KafkaBroker
 from tests.pipeline import Pipeline, Record, keyed, replay_report
-from uythac import generate
-from uythac.store import Store
+from uythac.adapters.sql.store import Store
+from uythac.devtools import generate
 
 pytestmark = pytest.mark.kafka
 

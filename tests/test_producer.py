@@ -8,8 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from kafka.partitioner.default import DefaultPartitioner
 
-from uythac import producer
-from uythac.producer import KeyPartitioner
+from uythac.adapters.kafka import producer
+from uythac.adapters.kafka.producer import KeyPartitioner
 
 
 class Cluster:

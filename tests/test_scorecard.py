@@ -21,17 +21,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.support import deposit, ev, group, loan, report_of, unit_of
-from uythac import scorecard
+from uythac.core import scorecard
+from uythac.core.model import Counts
+from uythac.core.report import score
+from uythac.core.scorecard import as_number, hundredths
 from uythac.errors import ConfigError
-from uythac.ledger import Counts
-from uythac.report import score
-from uythac.scorecard import as_number, hundredths
 
-CARD = scorecard.load()
+DEFAULT_TEXT = resources.files("uythac.rules").joinpath("scorecard.yaml").read_text(encoding="utf-8")
+CARD = scorecard.parse(DEFAULT_TEXT, "rules/scorecard.yaml")
 BY_KEY = {c.key: c for c in CARD.components}
 OVERDUE = BY_KEY["overdue_ratio"]
 INACTIVE = BY_KEY["inactive_loans"]
-DEFAULT_TEXT = resources.files("uythac.rules").joinpath("scorecard.yaml").read_text(encoding="utf-8")
 
 
 # --- bands A: overdue_ratio -----------------------------------------------------------------
@@ -200,25 +200,32 @@ def test_as_number_shows_at_most_two_decimals_exactly() -> None:
 
 def test_score_sums_rounded_components_at_the_report_level() -> None:
     counts = Counts(
-        inspected=1,
-        deadlines=3,
+        loans_inspected=1,
+        loans_assessed=3,
         groups_inspected=1,
-        seasoned_groups=3,
+        groups_seasoned=3,
         overdue=0,
         outstanding=100,
-        inactive=0,
-        seasoned_loans=0,
-        groups_saving=1,
-        saving_groups=3,
+        loans_inactive=0,
+        loans_seasoned=0,
+        groups_with_deposit=1,
+        groups_saving_age=3,
     )
     scored = score(counts, CARD)
     assert [c.points for c in scored.components] == [333, 333, 3500, 2000, 833]
     assert scored.score == 6999  # exact sum 70 would be kha
-    assert scored.klass == "trung_binh"
+    assert scored.rating == "trung_binh"
 
 
 def test_score_sums_rounded_components_rounding_up() -> None:
-    counts = Counts(inspected=2, deadlines=3, groups_inspected=2, seasoned_groups=3, groups_saving=2, saving_groups=3)
+    counts = Counts(
+        loans_inspected=2,
+        loans_assessed=3,
+        groups_inspected=2,
+        groups_seasoned=3,
+        groups_with_deposit=2,
+        groups_saving_age=3,
+    )
     scored = score(counts, CARD)
     assert [c.points for c in scored.components] == [667, 667, 3500, 2000, 1667]
     assert scored.score == 8501  # exact sum 85
@@ -249,11 +256,13 @@ def test_score_sums_rounded_components_through_a_replay(tmp_path: Path) -> None:
 # --- a broken scorecard file ----------------------------------------------------------------
 
 
-def _broken(tmp_path: Path, old: str, new: str) -> Path:
+def _broken(old: str, new: str) -> str:
     assert old in DEFAULT_TEXT
-    path = tmp_path / "scorecard.yaml"
-    path.write_text(DEFAULT_TEXT.replace(old, new, 1), encoding="utf-8")
-    return path
+    return DEFAULT_TEXT.replace(old, new, 1)
+
+
+def _load(text: str) -> scorecard.Scorecard:
+    return scorecard.parse(text, "my-scorecard.yaml")
 
 
 def test_default_scorecard_file_loads_with_the_spec_values() -> None:
@@ -266,75 +275,71 @@ def test_default_scorecard_file_loads_with_the_spec_values() -> None:
     ]
     assert CARD.windows.scoring_days == 365
     assert CARD.windows.inspection_deadline_days == 30
-    assert scorecard.load(Path("rules/scorecard.yaml")).components == CARD.components
+    assert _load(Path("rules/scorecard.yaml").read_text(encoding="utf-8")).components == CARD.components
 
 
-def test_unchanged_copy_of_the_scorecard_loads(tmp_path: Path) -> None:
-    assert scorecard.load(_broken(tmp_path, "windows:", "windows:")).components == CARD.components
+def test_unchanged_copy_of_the_scorecard_loads() -> None:
+    assert _load(_broken("windows:", "windows:")).components == CARD.components
 
 
-def test_missing_component_is_a_config_error(tmp_path: Path) -> None:
+def test_missing_component_is_a_config_error() -> None:
     data = yaml.safe_load(DEFAULT_TEXT)
     del data["components"]["savings_activity"]
-    path = tmp_path / "scorecard.yaml"
-    path.write_text(yaml.safe_dump(data), encoding="utf-8")
     with pytest.raises(ConfigError, match="components") as raised:
-        scorecard.load(path)
+        _load(yaml.safe_dump(data))
     assert "must define exactly" in str(raised.value)
-    assert str(path) in str(raised.value)
+    assert "my-scorecard.yaml" in str(raised.value)
 
 
-def test_unknown_component_is_a_config_error(tmp_path: Path) -> None:
-    path = _broken(tmp_path, "  savings_activity:", "  savings:")
+def test_unknown_component_is_a_config_error() -> None:
+    text = _broken("  savings_activity:", "  savings:")
     with pytest.raises(ConfigError, match="'savings'"):
-        scorecard.load(path)
+        _load(text)
 
 
-def test_band_with_a_bad_percentage_is_a_config_error(tmp_path: Path) -> None:
-    path = _broken(tmp_path, '{at_most: "1%", points: 28}', '{at_most: "one percent", points: 28}')
+def test_band_with_a_bad_percentage_is_a_config_error() -> None:
+    text = _broken('{at_most: "1%", points: 28}', '{at_most: "one percent", points: 28}')
     with pytest.raises(ConfigError, match="at_most") as raised:
-        scorecard.load(path)
+        _load(text)
     assert "overdue_ratio" in str(raised.value)
     assert "'one percent' is not a percentage" in str(raised.value)
 
 
-def test_band_with_neither_bound_is_a_config_error(tmp_path: Path) -> None:
-    path = _broken(tmp_path, '{at_most: "2%", points: 20}', "{points: 20}")
+def test_band_with_neither_bound_is_a_config_error() -> None:
+    text = _broken('{at_most: "2%", points: 20}', "{points: 20}")
     with pytest.raises(ConfigError, match="at_most") as raised:
-        scorecard.load(path)
+        _load(text)
     assert "overdue_ratio" in str(raised.value)
 
 
-def test_band_with_negative_points_is_a_config_error(tmp_path: Path) -> None:
-    path = _broken(tmp_path, '{at_most: "3%", points: 10}', '{at_most: "3%", points: -10}')
+def test_band_with_negative_points_is_a_config_error() -> None:
+    text = _broken('{at_most: "3%", points: 10}', '{at_most: "3%", points: -10}')
     with pytest.raises(ConfigError, match="points"):
-        scorecard.load(path)
+        _load(text)
 
 
-def test_banded_component_without_bands_is_a_config_error(tmp_path: Path) -> None:
-    path = _broken(tmp_path, "    max: 10\n    points: linear\n", "    max: 10\n    points: bands\n")
+def test_banded_component_without_bands_is_a_config_error() -> None:
+    text = _broken("    max: 10\n    points: linear\n", "    max: 10\n    points: bands\n")
     with pytest.raises(ConfigError, match="bands") as raised:
-        scorecard.load(path)
+        _load(text)
     assert "post_disbursement_inspection" in str(raised.value)
 
 
-def test_missing_window_is_a_config_error(tmp_path: Path) -> None:
-    path = _broken(tmp_path, "  inactive_days: 90", "")
+def test_missing_window_is_a_config_error() -> None:
+    text = _broken("  inactive_days: 90", "")
     with pytest.raises(ConfigError, match="inactive_days"):
-        scorecard.load(path)
+        _load(text)
 
 
-def test_unknown_class_is_a_config_error(tmp_path: Path) -> None:
-    path = _broken(tmp_path, "class: tot}", "class: excellent}")
+def test_unknown_class_is_a_config_error() -> None:
+    text = _broken("class: tot}", "class: excellent}")
     with pytest.raises(ConfigError, match="class"):
-        scorecard.load(path)
+        _load(text)
 
 
-def test_text_that_is_not_yaml_is_a_config_error(tmp_path: Path) -> None:
-    path = tmp_path / "scorecard.yaml"
-    path.write_text("windows: [\n", encoding="utf-8")
+def test_text_that_is_not_yaml_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="scorecard"):
-        scorecard.load(path)
+        _load("windows: [\n")
 
 
 @settings(max_examples=400)

@@ -1,4 +1,4 @@
-"""The store's record of accepted event ids (`UnitOfWork.claim`): each id is kept with the digest it was first
+"""The store's record of accepted event ids (`SqlUnitOfWork.claim`): each id is kept with the digest it was first
 claimed with, and a later claim of it gets that digest back, whatever characters the id holds."""
 
 from __future__ import annotations
@@ -14,10 +14,12 @@ import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from uythac import scorecard
-from uythac.processor import Processor
-from uythac.store import DIGEST_SIZE, Store, UnitOfWork, seen
-from uythac.validation import Event, parse
+from tests.support import CARD
+from uythac.adapters.sql.schema import seen
+from uythac.adapters.sql.store import Store
+from uythac.adapters.sql.unit_of_work import SqlUnitOfWork
+from uythac.core.events import DIGEST_SIZE, Event, parse
+from uythac.service.processor import Processor
 
 # Quotes, backslashes, every plane; not lone surrogates or NUL, which neither JSON text nor SQLite's carry (the
 # schema's ID_PATTERN allows neither: the NUL is refused, below).
@@ -37,7 +39,7 @@ def _store() -> Iterator[Store]:
             store.close()
 
 
-def _stored(uow: UnitOfWork) -> dict[str, bytes]:
+def _stored(uow: SqlUnitOfWork) -> dict[str, bytes]:
     return {row.event_id: bytes(row.digest) for row in uow.connection.execute(sa.select(seen))}
 
 
@@ -104,7 +106,7 @@ def _event(event_id: str, loan: str, day: str, principal: int) -> tuple[int, Eve
 
 
 def test_a_batch_handed_over_later_with_its_first_digests_is_deduped_as_the_batch_itself(tmp_path: Path) -> None:
-    """The worker claims a batch's ids while it decodes the batch (`Processor.process(..., firsts=...)`)."""
+    """The worker claims a batch's ids while it decodes the batch (`Processor.apply(..., first_digests=...)`)."""
     first = [_event("r-1", "L-1", "2023-01-05", 100), _event("r-2", "L-1", "2023-01-06", 200)]
     second = [
         _event("r-2", "L-1", "2023-01-06", 200),  # a duplicate of the batch before
@@ -116,7 +118,7 @@ def test_a_batch_handed_over_later_with_its_first_digests_is_deduped_as_the_batc
     ]
     outcomes = []
     for way in ("itself", "later"):
-        processor = Processor(Store.at(tmp_path / f"{way}.db"), scorecard.load())
+        processor = Processor(Store.at(tmp_path / f"{way}.db"), CARD, 24, 250_000)
         processor.process(first)
         if way == "itself":
             outcomes.append(processor.process(second))
@@ -124,7 +126,8 @@ def test_a_batch_handed_over_later_with_its_first_digests_is_deduped_as_the_batc
             firsts: dict[str, bytes] = {}
             for _, event in second:
                 firsts.setdefault(event.event_id, event.digest)
-            outcomes.append(processor.process(lambda: second, firsts=firsts))
+            with processor.transaction() as uow:
+                outcomes.append(processor.apply(uow, lambda: second, first_digests=firsts))
         processor.store.close()
     itself, later = outcomes
     assert [event.event_id for event in later.accepted] == [event.event_id for event in itself.accepted]

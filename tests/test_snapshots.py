@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from tests.reference import business_day, reference_report
 from tests.support import inspect, kept_reports, loan, replay_into, tick
 from tests.test_properties import provinces
-from uythac.dates import month_end
-from uythac.processor import oldest_kept
+from uythac.core.dates import month_end
+from uythac.service.processor import oldest_kept
 
 MONTHS_KEPT = 24  # the default
 

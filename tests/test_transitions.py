@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from tests.support import CARD, inspect, loan, periodic, tick
-from uythac.processor import Outcome, Processor
-from uythac.store import Store
-from uythac.validation import Event, parse
+from uythac.adapters.sql.store import Store
+from uythac.core.events import Event, parse
+from uythac.core.outcome import Outcome
+from uythac.service.processor import Processor
 
 d = date(2023, 3, 1)
 D = d + timedelta(days=30)
@@ -27,11 +28,11 @@ def _events(*items: dict[str, Any]) -> list[tuple[int, Event]]:
 
 
 def _said(outcome: Outcome) -> list[tuple[str, str, str]]:
-    return [(t.kind, t.subject, t.cause) for t in outcome.transitions]
+    return [(t.change, t.subject, t.cause) for t in outcome.transitions]
 
 
 def _processor(tmp_path: Path) -> Processor:
-    return Processor(Store.at(tmp_path / "store.db"), CARD)
+    return Processor(Store.at(tmp_path / "store.db"), CARD, 24, 250_000)
 
 
 def test_missed_deadline_raises_a_flag_caused_by_the_clock(tmp_path: Path) -> None:

@@ -22,15 +22,15 @@ from marshmallow import ValidationError
 from marshmallow.validate import Regexp
 
 from tests.support import CARD, component, loan, report_of, write_lines
-from uythac import publish
-from uythac.cli import main
-from uythac.dates import VIETNAM, business_date, parse_datetime
-from uythac.processor import Processor
-from uythac.replay import Summary, replay
+from uythac.adapters.sql.store import Store
+from uythac.core.dates import VIETNAM, business_date, parse_datetime
+from uythac.core.events import Event, Rejection, digest, parse, validate
+from uythac.entrypoints import publish
+from uythac.entrypoints.cli import main
+from uythac.entrypoints.replay import Summary, replay
 from uythac.schemas.events import EVENT_TYPES, SCHEMAS
 from uythac.schemas.jsonschema import all_schemas, render
-from uythac.store import Store
-from uythac.validation import Event, Rejection, digest, parse, validate
+from uythac.service.processor import Processor
 
 SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas" / "json"
 UNIT = {"district_id": "D01", "commune_id": "C0001", "org": "HND"}
@@ -542,7 +542,7 @@ def _replay_lines(tmp_path: Path, lines: list[str], batch_size: int = 5000) -> t
     store = Store.at(tmp_path / f"dedupe-{n}.db")
     rejects = io.StringIO()
     try:
-        summary = replay(source, Processor(store, CARD), rejects=rejects, batch_size=batch_size)
+        summary = replay(source, Processor(store, CARD, 24, 250_000), rejects=rejects, batch_size=batch_size)
     finally:
         store.close()
     return summary, [json.loads(line) for line in rejects.getvalue().splitlines()]
@@ -592,9 +592,9 @@ def test_conflict_and_duplicate_of_an_event_of_an_earlier_replay(tmp_path: Path,
     second.write_text(json.dumps({**LOAN, "amount": 1}) + "\n" + SAME_LOAN_OTHER_SPELLING + "\n", encoding="utf-8")
     store = Store.at(db)
     try:
-        replay(first, Processor(store, CARD))
+        replay(first, Processor(store, CARD, 24, 250_000), batch_size=5000)
         rejects = io.StringIO()
-        summary = replay(second, Processor(store, CARD), rejects=rejects, batch_size=batch_size)
+        summary = replay(second, Processor(store, CARD, 24, 250_000), rejects=rejects, batch_size=batch_size)
     finally:
         store.close()
     assert (summary.accepted, summary.duplicates, summary.rejected) == (0, 1, 1)

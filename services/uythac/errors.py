@@ -10,4 +10,9 @@ class ConfigError(UythacError):
 
 
 class StoreError(UythacError):
-    """The store cannot be used as asked (another scorecard, a clock that would move back...)."""
+    """The store cannot be used as asked (another scorecard, a clock that would move back, a partition that
+    another worker moved on...)."""
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot be reached or is locked right now: the same work may succeed later."""

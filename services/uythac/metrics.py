@@ -92,7 +92,7 @@ API_SECONDS = Histogram(
     ["route", "method", "status"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
-# Read from the store at scrape time by the API's collector (uythac.api), not kept in memory:
+# Read from the store at scrape time by the API's collector (uythac.entrypoints.api), not kept in memory:
 OPEN_FLAGS_NAME = "uythac_open_flags"  # gauge {district_id}: missed 30-day inspections in the window
 UNITS_NAME = "uythac_units"  # gauge {district_id, org, class}: reported units per class
 STORE_CLOCK_NAME = "uythac_store_clock_timestamp_seconds"  # gauge: the store's clock T (Vietnam midnight)

@@ -1,6 +1,7 @@
 """Configuration from `UYTHAC_*` environment variables, read once into one object (12-factor).
 
-Every setting has a documented default (README, "Configuration"); command-line flags override them.
+Every setting and its default is here, and only here (docs/configuration.md lists them); command-line flags
+override them (`entrypoints.cli`), and `bootstrap` turns them into the running parts.
 """
 
 from __future__ import annotations
@@ -8,20 +9,17 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from pathlib import Path
 
 from uythac.errors import ConfigError
-
-# Events per store transaction, for replay and the worker alike: each commit rewrites most leaves of the
-# table of seen event ids, so fewer commits pay (60 000 against 20 000: replay 5-8 % faster, 64 MB more RSS).
-BATCH_SIZE = 60_000
 
 
 @dataclass(frozen=True)
 class Settings:
     db: str = "var/uythac.db"  # SQLite path, or a SQLAlchemy URL (postgresql+psycopg://...)
     scorecard: str = ""  # a scorecard YAML file; empty: the packaged rules/scorecard.yaml
-    batch_size: int = BATCH_SIZE  # events per store transaction (at most; a worker applies what one poll brings)
+    # Events per store transaction (at most: a worker applies what one poll brings). Each commit rewrites most
+    # leaves of the table of seen event ids, so fewer, larger commits pay, for some memory (docs/benchmarks.md).
+    batch_size: int = 60_000
     reports_months: int = 24  # month-end reports kept for `?as_of=` (the latest ones); 0: none
     cache_entities: int = 250_000  # loans (and as many groups) kept in memory between batches; ~1 KB each
     log_level: str = "info"
@@ -46,10 +44,6 @@ class Settings:
     api_ready_heartbeat_s: int = 60  # /readyz: the worker's heartbeat in the store must be at most this old
     api_ready_lag: int = 10000  # /readyz: at most this many events-topic messages not yet applied
     api_ready_clock_days: int = 2  # /readyz: Vietnam today minus the clock T at most this; 0: not checked
-
-    @property
-    def scorecard_path(self) -> Path | None:
-        return Path(self.scorecard) if self.scorecard else None
 
 
 def load(environ: Mapping[str, str] = os.environ) -> Settings:

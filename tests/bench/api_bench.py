@@ -31,8 +31,8 @@ from pathlib import Path
 
 from tests.bench.common import BENCH_DIR, UYTHAC, machine
 from tests.kafka_broker import free_ports
-from uythac import generate
-from uythac.api.auth import entry, new_key
+from uythac.devtools import generate
+from uythac.entrypoints.api.auth import entry, new_key
 
 TARGET_P99_MS = 50.0
 WARM_UP_S = 5.0

@@ -37,10 +37,10 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from tests.bench.common import BENCH_DIR, UYTHAC, machine, province
 from tests.kafka_broker import KafkaBroker, free_ports
-from uythac.kafka_admin import ensure_topics
-from uythac.publish import publish
-from uythac.replay import lines_of
-from uythac.store import Store
+from uythac.adapters.kafka.admin import ensure_topics
+from uythac.adapters.sql.store import Store
+from uythac.entrypoints.publish import publish
+from uythac.entrypoints.replay import lines_of
 
 PARTITIONS = 12
 RATE = 2000  # events/s in the latency phase

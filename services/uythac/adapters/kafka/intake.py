@@ -1,0 +1,460 @@
+"""The worker's intake: its Kafka clients, in a process of its own.
+
+kafka-python decodes every record in Python (~8 µs a record on these machines) and checking an event costs
+a few µs more, while the store takes one writer at a time. So the worker reads Kafka in a second process
+and the two run on two cores: the intake is the consumer-group member; it polls, checks each record
+(`core.events.parse`: accepted with its business date and digest, or rejected with its reason) and hands
+each poll to the worker through a pipe, while the worker applies the one before. It also owns the output
+producer: told to relay, it reads the outbox rows the worker committed from the store and sends them; the
+worker deletes those the broker acknowledged. The worker owns the store and everything written there:
+state, offsets, outbox (`service.checkpoint`); the intake only reads it.
+
+The two talk in typed messages (`protocol`) on two one-way pipes.
+The intake leaves with its worker: it stops when told, when the pipe closes, or when the worker dies (even
+by kill -9: Linux sends it SIGTERM then).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import multiprocessing
+import os
+import queue
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from types import FrameType
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.errors import KafkaError
+from kafka.structs import OffsetAndMetadata
+
+from uythac import logs, metrics
+from uythac.adapters.kafka.admin import wait_for_broker, with_backoff
+from uythac.adapters.kafka.producer import idempotent_producer
+from uythac.adapters.kafka.protocol import (
+    Assigned,
+    Batch,
+    CommitOffsets,
+    Ends,
+    FromIntake,
+    Polled,
+    Relay,
+    Relayed,
+    Restarted,
+    Revoked,
+    Rewind,
+    Stop,
+    ToIntake,
+)
+from uythac.adapters.kafka.relay import Round, pending_rows
+from uythac.core.dates import day_number
+from uythac.core.events import Rejection, parse
+from uythac.cycles import Collections
+from uythac.service.ports import Store
+
+log = logging.getLogger(__name__)
+ENDS_EVERY_S = 1.0
+ENDS_TIMEOUT_MS = 500  # for the partitions' end offsets, asked each ENDS_EVERY_S
+AHEAD = 2  # batches checked and queued for the worker while it applies the one before
+FIRST_POLL = 1 / 16  # of the batch size: the first poll after a start or a rewind, doubled each poll after
+
+
+@dataclass(frozen=True)
+class IntakeConfig:
+    bootstrap: str
+    topic: str
+    group_id: str
+    session_timeout_ms: int
+    batch_size: int
+    poll_ms: int
+    open_store: Callable[[], Store]  # the store whose offsets an assignment seeks to (picklable: a spawned process)
+    log_level: str
+
+
+class Intake:
+    """The worker's handle on its intake process."""
+
+    def __init__(self, config: IntakeConfig) -> None:
+        self.config = config
+        self.generation = 0
+        self._start()
+
+    def _start(self) -> None:
+        context = multiprocessing.get_context("spawn")  # the worker has threads (metrics, Kafka): no fork
+        self._records, records_end = context.Pipe(duplex=False)
+        commands_end, self._commands = context.Pipe(duplex=False)
+        self.process = context.Process(
+            target=run, args=(self.config, os.getpid(), records_end, commands_end), name="uythac-intake", daemon=True
+        )
+        self.process.start()
+        records_end.close()
+        commands_end.close()
+
+    def receive(self, timeout_s: float) -> FromIntake | None:
+        """The intake's next message, or None if there is none within `timeout_s`.
+
+        An intake that died is started again (its consumer rejoins the group), with a log line.
+        """
+        try:
+            if not self._records.poll(timeout_s):
+                return None
+            message: FromIntake = self._records.recv()
+            return message
+        except (EOFError, OSError):
+            log.error("the intake process ended; starting it again", extra={"exitcode": self.process.exitcode})
+            metrics.INTAKE_RESTARTS.labels("died").inc()
+            time.sleep(1.0)
+            self.restart()
+            return Restarted()
+
+    def restart(self) -> None:
+        """End this intake (killed: a stalled one may not answer) and start a new one, whose consumer joins the
+        group afresh; every partition is read again from the store's offsets, batches read before are dropped."""
+        self.process.kill()
+        self.process.join(timeout=5)
+        self._records.close()
+        self._commands.close()
+        self._start()
+        self.rewind()
+
+    def rewind(self) -> None:
+        """Have every partition read again from the store's offsets; batches read before are dropped."""
+        self.generation += 1
+        self._send(Rewind(self.generation))
+
+    def commit_offsets(self, positions: dict[int, int]) -> None:
+        """Commit these consumer offsets to Kafka (advisory, for lag tools)."""
+        self._send(CommitOffsets(positions))
+
+    def relay(self, limit: int) -> None:
+        """Send up to `limit` committed outbox rows (one round at a time: wait for its `Relayed` before the next)."""
+        self._send(Relay(limit))
+
+    def stop(self, timeout_s: float = 30.0) -> list[FromIntake]:
+        """Stop the intake (its consumer leaves the group) and wait for it; what it said last (a relay
+        round's answers among them)."""
+        self._send(Stop())
+        last: list[FromIntake] = []
+        with suppress(EOFError, OSError):
+            while self._records.poll(timeout_s):
+                last.append(self._records.recv())
+        self.process.join(timeout_s)
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join(5)
+        return last
+
+    def _send(self, command: ToIntake) -> None:
+        with suppress(OSError):  # it has ended: `receive` notices and starts it again
+            self._commands.send(command)
+
+
+# the intake process ---------------------------------------------------------------------------------
+def run(config: IntakeConfig, parent: int, records: Connection, commands: Connection) -> None:
+    """The intake process: connect, subscribe, then poll and hand over until told to stop."""
+    logs.configure(config.log_level)
+    _leave_with(parent)
+    with Collections("intake") as collections:
+        _Loop(config, records, commands, collections).run()
+
+
+class _Loop:
+    def __init__(
+        self, config: IntakeConfig, records: Connection, commands: Connection, collections: Collections
+    ) -> None:
+        self.config, self.out, self.collections = config, _Out(records), collections
+        self.commands = _Commands(commands)
+        self.store = config.open_store()
+        self.consumer: KafkaConsumer | None = None
+        self.producer: KafkaProducer | None = None
+        self.round: Round | None = None  # the relay round in flight
+        self.unsent: int | None = None  # the limit of a round asked for before the producer: sent once connected
+        self.generation = 0
+        self.limit = self._first_limit()  # records the next poll may bring: doubled after each poll, to the batch size
+        self.stopping = False
+
+    def _first_limit(self) -> int:
+        """After a start or a rewind the worker waits for its first batch, and a full one takes the intake most
+        of a second to fetch and check: start at a sixteenth and double: full size from the fifth poll."""
+        return max(int(self.config.batch_size * FIRST_POLL), 1)
+
+    def run(self) -> None:
+        try:
+            self.consumer = self._connect()
+            if self.consumer is None:
+                return
+            if self.unsent is not None:
+                self._start_round(self.unsent)
+                self.unsent = None
+            self.consumer.subscribe(
+                [self.config.topic], listener=_Seek(self.consumer, self.store, self.config, self.out)
+            )
+            reported = 0.0
+            while not self._follow_commands():
+                polled = self.consumer.poll(timeout_ms=self.config.poll_ms, max_records=self.limit)
+                self.out.send(Batch(_checked(polled, self.generation)) if polled else None)
+                if polled:
+                    self.limit = min(self.limit * 2, self.config.batch_size)
+                self._answer_round()
+                self.collections.done(sum(map(len, polled.values())))
+                if time.monotonic() - reported >= ENDS_EVERY_S:
+                    reported = time.monotonic()
+                    self.out.send(Ends(_ends(self.consumer, fetching=bool(polled))))
+            if self.round is not None and self.producer is not None:  # stopping: the round in flight first
+                self.producer.flush(timeout=10)
+                self._answer_round()
+        except (BrokenPipeError, EOFError, OSError):  # the worker has gone
+            pass
+        finally:
+            self.out.close()
+            if self.consumer is not None:
+                self.consumer.close(autocommit=False)
+            if self.producer is not None:
+                self.producer.close(timeout=5)
+            self.store.close()
+
+    def _start_round(self, limit: int) -> None:
+        """Send the oldest `limit` committed outbox rows, read here (a round pickled through the pipe held the
+        worker up to a tenth of a second, while this process's command thread waited its turn to read it);
+        with none waiting, answer at once."""
+        assert self.producer is not None
+        try:
+            rows = pending_rows(self.store, limit)
+        except Exception as error:  # the store is unreachable: the worker asks again a second later
+            self.out.send(Relayed([], 0, f"outbox not read: {error}"))
+            return
+        if rows:
+            self.round = Round(self.producer, rows)
+        else:
+            self.out.send(Relayed([]))
+
+    def _answer_round(self) -> None:
+        result = None if self.round is None else self.round.result()
+        if result is not None:
+            self.round = None
+            self.out.send(result)
+
+    def _follow_commands(self) -> bool:
+        """Carry out the worker's commands waiting in the pipe; True once told to stop."""
+        while not self.stopping and (command := self.commands.next()) is not None:
+            match command:
+                case Stop():
+                    self.stopping = True
+                case Rewind(generation):
+                    self.generation = generation
+                    self.limit = self._first_limit()
+                    if self.consumer is not None:  # before the first assignment there is nothing to rewind
+                        _seek_to_store(self.consumer, self.store, self.config.topic, self.consumer.assignment())
+                case Relay(limit) if self.producer is None:  # still connecting: sent once connected
+                    self.unsent = limit
+                case Relay() if self.round is not None:  # the worker asks for one round at a time
+                    self.out.send(Relayed([], 0, "a round is in flight"))
+                case Relay(limit):
+                    self._start_round(limit)
+                case CommitOffsets(positions) if self.consumer is not None:
+                    owned = {tp.partition for tp in self.consumer.assignment()}
+                    offsets = {
+                        TopicPartition(self.config.topic, p): OffsetAndMetadata(offset, "", -1)
+                        for p, offset in positions.items()
+                        if p in owned
+                    }
+                    if offsets:
+                        self.consumer.commit_async(offsets)
+        return self.stopping
+
+    def _connect(self) -> KafkaConsumer | None:
+        """The group's consumer (and the relay's producer) once the broker answers and knows the topic,
+        retried as the worker does (`with_backoff`); None if told to stop meanwhile."""
+
+        def attempt(timeout_s: float) -> KafkaConsumer:
+            wait_for_broker(self.config.bootstrap, timeout_s=timeout_s)
+            consumer = _consumer(self.config)
+            try:
+                # Metadata first: a group leader that does not know the topic yet assigns nothing and rejoins.
+                consumer.partitions_for_topic(self.config.topic)
+                self.producer = idempotent_producer(self.config.bootstrap, client_id="uythac-relay")
+            except Exception:
+                consumer.close(autocommit=False)
+                raise
+            return consumer
+
+        return with_backoff(self.config.bootstrap, attempt, self._follow_commands)
+
+
+def _consumer(config: IntakeConfig) -> KafkaConsumer:
+    return KafkaConsumer(
+        bootstrap_servers=config.bootstrap,
+        group_id=config.group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=config.batch_size,
+        fetch_max_bytes=64 * 1024 * 1024,
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+        session_timeout_ms=config.session_timeout_ms,
+        heartbeat_interval_ms=min(3000, config.session_timeout_ms // 3),
+        client_id="uythac-intake",
+    )
+
+
+def _ends(consumer: KafkaConsumer, fetching: bool) -> dict[int, int]:
+    """The end offset of each assigned partition; {} if the broker does not answer in time.
+
+    While polls bring records, as the fetches that brought them saw it (`highwater`); otherwise asked of the
+    broker: a consumer that has stopped fetching keeps its last figures, and the worker's stall watch and lag
+    gauges need today's. (Asked every second, the broker's answer held the polling thread tens of ms each
+    time, while records were waiting.)"""
+    assigned = list(consumer.assignment())
+    if not assigned:
+        return {}
+    if fetching:
+        with suppress(KafkaError, KeyError):  # a partition revoked meanwhile (the listener runs on another thread)
+            seen = {tp.partition: consumer.highwater(tp) for tp in assigned}
+            if None not in seen.values():  # every partition has had a fetch answered since its assignment
+                return {partition: end for partition, end in seen.items() if end is not None}
+    try:
+        ends = consumer.end_offsets(assigned, timeout_ms=ENDS_TIMEOUT_MS)
+    except KafkaError:
+        return {}
+    return {tp.partition: end for tp, end in ends.items() if end is not None}
+
+
+def _checked(polled: dict[TopicPartition, list[Any]], generation: int) -> Polled:
+    """Each record's verdict, beside what the worker needs of it."""
+    batch = Polled(generation)
+    for tp, records in polled.items():
+        start = len(batch.offsets)
+        for record in records:
+            value = record.value
+            parsed = parse(value) if value is not None else Rejection("message: null value")
+            if isinstance(parsed, Rejection):
+                batch.rejections[len(batch.offsets)] = parsed
+                batch.days.append(0)
+                batch.ids.append("")
+                batch.digests.append(b"")
+            else:
+                batch.days.append(day_number(parsed.day))
+                batch.ids.append(parsed.event_id)
+                batch.digests.append(parsed.digest)
+            batch.offsets.append(record.offset)
+            batch.keys.append(record.key)
+            batch.values.append(value)
+            batch.headers.append(tuple(record.headers) if record.headers else ())
+            batch.timestamps.append(record.timestamp)
+        batch.runs.append((tp.partition, start, len(batch.offsets)))
+    return batch
+
+
+class _Commands:
+    """The worker's commands, read from the pipe as they come by a thread of their own and queued: the
+    worker must never wait to hand over a command (a relay round can be larger than the pipe holds) while
+    the polling thread waits to hand over a batch. A closed pipe reads as `Stop`."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._queue: deque[ToIntake] = deque()
+        self._thread = threading.Thread(target=self._read, args=(connection,), name="intake-commands", daemon=True)
+        self._thread.start()
+
+    def _read(self, connection: Connection) -> None:
+        try:
+            while True:
+                self._queue.append(connection.recv())
+        except (EOFError, OSError):
+            self._queue.append(Stop())
+
+    def next(self) -> ToIntake | None:
+        return self._queue.popleft() if self._queue else None
+
+
+class _Out:
+    """The pipe to the worker, written by a thread of its own from a short queue: the intake polls and checks
+    the next batches while the worker takes the one before (up to `AHEAD` batches ready). The rebalance
+    listener runs on kafka-python's network thread, which must never wait on the worker (it sends the
+    heartbeats), so its notices are kept aside (`notice`) and queued by the polling thread before the
+    records of the poll that brought them (`send`)."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self._notices: deque[FromIntake] = deque()
+        self._queue: queue.Queue[FromIntake | None] = queue.Queue(maxsize=AHEAD)
+        self._failed: BaseException | None = None
+        self._thread = threading.Thread(target=self._write, name="intake-out", daemon=True)
+        self._thread.start()
+
+    def notice(self, message: FromIntake) -> None:
+        self._notices.append(message)
+
+    def send(self, message: FromIntake | None = None) -> None:
+        """Queue the notices kept aside, then `message`; waits while `AHEAD` batches are already queued."""
+        if self._failed is not None:
+            raise BrokenPipeError("the worker has gone") from self._failed
+        while self._notices:
+            self._queue.put(self._notices.popleft())
+        if message is not None:
+            self._queue.put(message)
+
+    def close(self) -> None:
+        """Write what is queued, then stop the writer."""
+        self._queue.put(None)
+        self._thread.join(timeout=30)
+
+    def _write(self) -> None:
+        while (message := self._queue.get()) is not None:
+            try:
+                self._connection.send(message)
+            except (BrokenPipeError, EOFError, OSError) as error:
+                self._failed = error
+                while self._queue.get() is not None:  # drain: the polling thread may be waiting to put
+                    pass
+                return
+
+
+class _Seek(ConsumerRebalanceListener):  # type: ignore[misc]
+    """On assignment, seek to the offsets in the store (runs on kafka-python's network thread)."""
+
+    def __init__(self, consumer: KafkaConsumer, store: Store, config: IntakeConfig, out: _Out) -> None:
+        self.consumer, self.store, self.topic, self.out = consumer, store, config.topic, out
+
+    def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        """Nothing to flush here: the worker commits every batch with its offsets before it takes the next."""
+        self.out.notice(Revoked(sorted(tp.partition for tp in revoked)))
+
+    def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        _seek_to_store(self.consumer, self.store, self.topic, assigned)
+        self.out.notice(Assigned(sorted(tp.partition for tp in assigned)))
+        log.info("partitions assigned", extra={"partitions": sorted(tp.partition for tp in assigned)})
+
+
+def _seek_to_store(consumer: KafkaConsumer, store: Store, topic: str, partitions: Any) -> None:
+    """Seek to the offsets the store has applied up to; a partition it has never seen, to its beginning."""
+    with store.reading() as uow:
+        stored = uow.offsets(topic)
+    for tp in partitions:
+        if tp.partition in stored:
+            consumer.seek(tp, stored[tp.partition])
+        else:  # the store has applied nothing from it: all of it, whatever Kafka's committed offset
+            consumer.seek_to_beginning(tp)
+
+
+def _leave_with(parent: int) -> None:
+    """Stop when the worker that started this process dies, even by kill -9 (Linux: a SIGTERM from the
+    kernel); a SIGTERM or SIGINT while the worker lives is the worker's to handle (it stops the intake)."""
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        if os.getppid() != parent:
+            raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    with suppress(OSError, AttributeError):  # not Linux: the closed pipe still ends the intake
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # died before the call above
+        raise SystemExit(0)

@@ -1,0 +1,144 @@
+"""The store: the source of truth, one SQLAlchemy engine over SQLite (the embedded default) or PostgreSQL.
+
+`Store.at(path or URL)` opens it, creating the tables of `schema` if they are missing and refusing a store of
+another layout; `unit_of_work()` is one transaction (`unit_of_work.SqlUnitOfWork`), `reading()` a read. On
+SQLite it sets the pragmas measured for this workload and copies the WAL on a thread of its own (`wal`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+
+from uythac.adapters.sql.schema import LAYOUT, meta, metadata
+from uythac.adapters.sql.unit_of_work import SqlUnitOfWork
+from uythac.adapters.sql.wal import WalCheckpoints, changes
+from uythac.errors import StoreError, StoreUnavailable
+from uythac.service.ports import Rows
+
+
+class Store:
+    """A SQLAlchemy engine and the schema; `unit_of_work()` opens one transaction."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        if url.startswith("sqlite"):
+            # check_same_thread=False: kafka-python's rebalance listener reads offsets from its own thread
+            self.engine: Engine = sa.create_engine(url, connect_args={"check_same_thread": False})
+        else:
+            self.engine = sa.create_engine(url)
+        self._checkpoints: WalCheckpoints | None = None
+        if self.engine.dialect.name == "sqlite":
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+            if self.engine.url.database not in (None, "", ":memory:"):
+                self._checkpoints = WalCheckpoints(self.engine.url.database)
+        self._create_schema()
+
+    def _create_schema(self) -> None:
+        """Create the missing tables and indexes, one process at a time (a worker and a reader may start
+        together).
+
+        Python's sqlite3 runs DDL outside any transaction of its own, so two processes could both find
+        a table missing; BEGIN IMMEDIATE takes SQLite's write lock before the check.
+        """
+        with self.engine.connect() as connection:
+            if self.engine.dialect.name == "sqlite":
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+            if sa.inspect(connection).has_table("meta"):
+                layout = connection.execute(sa.select(meta.c.value).where(meta.c.key == "layout")).scalar()
+                if layout != LAYOUT:
+                    raise StoreError(
+                        f"{self.url}: made by an older uythac (table layout {layout or 1}, this one reads "
+                        f"{LAYOUT}): replay the events into a new store (or let the worker rebuild it from Kafka)"
+                    )
+            metadata.create_all(connection)
+            for table in metadata.sorted_tables:  # and indexes added since the store was made
+                for index in table.indexes:
+                    index.create(connection, checkfirst=True)
+            dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+            connection.execute(dialect.insert(meta).values(key="layout", value=LAYOUT).on_conflict_do_nothing())
+            connection.commit()
+
+    @classmethod
+    def at(cls, path: Path | str) -> Store:
+        """A SQLite file (WAL), or any SQLAlchemy URL given as is."""
+        text = str(path)
+        if "://" in text:
+            return cls(text)
+        Path(text).parent.mkdir(parents=True, exist_ok=True)
+        return cls(f"sqlite:///{text}")
+
+    @contextmanager
+    def unit_of_work(self, rows: Rows | None = None) -> Iterator[SqlUnitOfWork]:
+        """One transaction; `rows`: loan and group rows as stored, kept by the caller between transactions
+        (`service.cache.Cache.rows`), which the unit of work reads before the store and keeps up to date.
+        `StoreUnavailable` if the database cannot be reached or stays locked (nothing was committed)."""
+        with unavailable(self.url), self.engine.begin() as connection:
+            before = changes(connection)
+            yield SqlUnitOfWork(connection, rows)
+            changed = changes(connection) - before
+        if self._checkpoints is not None:
+            self._checkpoints.committed(changed)
+
+    @contextmanager
+    def reading(self) -> Iterator[SqlUnitOfWork]:
+        """A read (`StoreUnavailable` as for `unit_of_work`)."""
+        with unavailable(self.url), self.engine.connect() as connection:
+            yield SqlUnitOfWork(connection)
+
+    def analyze(self) -> None:
+        """Refresh the statistics SQLite's query planner picks indexes by (a sample: ~0.1 s for a province).
+
+        Run after a replay and now and then by the worker; PostgreSQL's autovacuum does this itself.
+        """
+        if self.engine.dialect.name != "sqlite":
+            return
+        with self.engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA analysis_limit=1000")
+            connection.exec_driver_sql("ANALYZE")
+            connection.commit()
+
+    def close(self) -> None:
+        if self._checkpoints is not None:
+            self._checkpoints.close()
+        self.engine.dispose()
+
+
+@contextmanager
+def unavailable(url: str) -> Iterator[None]:
+    """The driver's "cannot connect", "connection lost" and "database is locked" as `StoreUnavailable`."""
+    try:
+        yield
+    except OperationalError as error:
+        raise StoreUnavailable(f"{_shown(url)}: {error.orig}") from error
+
+
+def _shown(url: str) -> str:
+    """A store's URL without its password, for messages and logs."""
+    return sa.make_url(url).render_as_string(hide_password=True)
+
+
+def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+    """Settings measured on province-year replays (docs/benchmarks.md)."""
+    cursor = connection.cursor()
+    # A new file gets 4 KiB pages: with rare checkpoints, the shallower B-trees of bigger pages cost less CPU
+    # than small pages, which write fewer bytes for a row changed at a random place.
+    cursor.execute("PRAGMA page_size=4096")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")  # durable across a process crash; WAL keeps it consistent
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA cache_size=-65536")  # 64 MiB of pages: a fixed bound, whatever the history
+    # A checkpoint costs two fsyncs (tens of ms here) whatever its size, and a batch of 60 000 events
+    # writes up to ~16 000 pages to the WAL (most are leaves of `seen`, where new ids land at random):
+    # checkpoint every other batch or so (a WAL of up to ~170 MiB on disk), not after each one as with
+    # the default 1000 pages. `wal.WalCheckpoints` copies the WAL on its own thread after each batch; this is
+    # the backstop (a commit that crosses it checkpoints what that thread has not copied yet).
+    cursor.execute("PRAGMA wal_autocheckpoint=25000")
+    cursor.close()

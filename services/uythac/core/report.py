@@ -1,0 +1,145 @@
+"""The machine-readable report (docs/contract.md, "The report"): units with their five components, flags,
+distribution.
+
+`build` is pure: counts in, JSON-ready dict out. `render` fixes the bytes (key order as in the contract,
+2-space indent, UTF-8), so a replay and the worker produce identical files from the same events.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from functools import partial
+from typing import Any, NamedTuple
+
+from uythac.core.model import Counts, Loan, Unit
+from uythac.core.scorecard import CLASSES, Scorecard, as_number
+from uythac.schemas.events import ORGS
+
+RATIOS: dict[str, tuple[str, str]] = {  # component → (numerator, denominator) fields of Counts
+    "post_disbursement_inspection": ("loans_inspected", "loans_assessed"),
+    "periodic_inspection": ("groups_inspected", "groups_seasoned"),
+    "overdue_ratio": ("overdue", "outstanding"),
+    "inactive_loans": ("loans_inactive", "loans_seasoned"),
+    "savings_activity": ("groups_with_deposit", "groups_saving_age"),
+}
+
+
+@dataclass(frozen=True)
+class ComponentScore:
+    key: str
+    points: int  # hundredths
+    max: int  # hundredths
+    numerator: int
+    denominator: int
+
+
+@dataclass(frozen=True)
+class UnitScore:
+    score: int  # hundredths
+    rating: str  # the class: tot | kha | trung_binh | yeu
+    components: tuple[ComponentScore, ...]
+
+    @property
+    def flags(self) -> int:
+        """Missed inspections: the denominator minus the numerator of post_disbursement_inspection."""
+        first = self.components[0]
+        return first.denominator - first.numerator
+
+
+def score(counts: Counts, card: Scorecard) -> UnitScore:
+    """The unit's points, component by component, each rounded half up before they are summed."""
+    components = []
+    for component in card.components:
+        numerator_field, denominator_field = RATIOS[component.key]
+        numerator, denominator = getattr(counts, numerator_field), getattr(counts, denominator_field)
+        points = component.points(numerator, denominator)
+        components.append(ComponentScore(component.key, points, component.full, numerator, denominator))
+    total = sum(c.points for c in components)
+    return UnitScore(total, card.classify(total), tuple(components))
+
+
+def window(today: date, card: Scorecard) -> tuple[date, date]:
+    """Deadlines in (today − W, today) are assessed; the flags listed are the missed ones among them."""
+    return today - card.windows.scoring, today
+
+
+def scored_entry(unit: Unit, scored: UnitScore) -> dict[str, Any]:
+    """A unit's report entry from a score already worked out (the API keeps scores; scoring is slow)."""
+    return {
+        "district_id": unit.district_id,
+        "commune_id": unit.commune_id,
+        "org": unit.org,
+        "score": as_number(scored.score),
+        "class": scored.rating,
+        "components": {
+            c.key: {
+                "points": as_number(c.points),
+                "max": as_number(c.max),
+                "numerator": c.numerator,
+                "denominator": c.denominator,
+            }
+            for c in scored.components
+        },
+    }
+
+
+class Flag(NamedTuple):
+    """What the report lists of a missed loan (its fields are the entry's keys, in order)."""
+
+    loan_id: str
+    district_id: str
+    commune_id: str
+    org: str
+    disbursed_on: date
+    deadline: date
+    late_inspection_on: date | None
+
+
+def flag_entry(loan: Loan | Flag) -> dict[str, Any]:
+    """A missed loan as the report lists it: the fields of `Flag`, dates as ISO text."""
+    return {name: _iso(getattr(loan, name)) for name in Flag._fields}
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, date) else value
+
+
+def unit_order(unit: Unit) -> tuple[str, str, str]:
+    return unit.district_id, unit.commune_id, unit.org
+
+
+def build(
+    today: date | None,
+    units: Iterable[Unit],
+    flags: Iterable[dict[str, Any]],
+    card: Scorecard,
+    scorer: Callable[[Counts], UnitScore] | None = None,
+) -> dict[str, Any]:
+    """The report at `today`; `flags` are the entries (`flag_entry`'s shape, in report order) of the missed
+    loans whose deadline lies in the window.
+
+    `scorer` gives a unit's score from its counts (default: `score` with `card`; the API passes its memo).
+    """
+    scorer = scorer or partial(score, card=card)
+    entries = [scored_entry(unit, scorer(unit.counts)) for unit in sorted(units, key=unit_order)]
+    return {
+        "as_of": None if today is None else today.isoformat(),
+        "units": entries,
+        "flags": list(flags),
+        "distribution": distribution(entries),
+    }
+
+
+def distribution(entries: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, int]]:
+    """Units per class for each org that has a unit among `entries` (dicts with "org" and "class")."""
+    counts: dict[str, dict[str, int]] = {}
+    for entry in entries:
+        counts.setdefault(entry["org"], dict.fromkeys(CLASSES, 0))[entry["class"]] += 1
+    return {org: counts[org] for org in ORGS if org in counts}
+
+
+def render(report: dict[str, Any]) -> str:
+    return json.dumps(report, ensure_ascii=False, indent=2) + "\n"

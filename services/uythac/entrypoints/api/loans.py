@@ -1,0 +1,42 @@
+"""One loan's 30-day inspection duty. Loans carry the bank's ids and dates only: no borrower data exists
+in uythac, and this endpoint has none to give."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response
+
+from uythac.adapters.sql import queries
+from uythac.entrypoints.api import answers
+from uythac.entrypoints.api.auth import caller
+from uythac.entrypoints.api.context import reading
+from uythac.entrypoints.api.marshal import arguments, respond
+from uythac.entrypoints.api.problems import Problem
+from uythac.entrypoints.api.schemas import LoanPathArgs, LoanSchema
+
+bp = Blueprint("loans", __name__)
+_LOAN_PATH, _LOAN = LoanPathArgs(), LoanSchema()
+
+
+@bp.get("/v1/loans/<loan_id>")
+def get_loan(loan_id: str) -> Response:
+    """Where a loan's post-disbursement inspection stands at T: pending, due soon, missed or fulfilled.
+
+    404 for a loan outside the caller's area, and for an id no `loan.disbursed` has named yet (an
+    inspection or repayment may arrive first; until the disbursement does, the loan has no duty and no unit).
+    ---
+    get:
+      summary: One loan's inspection status
+      tags: [loans]
+      parameters: [{in: path, schema: LoanPathArgs}]
+      responses:
+        200: {description: The loan, content: {application/json: {schema: LoanSchema}}}
+        400: BadParameter
+        404: NotFound
+    """
+    arguments(_LOAN_PATH, {"loan_id": loan_id})
+    connection = reading()
+    loan = queries.loan(connection, loan_id)
+    if loan is None or not caller().area.covers(loan.district_id, loan.commune_id):
+        raise Problem("not-found", f"no disbursed loan {loan_id} in the area of this API key")
+    today = queries.clock(connection)
+    return respond(_LOAN, answers.loan_status(loan, today))

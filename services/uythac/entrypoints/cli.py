@@ -1,0 +1,379 @@
+"""The `uythac` command: parses arguments into settings and calls `bootstrap`; no domain logic lives here.
+
+Every command's failure is one line on stderr and a non-zero exit: 2 for what the caller can fix (a setting,
+a scorecard, a store of another layout), 1 for input that cannot be read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from uythac import bootstrap, logs, settings
+from uythac.core.report import render
+from uythac.entrypoints.replay import Summary, replay
+from uythac.errors import UythacError
+from uythac.service.reports import current_report
+from uythac.settings import Settings
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text) if len(text) == 10 else date.fromisoformat("x")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a YYYY-MM-DD date: {text!r}") from None
+
+
+def build_parser(config: Settings) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="uythac",
+        description="30-day inspection flags and entrustment-quality scores for VBSP's entrusted lending.",
+        epilog="Settings come from UYTHAC_* environment variables (docs/configuration.md).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    replay_cmd = commands.add_parser("replay", help="replay a JSON Lines file of events and write the report")
+    replay_cmd.add_argument("events", type=Path, help="EVENTS.jsonl or EVENTS.jsonl.gz")
+    replay_cmd.add_argument("--as-of", type=_day, help="score at this day; later events are left out")
+    replay_cmd.add_argument("--report", type=Path, required=True, help="where to write the JSON report")
+    replay_cmd.add_argument("--rejects", type=Path, help="where to write rejected lines (JSON Lines)")
+    replay_cmd.add_argument("--db", help="keep state in this store and continue from it (default: a fresh one)")
+    _scorecard(replay_cmd)
+    _batch_size(replay_cmd, config)
+
+    report_cmd = commands.add_parser("report", help="print the report of a store at its clock")
+    _store(report_cmd, config)
+    report_cmd.add_argument("--out", type=Path, help="write to this file instead of standard output")
+    _scorecard(report_cmd)
+
+    generate_cmd = commands.add_parser("generate", help="write a synthetic province's events (JSON Lines)")
+    generate_cmd.add_argument("--out", type=Path, required=True, help="FILE.jsonl or FILE.jsonl.gz")
+    generate_cmd.add_argument("--seed", type=int, default=7)
+    generate_cmd.add_argument("--districts", type=int, default=27)
+    generate_cmd.add_argument("--communes", type=int, default=520)
+    generate_cmd.add_argument("--months", type=int, default=12)
+    generate_cmd.add_argument("--start", type=_day, default=date(2022, 12, 1))
+    generate_cmd.add_argument("--events", type=int, help="aim for about this many events (sets the size)")
+
+    demo_cmd = commands.add_parser("demo", help="generate a demo province, replay it, show the distribution")
+    demo_cmd.add_argument("--dir", type=Path, default=Path("var/demo"))
+    demo_cmd.add_argument("--communes", type=int, default=520)
+    _scorecard(demo_cmd)
+
+    worker_cmd = commands.add_parser("worker", help="consume uythac.events and keep the store up to date")
+    _store(worker_cmd, config)
+    _kafka(worker_cmd, config)
+    worker_cmd.add_argument("--partitions", type=int, default=config.kafka_partitions)
+    worker_cmd.add_argument("--metrics-port", type=int, default=config.worker_metrics_port)
+    worker_cmd.add_argument("--idle-exit", type=float, help="stop after this many seconds with nothing to read")
+    _scorecard(worker_cmd)
+    _batch_size(worker_cmd, config)
+
+    publish_cmd = commands.add_parser("publish", help="validate a JSON Lines file and produce it to Kafka")
+    publish_cmd.add_argument("events", type=Path)
+    _kafka(publish_cmd, config)
+    publish_cmd.add_argument("--strict", action="store_true", help="send nothing if any line is invalid")
+    publish_cmd.add_argument("--rejects", type=Path, help="write the invalid lines and reasons here")
+
+    tick_cmd = commands.add_parser("tick", help="publish a clock.tick so deadlines mature on quiet days")
+    _kafka(tick_cmd, config)
+    tick_cmd.add_argument("--date", type=_day, help="the day to tick (default: today in Vietnam)")
+    tick_cmd.add_argument("--daily", action="store_true", help="keep running: tick every day after midnight")
+
+    status_cmd = commands.add_parser("status", help="how far the worker's store is behind the events topic")
+    _store(status_cmd, config)
+    _kafka(status_cmd, config)
+    status_cmd.add_argument("--wait", type=float, metavar="SECONDS", help="wait up to this long to catch up")
+
+    table_cmd = commands.add_parser("distribution", help="print units per class by district and org (a table)")
+    _store(table_cmd, config)
+    _scorecard(table_cmd)
+
+    api_cmd = commands.add_parser("api", help="serve the HTTP API with gunicorn")
+    _store(api_cmd, config)
+    api_cmd.add_argument("--bind", default=config.api_bind, help=f"host:port (default {config.api_bind})")
+    api_cmd.add_argument("--workers", type=int, default=config.api_workers, help="gunicorn worker processes")
+    api_cmd.add_argument("--threads", type=int, default=config.api_threads, help="threads per worker")
+    _scorecard(api_cmd)
+
+    apikey_cmd = commands.add_parser("apikey", help="make an API key: print it once, and its keys-file entry")
+    apikey_cmd.add_argument("--name", required=True, help="who holds the key (logged with each request)")
+    apikey_cmd.add_argument("--scope", required=True, help="all, district:<district_id> or commune:<commune_id>")
+
+    schemas_cmd = commands.add_parser("schemas", help="write the JSON Schema file of every event type")
+    schemas_cmd.add_argument("--out", type=Path, default=Path("schemas/json"))
+    return parser
+
+
+def _store(command: argparse.ArgumentParser, config: Settings) -> None:
+    command.add_argument("--db", default=config.db, help=f"store: SQLite path or SQLAlchemy URL (default {config.db})")
+
+
+def _scorecard(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--scorecard", help="scorecard YAML (default: UYTHAC_SCORECARD, else the packaged one)")
+
+
+def _batch_size(command: argparse.ArgumentParser, config: Settings) -> None:
+    command.add_argument("--batch-size", type=int, default=config.batch_size, help="events per transaction")
+
+
+def _kafka(command: argparse.ArgumentParser, config: Settings) -> None:
+    command.add_argument("--bootstrap", default=config.kafka_bootstrap, help="Kafka brokers (host:port,...)")
+    command.add_argument("--topic", default=config.kafka_topic, help="the events topic")
+
+
+def overridden(config: Settings, args: argparse.Namespace) -> Settings:
+    """The settings with what the command line gave instead (the flags named as the settings they set)."""
+    flags = {
+        "db": "db",
+        "scorecard": "scorecard",
+        "batch_size": "batch_size",
+        "kafka_bootstrap": "bootstrap",
+        "kafka_topic": "topic",
+        "kafka_partitions": "partitions",
+        "worker_metrics_port": "metrics_port",
+        "api_bind": "bind",
+        "api_workers": "workers",
+        "api_threads": "threads",
+    }
+    given = {name: getattr(args, flag) for name, flag in flags.items() if getattr(args, flag, None) is not None}
+    return replace(config, **given)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        config = settings.load()
+    except UythacError as error:
+        print(f"uythac: error: {error}", file=sys.stderr)
+        return 2
+    logs.configure(config.log_level)
+    args = build_parser(config).parse_args(argv)
+    try:
+        command: Callable[[argparse.Namespace, Settings], int] = COMMANDS[args.command]
+        return command(args, overridden(config, args))
+    except UythacError as error:
+        print(f"uythac: error: {error}", file=sys.stderr)
+        return 2
+
+
+def run_replay(args: argparse.Namespace, config: Settings) -> int:
+    card = bootstrap.load_scorecard(config)
+    with tempfile.TemporaryDirectory(prefix="uythac-") as scratch:
+        store = bootstrap.open_store(args.db or str(Path(scratch) / "replay.db"))
+        try:
+            summary = _replay_file(args, bootstrap.processor(config, store, card), config.batch_size)
+            if summary is None:
+                return 1
+            store.analyze()  # for the API and reports that read this store next
+            _write_json(args.report, current_report(store, card))
+        finally:
+            store.close()
+    print(summary.line())
+    return 0
+
+
+def _replay_file(args: argparse.Namespace, processor: Any, batch_size: int) -> Summary | None:
+    try:
+        rejects = args.rejects.open("w", encoding="utf-8") if args.rejects else None
+        try:
+            with _progress(args.events) as progress:
+                return replay(
+                    args.events, processor, as_of=args.as_of, rejects=rejects, batch_size=batch_size, progress=progress
+                )
+        finally:
+            if rejects is not None:
+                rejects.close()
+    except (OSError, EOFError) as error:
+        print(f"uythac: cannot read {args.events}: {error}", file=sys.stderr)
+        return None
+
+
+@contextmanager
+def _progress(path: Path) -> Iterator[Callable[[int], None] | None]:
+    """A rich progress bar over the input's bytes, only when a person watches a terminal."""
+    if not sys.stderr.isatty() or not path.is_file():
+        yield None
+        return
+    from rich.progress import Progress
+
+    with Progress(transient=True) as bar:
+        task = bar.add_task(f"replay {path.name}", total=path.stat().st_size)
+        yield lambda done: bar.update(task, completed=done)
+
+
+def _write_json(path: Path, report: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render(report), encoding="utf-8")
+
+
+def _current_report(config: Settings) -> dict[str, Any]:
+    card = bootstrap.load_scorecard(config)
+    store = bootstrap.open_store(config.db)
+    try:
+        return current_report(store, card)
+    finally:
+        store.close()
+
+
+def run_report(args: argparse.Namespace, config: Settings) -> int:
+    text = render(_current_report(config))
+    if args.out:
+        args.out.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def run_generate(args: argparse.Namespace, config: Settings) -> int:
+    from uythac.devtools import generate
+
+    shape = {"seed": args.seed, "districts": args.districts, "months": args.months, "start": args.start}
+    if args.events:
+        options = generate.options_for_events(args.events, **shape)
+    else:
+        options = generate.GenerateOptions(communes=args.communes, **shape)
+    summary = generate.write(args.out, options)
+    print(
+        f"wrote {summary.lines} lines to {args.out}: {summary.events} events, {summary.duplicates} duplicates, "
+        f"{summary.invalid} invalid, {summary.first_day} to {summary.last_day}"
+    )
+    return 0
+
+
+def run_demo(args: argparse.Namespace, config: Settings) -> int:
+    from uythac.devtools import demo
+
+    return demo.run(Path(args.dir), int(args.communes), config)
+
+
+def run_schemas(args: argparse.Namespace, config: Settings) -> int:
+    from uythac.schemas import jsonschema
+
+    for path in jsonschema.write(args.out):
+        print(path)
+    return 0
+
+
+def run_worker(args: argparse.Namespace, config: Settings) -> int:
+    from prometheus_client import start_http_server
+
+    worker = bootstrap.worker(config, idle_exit_s=args.idle_exit)
+    try:
+        if config.worker_metrics_port:
+            start_http_server(config.worker_metrics_port)
+        return worker.run()
+    finally:
+        worker.store.close()
+
+
+def run_publish(args: argparse.Namespace, config: Settings) -> int:
+    from uythac.entrypoints.publish import publish
+
+    rejects = args.rejects.open("w", encoding="utf-8") if args.rejects else None
+    try:
+        with _progress(args.events) as progress:
+            summary = publish(
+                args.events,
+                config.kafka_bootstrap,
+                config.kafka_topic,
+                strict=args.strict,
+                partitions=config.kafka_partitions,
+                rejects=rejects,
+                progress=progress,
+            )
+    except OSError as error:
+        print(f"uythac: cannot read {args.events}: {error}", file=sys.stderr)
+        return 1
+    finally:
+        if rejects is not None:
+            rejects.close()
+    print(summary.line())
+    for field_name, count in sorted(summary.reasons.items()):
+        print(f"  {count} rejected for {field_name}")
+    return 1 if summary.refused or summary.failed else 0
+
+
+def run_tick(args: argparse.Namespace, config: Settings) -> int:
+    from uythac.entrypoints.publish import tick
+    from uythac.entrypoints.ticker import daily
+
+    if args.daily:
+        return daily(lambda: tick(config.kafka_bootstrap, config.kafka_topic))
+    print(tick(config.kafka_bootstrap, config.kafka_topic, args.date).decode())
+    return 0
+
+
+def run_status(args: argparse.Namespace, config: Settings) -> int:
+    from uythac.entrypoints import status
+
+    store = bootstrap.open_store(config.db)
+    try:
+        if args.wait is None:
+            print(status.status(store, config.kafka_bootstrap, config.kafka_topic).line())
+            return 0
+        return 0 if status.wait(store, config.kafka_bootstrap, config.kafka_topic, args.wait).caught_up else 1
+    finally:
+        store.close()
+
+
+def run_distribution(args: argparse.Namespace, config: Settings) -> int:
+    from rich.console import Console
+
+    from uythac.entrypoints.terminal import distribution_table
+
+    report = _current_report(config)
+    Console().print(distribution_table(report))
+    print(f"as of {report['as_of']}: {len(report['flags'])} loans flagged for a missed 30-day inspection")
+    return 0
+
+
+def run_api(args: argparse.Namespace, config: Settings) -> int:
+    from uythac.entrypoints.api.auth import load_keys
+    from uythac.entrypoints.api.server import serve
+
+    bootstrap.load_scorecard(config)  # a bad scorecard or keys file stops here, not in every worker
+    load_keys(config.api_keys_file)
+    return serve(config)
+
+
+def run_apikey(args: argparse.Namespace, config: Settings) -> int:
+    from uythac.entrypoints.api.auth import entry, new_key
+
+    key = new_key()
+    try:
+        line = entry(args.name, args.scope, key)
+    except ValueError as error:
+        print(f"uythac: error: {error}", file=sys.stderr)
+        return 2
+    print(key)
+    print(f"# the key above is shown once: hand it to {args.name} and keep no other copy; the server keeps its hash")
+    print("# add this entry under `keys:` in the keys file (UYTHAC_API_KEYS_FILE), then send the API a SIGHUP:")
+    print(line, end="")
+    return 0
+
+
+COMMANDS = {
+    "api": run_api,
+    "apikey": run_apikey,
+    "status": run_status,
+    "distribution": run_distribution,
+    "worker": run_worker,
+    "publish": run_publish,
+    "tick": run_tick,
+    "replay": run_replay,
+    "report": run_report,
+    "generate": run_generate,
+    "demo": run_demo,
+    "schemas": run_schemas,
+}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""`uythac replay`: a JSON Lines file through the same validation and processor as the Kafka worker.
+
+Lines are validated one by one and applied in batches (one store transaction each). A line that is
+not a valid event goes to the rejects file with its line number and reason, and nothing valid beside
+it is lost. With `as_of`, events dated after it are left out and the clock ends on that day.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import IO, Any, TextIO
+
+from uythac.core.events import Event, Rejection, parse
+from uythac.core.outcome import Outcome
+from uythac.cycles import Collections
+from uythac.errors import StoreError
+from uythac.service.processor import Processor
+
+Progress = Callable[[int], None]  # bytes of the input read so far
+
+
+@dataclass
+class Summary:
+    read: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    after_as_of: int = 0
+
+    def line(self) -> str:
+        text = (
+            f"read {self.read} events: {self.accepted} accepted, {self.duplicates} duplicates, {self.rejected} rejected"
+        )
+        return text + (f", {self.after_as_of} after --as-of" if self.after_as_of else "")
+
+
+@contextmanager
+def lines_of(path: Path) -> Iterator[tuple[Iterable[bytes], IO[bytes]]]:
+    """(lines, raw): the decompressed lines and the file underneath, whose position shows progress."""
+    with path.open("rb") as raw:
+        if path.suffix == ".gz":
+            # GzipFile.readline is Python code; a buffer in front of it splits the lines in C.
+            with io.BufferedReader(gzip.GzipFile(fileobj=raw), 1 << 16) as lines:
+                yield lines, raw
+        else:
+            yield raw, raw
+
+
+def reject_line(number: int, original: bytes, rejection: Rejection) -> str:
+    record: dict[str, Any] = {"line": number, "reason": rejection.reason}
+    if rejection.event_id is not None:
+        record["event_id"] = rejection.event_id
+    record["original"] = original.decode("utf-8", errors="backslashreplace")
+    return json.dumps(record, ensure_ascii=False) + "\n"
+
+
+def replay(
+    path: Path,
+    processor: Processor,
+    *,
+    as_of: date | None = None,
+    batch_size: int,
+    rejects: TextIO | None = None,
+    progress: Progress | None = None,
+) -> Summary:
+    if as_of is not None and processor.today is not None and processor.today > as_of:
+        raise StoreError(f"the store's clock is {processor.today}, after --as-of {as_of}")
+    summary = Summary()
+    batch: list[tuple[int, Event]] = []
+    originals: dict[int, bytes] = {}
+    refused: list[tuple[int, bytes, Rejection]] = []  # written in line order at each flush
+
+    def flush(floor: date | None = None) -> None:
+        outcome: Outcome = processor.process(batch, floor=floor)
+        summary.accepted += len(outcome.accepted)
+        summary.duplicates += outcome.duplicates
+        for ref, rejection in outcome.rejected:
+            assert isinstance(ref, int)
+            refused.append((ref, originals[ref], rejection))
+        summary.rejected += len(refused)
+        if rejects is not None:
+            rejects.writelines(reject_line(*entry) for entry in sorted(refused, key=lambda entry: entry[0]))
+        batch.clear()
+        originals.clear()
+        refused.clear()
+
+    with lines_of(path) as (lines, raw), Collections("replay") as collections:
+        for number, line in enumerate(lines, 1):
+            line = line.rstrip(b"\r\n")
+            summary.read += 1
+            parsed = parse(line)
+            if isinstance(parsed, Rejection):
+                refused.append((number, line, parsed))
+            elif as_of is not None and parsed.day > as_of:
+                summary.after_as_of += 1
+            else:
+                batch.append((number, parsed))
+                originals[number] = line
+                if len(batch) >= batch_size:
+                    flush()
+                    collections.done(batch_size)
+                    if progress is not None:
+                        progress(raw.tell())
+        flush(floor=as_of)
+        if progress is not None:
+            progress(raw.tell())
+    return summary

@@ -1,0 +1,378 @@
+"""Applies batches of valid events to the store through the rules engine: the one place state changes.
+
+Order inside a batch, all in one unit of work (`apply`):
+  1. dedupe by event_id (identical content: duplicate, ignored; different content: conflict, rejected);
+     a batch that takes the clock past a month end is then applied in parts: the events that arrived
+     before the first one dated after that month end, the clock moved to the month end, the report at
+     that day kept (for the API's `?as_of=`), then the rest (steps 2 to 6 for each part);
+  2. load the loans and groups the events name, and those whose contribution falls due by the new clock;
+  3. fold the events into them (order-independent summaries, `core.model`);
+  4. the rules decide (`core.engine`): touched loans first, against the old clock, then the clock moves;
+  5. recompute the contribution of every loaded entity and move the difference into its unit;
+  6. write entities, units, inspections, accepted ids and the clock.
+The caller's transaction (`transaction`) commits it with whatever else it adds (the worker's offsets and
+outbox: `service.checkpoint`). If anything fails the transaction rolls back and the in-memory state (the
+units, the flags of the window, the entity cache) is read again from the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import date
+from functools import lru_cache, partial
+from typing import Any
+
+from uythac.core import report
+from uythac.core.dates import ONE_DAY, month_end
+from uythac.core.engine import Inspection, Obligation, ObligationEngine
+from uythac.core.events import Event, Rejection
+from uythac.core.flags import FlagIndex
+from uythac.core.model import NOTHING, Bounds, Counts, Group, Loan, Status, Unit, UnitKey
+from uythac.core.obligations import Decision, Verdict, apply
+from uythac.core.outcome import Outcome, Ref, Transition
+from uythac.core.scorecard import Scorecard
+from uythac.service.cache import Cache
+from uythac.service.ports import Store, UnitOfWork
+
+Events = Sequence[tuple[Ref, Event]]
+
+
+class Processor:
+    """The scoring state of one store, kept in step with it batch by batch."""
+
+    def __init__(self, store: Store, card: Scorecard, months_kept: int, cache_limit: int) -> None:
+        """`months_kept`: how many month-end reports the store keeps (the latest ones; 0: none);
+        `cache_limit`: how many loans (and how many groups) stay in memory between batches."""
+        self.store, self.card, self.months_kept = store, card, months_kept
+        self.cache = Cache(cache_limit)
+        # A unit's score is a pure function of its counts, and most units of an old month end keep their
+        # counts from one month end to the next (a backfill of years passes hundreds of month ends).
+        self.score = lru_cache(maxsize=1 << 14)(partial(report.score, card=card))
+        self._restore()
+
+    def _restore(self) -> None:
+        self.cache.clear()
+        with self.store.unit_of_work() as uow:
+            uow.claim_scorecard(self.card.digest)
+            self.today = uow.clock()
+            self.units = uow.units()
+            self.flags = FlagIndex(
+                [] if self.today is None else uow.missed_loans(*report.window(self.today, self.card))
+            )
+            self.engine = ObligationEngine(self.card.windows.due_soon_days)
+
+    @contextmanager
+    def transaction(self) -> Iterator[UnitOfWork]:
+        """One unit of work with the cached rows; if it fails, the state kept in memory is read again."""
+        try:
+            with self.store.unit_of_work(self.cache.rows()) as uow:
+                yield uow
+        except BaseException:
+            self._restore()
+            raise
+        self.cache.trim()
+
+    def process(self, batch: Events, floor: date | None = None) -> Outcome:
+        """Apply a batch in a transaction of its own (replay); `floor`: see `apply`."""
+        with self.transaction() as uow:
+            return self.apply(uow, batch, floor)
+
+    def apply(
+        self,
+        uow: UnitOfWork,
+        batch: Events | Callable[[], Events],
+        floor: date | None = None,
+        first_digests: Mapping[str, bytes] | None = None,
+    ) -> Outcome:
+        """Apply a batch in `uow` (steps 1-6); `floor` moves the clock to at least that day (replay --as-of).
+
+        `first_digests`, each event id of the batch with the digest of its first event there, lets the batch come
+        later (a callable that waits for it, such as a future's `result`): the ids are claimed meanwhile (the
+        worker decodes the batch on another thread)."""
+        outcome = Outcome(today=self.today)
+        accepted = _dedupe(uow, batch, first_digests, outcome)
+        for part, until, passed in _parts(accepted, self.today, floor, self.months_kept):
+            outcome.absorb(_Batch(self, uow).run(part, until))
+            self.today = outcome.today  # the next part starts from here
+            if passed is not None:
+                uow.keep_report(passed, self._report(passed), self.months_kept)
+                outcome.month_ends.append(passed)
+        uow.next_version()
+        return outcome
+
+    def _report(self, today: date) -> dict[str, Any]:
+        """The report at the clock `today`, from this transaction's state (kept in memory)."""
+        flags = self.flags.entries(*report.window(today, self.card))
+        return report.build(today, self.units.values(), flags, self.card, self.score)
+
+
+class _Batch:
+    """One batch's working set: the loans and groups its events name and those the clock brought due."""
+
+    def __init__(self, processor: Processor, uow: UnitOfWork) -> None:
+        self.processor, self.uow = processor, uow
+        self.windows = processor.card.windows
+        self.loans: dict[str, Loan] = {}
+        self.groups: dict[str, Group] = {}
+        self.named: dict[UnitKey, Unit] = {}  # units a reporting event named in this batch
+        self.disbursed_now: dict[str, str] = {}  # loan_id → the event_id that (re)disbursed it in this batch
+        self.outcome = Outcome()
+
+    def run(self, accepted: list[Event], floor: date | None) -> Outcome:
+        self.outcome.accepted = accepted
+        old = self.processor.today
+        days = [event.day for event in accepted] + [d for d in (old, floor) if d is not None]
+        today = max(days) if days else None
+        self.outcome.today = today
+        if today is None:
+            return self.outcome
+        self._load(accepted, old, today)
+        to_evaluate, fresh = self._fold(accepted)
+        self._decide(to_evaluate, fresh, today)
+        at = Bounds.at(today, self.windows)
+        self._rescore(at)
+        self.processor.flags.sync(self.loans.values(), at.assessed_after)
+        self.uow.save_loans(self.loans.values())
+        self.uow.save_groups(self.groups.values())
+        self.uow.set_clock(today)
+        return self.outcome
+
+    # 2 ------------------------------------------------------------------------------------------
+    def _load(self, accepted: list[Event], old: date | None, today: date) -> None:
+        """The entities the events name and those due by `today`, from the cache or else the store."""
+        loan_ids = {e.data["loan_id"] for e in accepted if "loan_id" in e.data}
+        group_ids = {e.data["group_id"] for e in accepted if "group_id" in e.data and e.type != "loan.disbursed"}
+        if old is not None and today > old:
+            loan_ids.update(self.uow.due_loan_ids(today))
+            group_ids.update(self.uow.due_group_ids(today))
+        at = None if old is None else Bounds.at(old, self.windows)
+        cache = self.processor.cache
+        self.loans = cache.loans.take(sorted(loan_ids), self.uow.loans, at)
+        self.groups = cache.groups.take(sorted(group_ids), self.uow.groups, at)
+
+    # 3 ------------------------------------------------------------------------------------------
+    def _fold(self, accepted: list[Event]) -> tuple[set[str], list[Inspection]]:
+        """Fold the events into their loans and groups; the loans to decide on and the fresh inspections."""
+        to_evaluate: set[str] = set()
+        fresh: list[Inspection] = []
+        rows: list[dict[str, Any]] = []
+        for event in accepted:
+            data, day, kind = event.data, event.day, event.type
+            if kind == "repayment.recorded":  # most events are: first
+                self.loans[data["loan_id"]].repaid(data, day)
+            elif kind == "loan.overdue_changed":
+                self.loans[data["loan_id"]].overdue_changed(data, day)
+            elif kind == "savings.deposited":
+                self.groups[data["group_id"]].deposited(day)
+            elif kind == "loan.disbursed":
+                self._name_unit(data, day)
+                if self.loans[data["loan_id"]].disbursed(data, day, self.windows):
+                    to_evaluate.add(data["loan_id"])
+                    self.disbursed_now[data["loan_id"]] = event.event_id
+            elif kind == "group.registered":
+                self._name_unit(data, day)
+                self.groups[data["group_id"]].registered(data, day)
+            elif kind == "group.closed":
+                self.groups[data["group_id"]].closed(day)
+            elif kind == "inspection.recorded":
+                row = _inspection_row(event)
+                rows.append(row)
+                if row["kind"] == "post_disbursement":
+                    to_evaluate.add(row["loan_id"])
+                    fresh.append(_inspection(row, fresh=True))
+                else:
+                    self.groups[data["group_id"]].inspected(day)
+                    if row["result"] == "misuse":
+                        fresh.append(_inspection(row, fresh=True))
+        self.uow.add_inspections(rows)
+        return to_evaluate, fresh
+
+    def _name_unit(self, data: dict[str, Any], day: date) -> None:
+        key = (data["commune_id"], data["org"])
+        unit = self.processor.units.get(key)
+        if unit is None:
+            unit = self.processor.units[key] = Unit(key[0], key[1], data["district_id"], day, data["event_id"])
+            self.outcome.new_units.add(key)
+        else:
+            unit.named_by(data, day)
+        self.named[key] = unit
+
+    # 4 ------------------------------------------------------------------------------------------
+    def _decide(self, to_evaluate: set[str], fresh: list[Inspection], today: date) -> None:
+        """One pass of the rules over the loans this batch touched and those the clock brought due."""
+        due_soon = self.windows.due_soon
+        evaluate = set(to_evaluate)
+        for loan_id, loan in self.loans.items():
+            deadline = loan.deadline
+            if deadline is not None and (
+                (loan.status == Status.PENDING and deadline - due_soon <= today)
+                or (loan.status == Status.DUE_SOON and deadline < today)
+            ):
+                evaluate.add(loan_id)
+        fresh_ids = {inspection.event_id for inspection in fresh}
+        stored = [
+            _inspection(row, fresh=False)
+            for row in self.uow.loan_inspections(sorted(evaluate))
+            if row["event_id"] not in fresh_ids
+        ]
+        obligations = [
+            Obligation(loan_id, loan.disbursed_on, loan.deadline, loan.status)
+            for loan_id in sorted(evaluate)
+            if (loan := self.loans[loan_id]).disbursed_on is not None
+            and loan.deadline is not None
+            and loan.status is not None
+        ]
+        decisions = self.processor.engine.decide(today, obligations, stored + fresh)
+        self.outcome.decisions = decisions
+        for decision in decisions:
+            self._apply(decision, today)
+
+    def _apply(self, decision: Decision, today: date) -> None:
+        """Apply one decision to its loan or group; note the transition other services hear of, if any."""
+        entity: Loan | Group
+        if decision.verdict == Verdict.GROUP_MISUSE:
+            entity = self.groups[decision.subject]
+        else:
+            entity = self.loans[decision.subject]
+        change = apply(decision, entity)
+        if change is None:
+            return
+        cause = decision.evidence or self.disbursed_now.get(decision.subject) or f"clock:{today.isoformat()}"
+        self.outcome.transitions.append(Transition(change, decision.subject, entity, decision.day, cause))
+
+    # 5 ------------------------------------------------------------------------------------------
+    def _rescore(self, at: Bounds) -> None:
+        """Each loaded entity's contribution at the new clock replaces its old one in its unit's counts."""
+        changed: dict[UnitKey, Unit] = dict(self.named)
+        added: dict[UnitKey, list[Counts]] = {}
+        removed: dict[UnitKey, list[Counts]] = {}
+        units = self.processor.units
+        for entities in (self.loans.values(), self.groups.values()):
+            for entity in entities:
+                old_unit, old_share = entity.counted_in, entity.counted
+                new_share = entity.contribution(at)
+                entity.next_change = entity.next_due(at)
+                new_unit = entity.unit
+                if old_unit == new_unit and old_share == new_share:
+                    continue
+                entity.counted_in, entity.counted = new_unit, new_share
+                if old_unit is not None and old_share != NOTHING:
+                    removed.setdefault(old_unit, []).append(old_share)
+                    changed[old_unit] = units[old_unit]
+                if new_unit is not None and new_share != NOTHING:
+                    added.setdefault(new_unit, []).append(new_share)
+                    changed[new_unit] = units[new_unit]
+        previous = {key: unit.counts for key, unit in changed.items()}
+        for key, unit in changed.items():
+            counts = unit.counts
+            if key in added:
+                counts = counts.plus(_total(added[key]))
+            if key in removed:
+                counts = counts.minus(_total(removed[key]))
+            unit.counts = counts
+        self.outcome.changed_units = [(unit, previous[key]) for key, unit in changed.items()]
+        self.uow.save_units(changed.values())
+
+
+def _dedupe(
+    uow: UnitOfWork, batch: Events | Callable[[], Events], first_digests: Mapping[str, bytes] | None, outcome: Outcome
+) -> list[Event]:
+    """Each event against the first seen with its id: the stored one, else the first of the batch.
+
+    The batch's first event of each new id is recorded as seen on the way (in this transaction). The claim is
+    made before the events are read: SQLite makes it without holding Python's lock, so a batch still being
+    decoded on another thread is done meanwhile.
+    """
+    if first_digests is None:
+        assert not callable(batch), "a batch that comes later comes with its first digests"
+        own: dict[str, bytes] = {}
+        for _, event in batch:
+            own.setdefault(event.event_id, event.digest)
+        first_digests = own
+    stored = uow.claim(first_digests)
+    accepted = []
+    taken: set[str] = set()  # ids whose first event in the batch has come
+    for ref, event in batch() if callable(batch) else batch:
+        event_id = event.event_id
+        first = stored.get(event_id)
+        if first is None:
+            if event_id not in taken:
+                taken.add(event_id)
+                accepted.append(event)
+                continue
+            first = first_digests[event_id]
+        if first == event.digest:
+            outcome.duplicates += 1
+        else:
+            outcome.rejected.append((ref, _conflict(event)))
+    return accepted
+
+
+def _parts(
+    accepted: list[Event], clock: date | None, floor: date | None, months_kept: int
+) -> Iterator[tuple[list[Event], date | None, date | None]]:
+    """(events, floor, month end passed): the batch cut before each event that takes the clock past a
+    month end, so that the report at that month end holds exactly the events that arrived before it,
+    whatever the batch sizes. Month ends too old to be kept at the batch's final clock (a backfill of
+    years) are passed without a cut. Without a month end to keep: the whole batch, one part."""
+    days = [event.day for event in accepted] + [day for day in (clock, floor) if day is not None]
+    if not days or months_kept <= 0:
+        yield accepted, floor, None
+        return
+    oldest = oldest_kept(max(days), months_kept)
+    start, reached = 0, clock
+    end = None if reached is None else month_end(reached)  # the end of `reached`'s month
+    for i, event in enumerate(accepted):
+        day = event.day
+        if end is not None and day > end:
+            while day > end:
+                if end >= oldest:
+                    yield accepted[start:i], end, end
+                    start = i
+                end = month_end(end + ONE_DAY)
+            reached = day
+        elif reached is None or day > reached:  # a later day of the same month, or the first day seen
+            if end is None:
+                end = month_end(day)
+            reached = day
+    if floor is not None and reached is not None:
+        while floor > (end := month_end(reached)):
+            if end >= oldest:
+                yield accepted[start:], end, end
+                start = len(accepted)
+            reached = end + ONE_DAY
+    yield accepted[start:], floor, None
+
+
+def oldest_kept(today: date, months_kept: int) -> date:
+    """The earliest month end whose report is kept at `today`: the `months_kept`-th before today's month."""
+    months = today.year * 12 + today.month - 1 - months_kept
+    return month_end(date(months // 12, months % 12 + 1, 1))
+
+
+def _total(shares: list[Counts]) -> Counts:
+    """The sum of many shares, column by column (one pass in C rather than one `plus` per share)."""
+    return Counts._make(map(sum, zip(*shares, strict=True)))
+
+
+def _conflict(event: Event) -> Rejection:
+    return Rejection(f"event_id: conflict: {event.event_id} was accepted before with other content", event.event_id)
+
+
+def _inspection_row(event: Event) -> dict[str, Any]:
+    data = event.data
+    return {
+        "event_id": event.event_id,
+        "kind": data["kind"],
+        "loan_id": data.get("loan_id"),
+        "group_id": data.get("group_id"),
+        "inspected_on": event.day,
+        "result": data.get("result", "compliant"),
+    }
+
+
+def _inspection(row: Mapping[str, Any], fresh: bool) -> Inspection:
+    return Inspection(
+        row["event_id"], row["kind"], row["loan_id"], row["group_id"], row["inspected_on"], row["result"], fresh
+    )
