@@ -26,12 +26,12 @@ from tests.api_support import Keys, write_keys
 from tests.kafka_broker import free_ports
 from tests.pipeline import UYTHAC
 from tests.support import CARD, group, inspect, loan, replay_into, report_at, report_of, tick
-from uythac import bootstrap
 from uythac.adapters.sql.store import Store
 from uythac.core import report
 from uythac.core.dates import VIETNAM, month_end
 from uythac.core.explanations import explain_score
 from uythac.core.model import Counts
+from uythac.entrypoints.api import create_app
 from uythac.entrypoints.api.auth import load_keys
 from uythac.entrypoints.api.caching import Bodies, Scores
 from uythac.entrypoints.api.events import reason_errors
@@ -99,7 +99,7 @@ def province(tmp_path_factory: pytest.TempPathFactory) -> Province:
 def _app(province: Province, **settings: Any) -> Flask:
     closed = f"127.0.0.1:{free_ports(1)[0]}"  # Kafka is never there: POST /v1/events finds out within a second
     defaults = {"api_keys_file": str(province.keys.path), "kafka_bootstrap": closed, "api_produce_timeout_ms": 1000}
-    return bootstrap.app(Settings(db=str(province.db), **(defaults | settings)))
+    return create_app(Settings(db=str(province.db), **(defaults | settings)))
 
 
 @pytest.fixture(scope="module")

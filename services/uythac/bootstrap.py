@@ -1,8 +1,9 @@
-"""The one wiring point: settings in, the running parts out (store, scorecard, processor, worker, app).
+"""The one wiring point: settings in, the parts the entry points run out (store, scorecard, processor, intake).
 
 Entry points parse their input into a `Settings` (`settings.load()` and the command line's overrides) and
-ask this module for what they run; nothing else opens a store or reads a scorecard file. Everything that can
-be wrong with the settings surfaces here as a `ConfigError` or `StoreError` with one line that names it.
+ask this module for what they run (the worker, the API, replay, the commands); nothing else opens a store or
+reads a scorecard file. Everything that can be wrong with the settings surfaces here as a `ConfigError` or
+`StoreError` with one line that names it.
 """
 
 from __future__ import annotations
@@ -20,10 +21,8 @@ from uythac.errors import ConfigError
 from uythac.service.processor import Processor
 from uythac.settings import Settings
 
-if TYPE_CHECKING:  # the worker and the app pull in Kafka and Flask: only the commands that run them load them
-    from flask import Flask
-
-    from uythac.entrypoints.worker import Worker
+if TYPE_CHECKING:  # kafka-python is loaded by the commands that use Kafka only
+    from uythac.adapters.kafka.intake import IntakeConfig
 
 PACKAGED_SCORECARD = "rules/scorecard.yaml"
 
@@ -56,35 +55,16 @@ def topics(settings: Settings) -> Topics:
     return Topics(settings.kafka_flags_topic, settings.kafka_scores_topic)
 
 
-def worker(settings: Settings, idle_exit_s: float | None = None) -> Worker:
-    """`uythac worker`: the store's processor fed from Kafka by an intake process of its own."""
+def intake(settings: Settings, store: Store) -> IntakeConfig:
+    """The worker's intake process: its Kafka consumer and the store it seeks offsets in (opened there again)."""
     from uythac.adapters.kafka.intake import IntakeConfig
-    from uythac.entrypoints.worker import POLL_MS, Worker, WorkerConfig
 
-    card = load_scorecard(settings)
-    store = open_store(settings.db)
-    intake = IntakeConfig(
+    return IntakeConfig(
         bootstrap=settings.kafka_bootstrap,
         topic=settings.kafka_topic,
         group_id=settings.kafka_group,
         session_timeout_ms=settings.kafka_session_timeout_ms,
         batch_size=settings.batch_size,
-        poll_ms=POLL_MS,
         open_store=partial(open_store, store.url),
         log_level=settings.log_level,
     )
-    config = WorkerConfig(
-        topic=settings.kafka_topic,
-        partitions=settings.kafka_partitions,
-        outputs=topics(settings),
-        idle_exit_s=idle_exit_s,
-        stall_s=settings.worker_stall_s,
-    )
-    return Worker(config, processor(settings, store, card), intake)
-
-
-def app(settings: Settings) -> Flask:
-    """The HTTP API's Flask app over the settings' store (made in each gunicorn worker)."""
-    from uythac.entrypoints.api import create_app
-
-    return create_app(settings, open_store(settings.db), load_scorecard(settings))

@@ -248,7 +248,7 @@ def run_generate(args: argparse.Namespace, config: Settings) -> int:
 
 
 def run_demo(args: argparse.Namespace, config: Settings) -> int:
-    from uythac.devtools import demo
+    from uythac.entrypoints import demo
 
     return demo.run(Path(args.dir), int(args.communes), config)
 
@@ -264,7 +264,9 @@ def run_schemas(args: argparse.Namespace, config: Settings) -> int:
 def run_worker(args: argparse.Namespace, config: Settings) -> int:
     from prometheus_client import start_http_server
 
-    worker = bootstrap.worker(config, idle_exit_s=args.idle_exit)
+    from uythac.entrypoints import worker as workers
+
+    worker = workers.build(config, idle_exit_s=args.idle_exit)
     try:
         if config.worker_metrics_port:
             start_http_server(config.worker_metrics_port)

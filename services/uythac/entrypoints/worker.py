@@ -26,9 +26,9 @@ from types import FrameType
 
 import orjson
 
-from uythac import metrics
+from uythac import bootstrap, metrics
 from uythac.adapters.kafka.admin import ensure_topics, wait_for_broker, with_backoff
-from uythac.adapters.kafka.intake import Intake, IntakeConfig
+from uythac.adapters.kafka.intake import POLL_MS, Intake, IntakeConfig
 from uythac.adapters.kafka.protocol import Assigned, Batch, Ends, Polled, Relayed, Restarted, Revoked
 from uythac.core.dates import VIETNAM, day_of
 from uythac.core.events import Event, Rejection
@@ -39,12 +39,12 @@ from uythac.errors import StoreError, StoreUnavailable
 from uythac.service.checkpoint import Checkpoint
 from uythac.service.ports import OffsetMoves, Store
 from uythac.service.processor import Processor
+from uythac.settings import Settings
 
 log = logging.getLogger(__name__)
 _EVENT = tuple.__new__  # an Event from its fields, past the named tuple's Python __new__ (as `core.events` does)
 Events = list[tuple[Ref, Event]]
 ANALYZE_EVERY_S = 600.0  # refresh the store's planner statistics this often
-POLL_MS = 200  # how long one wait for the intake (and one poll of the intake) lasts
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ class _Batch:
     decoding: Events | Future[Events] = field(default_factory=list)  # the valid ones (maybe still decoding)
     first_digests: dict[str, bytes] | None = None  # each event id with its first event's digest, if known before
     dead: list[Message] = field(default_factory=list)
-    moves: OffsetMoves = field(default_factory=dict)
+    offset_moves: OffsetMoves = field(default_factory=dict)  # partition: (offset expected now, next offset)
 
     def events(self) -> Events | Callable[[], Events]:
         """The events, or what waits for them while they are decoded."""
@@ -118,6 +118,20 @@ def _decode(polled: Polled, picked: list[tuple[int, int]]) -> Events:
         event = _EVENT(Event, (ids[i], data["type"], day_of(days[i]), data, digests[i]))  # the id claimed
         events.append(((partition, offsets[i]), event))
     return events
+
+
+def build(settings: Settings, idle_exit_s: float | None = None) -> Worker:
+    """The worker of the settings: the store's processor, fed from Kafka by an intake process of its own."""
+    card = bootstrap.load_scorecard(settings)
+    store = bootstrap.open_store(settings.db)
+    config = WorkerConfig(
+        topic=settings.kafka_topic,
+        partitions=settings.kafka_partitions,
+        outputs=bootstrap.topics(settings),
+        idle_exit_s=idle_exit_s,
+        stall_s=settings.worker_stall_s,
+    )
+    return Worker(config, bootstrap.processor(settings, store, card), bootstrap.intake(settings, store))
 
 
 def _free_here(*_: object) -> None:
@@ -280,7 +294,7 @@ class Worker:
             metrics.BATCH_RETRIES.labels("one_by_one").inc()
             log.exception("batch failed; applying its records one by one")
             outcome = self._one_by_one(batch)
-        for partition, (_, new) in batch.moves.items():
+        for partition, (_, new) in batch.offset_moves.items():
             self.positions[partition] = new
         self._count(batch, outcome, time.perf_counter() - started, polled.timestamps)
         # Freeing a batch's ~500 000 objects takes ~50 ms of Python: on the decoding thread, ahead of the next
@@ -307,7 +321,7 @@ class Worker:
                 picked.append((partition, i))
                 first_digests.setdefault(ids[i], digests[i])
             if start < stop:
-                batch.moves[partition] = (expected, offsets[stop - 1] + 1)
+                batch.offset_moves[partition] = (expected, offsets[stop - 1] + 1)
         batch.decoding = self.decoder.submit(_decode, polled, picked)
         return batch
 
@@ -322,7 +336,7 @@ class Worker:
                 log.exception("event could not be applied; sent to the DLQ", extra={"event_id": event.event_id})
                 reason = Rejection(f"event: internal error ({type(error).__name__})", event.event_id)
                 self.checkpoint.commit(_Batch(self._dead_letter, dead=[single.dead_letter(ref, reason)]))
-        self.checkpoint.commit(_Batch(self._dead_letter, dead=batch.dead, moves=batch.moves))
+        self.checkpoint.commit(_Batch(self._dead_letter, dead=batch.dead, offset_moves=batch.offset_moves))
         return total
 
     def _dead_letter(self, partition: int, record: _Record, rejection: Rejection) -> Message:

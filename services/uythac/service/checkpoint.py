@@ -42,7 +42,7 @@ class Staged(Protocol):
     """A batch as the worker hands it over: its events (or what waits for them while they are decoded), where
     each of its partitions will stand, and its dead letters."""
 
-    moves: OffsetMoves  # partition: (offset expected now, next offset)
+    offset_moves: OffsetMoves  # partition: (offset expected now, next offset)
     dead: list[Message]  # the records the intake rejected, as dead letters
 
     @property
@@ -81,7 +81,7 @@ class Checkpoint:
         """Steps 1-4. Raises what the store raises (`StoreError` when fenced); then nothing was written."""
         with self.processor.transaction() as uow:
             outcome = self.processor.apply(uow, batch.events(), first_digests=batch.first_digests)  # 1
-            uow.advance_offsets(self.topic, batch.moves)  # 2
+            uow.advance_offsets(self.topic, batch.offset_moves)  # 2
             conflicts = [batch.dead_letter(ref, rejection) for ref, rejection in outcome.rejected]
             rows = [message.row() for message in self._outputs(uow, outcome) + batch.dead + conflicts]
             uow.add_outbox(rows)  # 3

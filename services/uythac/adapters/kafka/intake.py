@@ -66,6 +66,7 @@ ENDS_EVERY_S = 1.0
 ENDS_TIMEOUT_MS = 500  # for the partitions' end offsets, asked each ENDS_EVERY_S
 AHEAD = 2  # batches checked and queued for the worker while it applies the one before
 FIRST_POLL = 1 / 16  # of the batch size: the first poll after a start or a rewind, doubled each poll after
+POLL_MS = 200  # how long one poll waits for records (and the worker for the intake)
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,6 @@ class IntakeConfig:
     group_id: str
     session_timeout_ms: int
     batch_size: int
-    poll_ms: int
     open_store: Callable[[], Store]  # the store whose offsets an assignment seeks to (picklable: a spawned process)
     log_level: str
 
@@ -200,7 +200,7 @@ class _Loop:
             )
             reported = 0.0
             while not self._follow_commands():
-                polled = self.consumer.poll(timeout_ms=self.config.poll_ms, max_records=self.limit)
+                polled = self.consumer.poll(timeout_ms=POLL_MS, max_records=self.limit)
                 self.out.send(Batch(_checked(polled, self.generation)) if polled else None)
                 if polled:
                     self.limit = min(self.limit * 2, self.config.batch_size)

@@ -234,13 +234,13 @@ class SqlUnitOfWork:
         query = sa.select(offsets.c.partition, offsets.c.next_offset).where(offsets.c.topic == topic)
         return {row.partition: row.next_offset for row in self.connection.execute(query)}
 
-    def advance_offsets(self, topic: str, moves: OffsetMoves) -> None:
+    def advance_offsets(self, topic: str, offset_moves: OffsetMoves) -> None:
         """Move each partition from its expected offset to the new one, or fail the whole transaction.
 
         The condition on the expected offset fences a worker that lost its partitions but still writes:
         its update matches no row and the batch rolls back.
         """
-        for partition, (expected, new) in moves.items():
+        for partition, (expected, new) in offset_moves.items():
             if expected is None:
                 self.connection.execute(
                     offsets.insert(), [{"topic": topic, "partition": partition, "next_offset": new}]

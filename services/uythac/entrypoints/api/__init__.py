@@ -12,8 +12,7 @@ import logging
 
 from flask import Flask
 
-from uythac.adapters.sql.store import Store
-from uythac.core.scorecard import Scorecard
+from uythac import bootstrap
 from uythac.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -22,8 +21,8 @@ BODIES_BYTES = 64 * 1024 * 1024  # reports and tables kept per store version: a 
 PAGES_BYTES = 32 * 1024 * 1024  # pages and details kept per store version: all a province's callers ask for ~13 MB
 
 
-def create_app(settings: Settings, store: Store, card: Scorecard) -> Flask:
-    """The app for these settings, store and scorecard (`bootstrap.app` makes them from the settings)."""
+def create_app(settings: Settings) -> Flask:
+    """The app for these settings: their store and scorecard (`bootstrap`), the blueprints, the guard."""
     from uythac.adapters.sql import queries
     from uythac.core.areas import Selection
     from uythac.entrypoints.api import (
@@ -43,6 +42,8 @@ def create_app(settings: Settings, store: Store, card: Scorecard) -> Flask:
     from uythac.entrypoints.api.context import EXTENSION, Services, end_reading
     from uythac.entrypoints.api.publisher import Publisher
 
+    store = bootstrap.open_store(settings.db)
+    card = bootstrap.load_scorecard(settings)
     scores = Scores(card)
     publisher = Publisher(
         settings.kafka_bootstrap, settings.kafka_topic, settings.kafka_partitions, settings.api_produce_timeout_ms

@@ -4,9 +4,8 @@ The store counts its committed batches (`queries.version`): an answer made for o
 worker commits again, so a few hundred requests for the same report between two batches cost one build.
 - `Bodies`: the bytes of answers, bounded by size. The whole report is ~2.5 MB of JSON for a province and
   takes ~0.25 s of one process's Python to build, while that process's other threads wait for the GIL.
-- `per_version`: a view's 200 answers kept in `Services.pages` by (store version, path and query, the
-  caller's area), so a scoped key never gets an answer made for another area. Counting a district's flags
-  in the window costs more than all the rest of such a request.
+- pages: a view's 200 answers kept in `Services.pages` by (store version, path and query, the caller's area)
+  (`context.per_version`): counting a district's flags in the window costs more than the rest of a request.
 - `Scores`: unit scores by counts (a pure function of them: scoring a unit takes ~0.2 ms of exact fraction
   arithmetic, and a province of 2 000 units is scored once per change of its counts), and the points each
   score lost in words, by score.
@@ -18,20 +17,14 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import asdict
-from functools import lru_cache, partial, wraps
+from functools import lru_cache, partial
 from typing import Any
 
-from flask import Response, request
-
-from uythac.adapters.sql import queries
 from uythac.core import report
 from uythac.core.explanations import explain_score
 from uythac.core.model import Counts, Unit
 from uythac.core.report import UnitScore
 from uythac.core.scorecard import Scorecard, Windows
-from uythac.entrypoints.api.auth import caller
-from uythac.entrypoints.api.context import reading, services
-from uythac.entrypoints.api.marshal import JSON
 
 
 class Bodies:
@@ -59,20 +52,6 @@ class Bodies:
             while self.size > self.budget:
                 self.size -= len(self._bodies.popitem(last=False)[1])
         return body
-
-
-def per_version(view: Callable[..., Response]) -> Callable[..., Response]:
-    """Keep the view's 200 answers per (store version, path and query, caller's area)."""
-
-    @wraps(view)
-    def answer(**path: str) -> Response:
-        context = services()
-        connection = reading()
-        version = queries.version(connection)
-        key = ("view", version, request.full_path, caller().area)
-        return Response(context.pages.get(key, lambda: view(**path).get_data()), mimetype=JSON)
-
-    return answer
 
 
 class Scores:

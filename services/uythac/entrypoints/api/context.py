@@ -1,23 +1,24 @@
-"""What every view needs, made once per process by `create_app` and kept on the Flask app; and the
-request's read transaction on the store."""
+"""What every view needs, made once per process by `create_app` and kept on the Flask app; the request's read
+transaction on the store; and the views' answers kept per store version (`per_version`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from functools import wraps
 
-from flask import current_app, g
+from flask import Response, current_app, g, request
 from sqlalchemy.engine import Connection
 
 from uythac.adapters.sql import queries
 from uythac.adapters.sql.store import Store
 from uythac.core.scorecard import Scorecard
+from uythac.entrypoints.api.auth import caller
+from uythac.entrypoints.api.caching import Bodies, Scores
+from uythac.entrypoints.api.marshal import JSON
 from uythac.entrypoints.api.publisher import Publisher
 from uythac.settings import Settings
-
-if TYPE_CHECKING:  # caching's views read the request's services from here
-    from uythac.entrypoints.api.caching import Bodies, Scores
 
 EXTENSION = "uythac"
 
@@ -54,3 +55,18 @@ def end_reading(_error: BaseException | None) -> None:
     stack: ExitStack | None = g.pop("reading", None)
     if stack is not None:
         stack.close()
+
+
+def per_version(view: Callable[..., Response]) -> Callable[..., Response]:
+    """Keep the view's 200 answers per (store version, path and query, caller's area): a scoped key never gets
+    an answer made for another area."""
+
+    @wraps(view)
+    def answer(**path: str) -> Response:
+        context = services()
+        connection = reading()
+        version = queries.version(connection)
+        key = ("view", version, request.full_path, caller().area)
+        return Response(context.pages.get(key, lambda: view(**path).get_data()), mimetype=JSON)
+
+    return answer

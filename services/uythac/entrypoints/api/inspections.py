@@ -17,8 +17,7 @@ from uythac.core.areas import Selection
 from uythac.core.model import Loan
 from uythac.entrypoints.api import answers
 from uythac.entrypoints.api.auth import caller
-from uythac.entrypoints.api.caching import per_version
-from uythac.entrypoints.api.context import reading, services
+from uythac.entrypoints.api.context import per_version, reading, services
 from uythac.entrypoints.api.marshal import query, respond
 from uythac.entrypoints.api.schemas import FlagsArgs, FlagsPageSchema, WorklistArgs, WorklistPageSchema
 

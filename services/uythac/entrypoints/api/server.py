@@ -36,9 +36,9 @@ class ApiServer(BaseApplication):  # type: ignore[misc]
             self.cfg.set(name, value)
 
     def load(self) -> Flask:
-        from uythac import bootstrap
+        from uythac.entrypoints.api import create_app
 
-        return bootstrap.app(self.settings)
+        return create_app(self.settings)
 
 
 class _Logger(Logger):  # type: ignore[misc]

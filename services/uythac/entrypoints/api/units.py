@@ -9,8 +9,7 @@ from uythac.core import report
 from uythac.core.areas import Selection
 from uythac.entrypoints.api import answers
 from uythac.entrypoints.api.auth import caller
-from uythac.entrypoints.api.caching import per_version
-from uythac.entrypoints.api.context import reading, services
+from uythac.entrypoints.api.context import per_version, reading, services
 from uythac.entrypoints.api.marshal import arguments, query, respond
 from uythac.entrypoints.api.problems import Problem
 from uythac.entrypoints.api.schemas import UnitDetailSchema, UnitPathArgs, UnitsArgs, UnitsPageSchema
