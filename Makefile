@@ -40,7 +40,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 unit: $(STAMP)
-	$(BIN)/pytest -q -m "not kafka"
+	$(BIN)/pytest -q tests/unit
 
 ## bench: throughput, memory and latency benchmarks (prints numbers; not part of `make test`)
 bench: $(STAMP)

@@ -9,6 +9,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from tests.examples import CARD
 from uythac import bootstrap
 from uythac.adapters.sql import queries
 from uythac.entrypoints.replay import Summary, replay
@@ -17,7 +18,6 @@ from uythac.service.reports import current_report
 from uythac.settings import Settings
 
 _ids = itertools.count(1)
-CARD = bootstrap.load_scorecard(Settings())  # the packaged scorecard
 MONTHS_KEPT = Settings().reports_months
 
 

@@ -203,12 +203,27 @@ class _ScorecardSchema(Schema):
 
 
 def parse(text: str, source: str) -> Scorecard:
-    """A scorecard from the text of its YAML file; ConfigError naming `source` and the field if it is not one."""
+    """A scorecard from the text of its YAML file; a one-line ConfigError naming `source` and each field at fault
+    if it is not one."""
     try:
         data = _ScorecardSchema().load(yaml.safe_load(text))
-    except (ValidationError, yaml.YAMLError) as error:
-        raise ConfigError(f"scorecard {source}: {getattr(error, 'messages', error)}") from error
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ConfigError(f"scorecard {source}: not YAML{where}: {problem}") from error
+    except ValidationError as error:
+        raise ConfigError(f"scorecard {source}: {_one_line(error.messages)}") from error
     return _build(data, hashlib.sha256(text.encode()).hexdigest()[:16])
+
+
+def _one_line(messages: Any, path: str = "") -> str:
+    """marshmallow's nested {field: [message]} as `a.b: message; c: message`."""
+    if isinstance(messages, dict):
+        return "; ".join(_one_line(value, f"{path}.{key}" if path else str(key)) for key, value in messages.items())
+    texts = messages if isinstance(messages, list) else [messages]
+    words = " ".join(str(text).rstrip(".") for text in texts)
+    return f"{path}: {words}" if path else words
 
 
 def _build(data: dict[str, Any], digest: str) -> Scorecard:

@@ -569,3 +569,25 @@ def test_tick_in_utc_moves_the_clock_by_its_vietnam_date(tmp_path: Path) -> None
     after = report_of(tmp_path, [loan("L1", d), ev("clock.tick", "2023-03-31T17:00:00Z")])
     assert after["as_of"] == "2023-04-01"
     assert after["flags"] == [flag()]
+
+
+def test_score_sums_rounded_components_through_a_replay(tmp_path: Path) -> None:
+    registered, disbursed, t = date(2023, 1, 1), date(2023, 5, 1), date(2023, 6, 30)
+    events: list[dict[str, Any]] = [group(g, registered) for g in ("G1", "G2", "G3")]
+    events += [loan(loan_id, disbursed) for loan_id in ("L1", "L2", "L3")]
+    events += [
+        {**ev("inspection.recorded", date(2023, 5, 10), loan_id="L1"), "kind": "post_disbursement"},
+        {**ev("inspection.recorded", date(2023, 5, 1), group_id="G1"), "kind": "periodic"},
+        deposit("G1", date(2023, 6, 20)),
+        ev("clock.tick", t),
+    ]
+    unit = unit_of(report_of(tmp_path, events))
+    assert {k: c["points"] for k, c in unit["components"].items()} == {
+        "post_disbursement_inspection": 3.33,
+        "periodic_inspection": 3.33,
+        "overdue_ratio": 35,
+        "inactive_loans": 20,
+        "savings_activity": 8.33,
+    }
+    assert unit["score"] == 69.99
+    assert unit["class"] == "trung_binh"

@@ -36,7 +36,7 @@ from prometheus_client.metrics import MetricWrapperBase
 from uythac import metrics, settings
 from uythac.entrypoints import cli
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"

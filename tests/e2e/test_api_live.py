@@ -164,21 +164,40 @@ def _store_report(api: Api) -> dict[str, Any]:
 
 
 # reading -----------------------------------------------------------------------------------------
-def test_every_endpoint_answers_from_the_workers_store(api: Api) -> None:
+def test_the_report_is_the_workers_store(api: Api) -> None:
+    assert api.get("/v1/report") == _store_report(api)
+
+
+def test_the_units_list_is_the_reports_units(api: Api) -> None:
     report = _store_report(api)
-    assert api.get("/v1/report") == report
     units = api.get("/v1/units?per_page=500")
     assert units["total"] == len(report["units"]) and units["as_of"] == report["as_of"]
     assert [{k: v for k, v in u.items() if k != "open_flags"} for u in units["items"]] == report["units"]
+
+
+def test_the_distribution_and_the_flags_are_the_reports(api: Api) -> None:
+    report = _store_report(api)
     assert api.get("/v1/distribution")["distribution"] == report["distribution"]
     assert api.get("/v1/flags?per_page=500")["items"] == report["flags"]
+
+
+def test_a_unit_lists_its_own_flags(api: Api) -> None:
+    theirs = [f for f in _store_report(api)["flags"] if (f["commune_id"], f["org"]) == ("C0001", "HND")]
     unit = api.get("/v1/units/C0001/HND")
-    theirs = [f for f in report["flags"] if (f["commune_id"], f["org"]) == ("C0001", "HND")]
     assert unit["open_flags"] == len(unit["flags"]) == len(theirs)
-    first = report["flags"][0]
+
+
+def test_a_flagged_loan_reads_missed(api: Api) -> None:
+    first = _store_report(api)["flags"][0]
     assert api.get(f"/v1/loans/{first['loan_id']}")["status"] == "missed"
+
+
+def test_the_worklist_comes_by_deadline(api: Api) -> None:
     worklist = api.get("/v1/worklist?within_days=30")["items"]
     assert [w["deadline"] for w in worklist] == sorted(w["deadline"] for w in worklist)
+
+
+def test_the_api_is_ready_once_the_worker_caught_up(api: Api) -> None:
     assert api.get("/readyz")["status"] == "ready"
 
 
@@ -218,28 +237,42 @@ def test_keys_and_scopes_on_every_endpoint(api: Api, path: str) -> None:
 
 
 # writing ------------------------------------------------------------------------------------------
+def test_posting_events_needs_a_key_of_their_area(api: Api) -> None:
+    today = date.fromisoformat(api.get("/v1/report")["as_of"])
+    event = loan("API-L0", today)  # in D01/C0001/HND
+    assert api.call("POST", "/v1/events", None, event).status == 401
+    assert api.call("POST", "/v1/events", "c0002", event).status == 403  # C0001 is not C0002
+
+
 def test_posted_events_reach_the_worker_and_read_back(api: Api) -> None:
     today = date.fromisoformat(api.get("/v1/report")["as_of"])
-    requests_before = api.metric(LOAN_REQUESTS)
     flags_before = api.metric('uythac_open_flags{district_id="D01"}')
     fresh = loan("API-L1", today)  # in D01/C0001/HND
     late = loan("API-L2", today - timedelta(days=40))  # its deadline has passed: a new flag
-    assert api.call("POST", "/v1/events", None, fresh).status == 401
     accepted = api.call("POST", "/v1/events", "d01", [fresh, late])
     assert accepted.status == 202, accepted.body
     assert accepted.json == {"accepted": 2, "event_ids": [fresh["event_id"], late["event_id"]]}
     until(lambda: api.call("GET", "/v1/loans/API-L1").status == 200, what="the worker to apply API-L1")
     assert api.get("/v1/loans/API-L1")["status"] in ("pending", "due_soon")
     assert api.get("/v1/loans/API-L2")["status"] == "missed"
-
-    assert api.call("POST", "/v1/events", "c0002", inspect("API-L1", today)).status == 403  # C0001 is not C0002
-    assert api.call("POST", "/v1/events", "all", inspect("API-L1", today)).status == 202
-    until(lambda: api.get("/v1/loans/API-L1")["status"] == "fulfilled", what="the inspection to fulfil API-L1")
-    assert api.get("/v1/loans/API-L1")["inspected_on"] == today.isoformat()
-
-    after = api.metric(LOAN_REQUESTS)
-    assert after >= requests_before + 4  # every GET above, whichever gunicorn worker served it
     assert api.metric('uythac_open_flags{district_id="D01"}') == flags_before + 1
+
+
+def test_a_posted_inspection_fulfils_its_loan(api: Api) -> None:
+    today = date.fromisoformat(api.get("/v1/report")["as_of"])
+    assert api.call("POST", "/v1/events", "all", loan("API-L3", today)).status == 202
+    assert api.call("POST", "/v1/events", "all", inspect("API-L3", today)).status == 202
+    until(lambda: api.call("GET", "/v1/loans/API-L3").status == 200, what="the worker to apply API-L3")
+    until(lambda: api.get("/v1/loans/API-L3")["status"] == "fulfilled", what="the inspection to fulfil API-L3")
+    assert api.get("/v1/loans/API-L3")["inspected_on"] == today.isoformat()
+
+
+def test_every_process_counts_the_requests_it_served(api: Api) -> None:
+    loan_id = _store_report(api)["flags"][0]["loan_id"]
+    before = api.metric(LOAN_REQUESTS)
+    for _ in range(6):
+        api.get(f"/v1/loans/{loan_id}")
+    assert api.metric(LOAN_REQUESTS) >= before + 6  # whichever gunicorn worker served each
 
 
 def test_invalid_events_name_their_fields(api: Api) -> None:

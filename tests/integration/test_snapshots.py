@@ -15,9 +15,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.integration.test_properties import provinces
 from tests.reference import business_day, reference_report
 from tests.support import inspect, kept_reports, loan, replay_into, tick
-from tests.test_properties import provinces
 from uythac.core.dates import month_end
 from uythac.service.processor import oldest_kept
 
