@@ -1,4 +1,4 @@
-"""The 30-day post-disbursement inspection obligation (SPEC §4), as durable_rules rules.
+"""The 30-day post-disbursement inspection obligation (docs/contract.md, "Rules"), as durable_rules rules.
 
 Facts (days are `date.toordinal()` numbers, so the rules compare plain integers):
 
@@ -10,8 +10,8 @@ Facts (days are `date.toordinal()` numbers, so the rules compare plain integers)
 A loan must be inspected on a day `disbursed_on <= on <= deadline`, where `deadline = disbursed_on + 30`
 (either result counts). Each rule only *decides*: it calls `decide(kind, subject, day, evidence)`,
 where evidence is the event_id of the inspection behind the decision, if any. The engine
-(`services/uythac/obligations.py`) asserts a batch's facts, collects the decisions and retracts the
-facts again; the store applies the decisions.
+(`services/uythac/core/engine.py`) asserts a batch's facts, collects the decisions and retracts the
+facts again; `services/uythac/core/obligations.py` applies the decisions.
 """
 
 from __future__ import annotations

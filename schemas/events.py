@@ -1,4 +1,4 @@
-"""The event contract (SPEC §2) as marshmallow schemas: the one place its field rules are written.
+"""The event contract (docs/contract.md) as marshmallow schemas: the one place its field rules are written.
 
 `uythac.core.events` uses these schemas for the field-level reasons of a rejection, and compiles the JSON
 Schema generated from them (`schemas/jsonschema.py`) for the fast path. Each schema may carry
@@ -16,7 +16,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from uythac.core.dates import DATE_PATTERN, DATETIME_PATTERN, business_date, date_and_offset
 
 ORGS = ("HND", "HPN", "HCCB", "DTN")
-MAX_AMOUNT = 10_000_000_000  # the largest loan the SPEC allows; also bounds every other money field
+MAX_AMOUNT = 10_000_000_000  # the largest loan the contract allows; also bounds every other money field
 ID_PATTERN = r"^[A-Za-z0-9._:-]{1,64}\Z"
 AREA_PATTERN = r"^[A-Za-z0-9._:-]{1,32}\Z"
 ID_RULE = "1-64 characters of A-Z a-z 0-9 . _ : -"

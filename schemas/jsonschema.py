@@ -52,7 +52,7 @@ def event_schema(schema: type[Envelope], python: bool = False) -> dict[str, Any]
         "$schema": DRAFT,
         "$id": f"{ID_BASE}{schema.TYPE}.json",
         "title": schema.TYPE,
-        "description": (schema.__doc__ or "").strip() or f"The {schema.TYPE} event (SPEC §2).",
+        "description": (schema.__doc__ or "").strip() or f"The {schema.TYPE} event.",
         "type": "object",
         "properties": properties,
         "required": [name for name, field in declared.items() if field.required],

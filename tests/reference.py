@@ -1,4 +1,4 @@
-"""A from-scratch reading of SPEC §3–§6, written plainly and independently of the service's code.
+"""A from-scratch reading of the contract (docs/contract.md), written plainly and independently of the service's code.
 
 The property tests hold the incremental engine to this: same events, same report. It recomputes
 everything from the list of events each time, so it is slow, short and easy to check by eye.

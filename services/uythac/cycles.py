@@ -3,14 +3,12 @@ allocations.
 
 Applying an event allocates a dozen container objects (decoded JSON, the event, rows, shares), nearly all
 freed by reference counting when their batch ends, while the processor keeps loans and groups by the hundred
-thousand. Left to its allocation counts, the collector ran every few thousand events and walked the batch in
-flight each time: 7 % of a replay's time at the default thresholds, and still ~10 % (4–7 s of a 1.2 M-event
-replay, measured with `gc.callbacks`) at thresholds 70 times higher. Run between batches instead, when the
-batch's garbage is gone, a full collection walks only what is kept: ~0.4 s for a province, every
-`every_events` events (or `every_s` seconds, for a worker that gets few), 1.3 s in all for the same replay.
-Cycles (rare: some in SQLAlchemy and kafka-python) wait at most that long to be freed: a collection after
-400 000 events freed 140–1 001 objects in the worker and 0–701 in its intake (2026-12-04), so collecting
-after every 1 000 000 instead costs a few hundred kB at most and saves two collections (~0.7 s) a province.
+thousand. Left to its allocation counts, the collector would run every few thousand events and walk the batch
+in flight each time, a tenth of a replay's time or more. Run between batches instead, when the batch's
+garbage is gone, a full collection walks only what is kept (~0.4 s for a province held in memory), every
+`every_events` events (or `every_s` seconds, for a worker that gets few). Cycles are rare here (some in
+SQLAlchemy and kafka-python: a few hundred objects per million events), so they wait that long to be freed
+for a few hundred kB at most.
 """
 
 from __future__ import annotations

@@ -273,7 +273,7 @@ def test_apikey_prints_a_working_key_once_and_its_entry(tmp_path: Path) -> None:
 )
 def test_bodies_are_their_schemas_dump(client: FlaskClient, keys: Keys, path: str, schema: type) -> None:
     """Every body is what its documented schema dumps, byte for byte (the report too, which is sent as the
-    store built it: SPEC §6 fixes its shape)."""
+    store built it: the contract fixes its shape)."""
     body = client.get(path, headers=keys.header("all")).data
     assert orjson.dumps(schema().dump(orjson.loads(body))) == body
 

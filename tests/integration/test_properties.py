@@ -1,4 +1,4 @@
-"""Properties of SPEC §3: the report is a pure function of the set of accepted events.
+"""Properties of the contract's clock and order rule: the report is a pure function of the set of accepted events.
 
 Random small provinces (two communes, two organizations, a handful of groups and loans over two
 years, inspections clustered around deadlines) are replayed in many ways; each way must give the

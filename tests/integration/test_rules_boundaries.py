@@ -1,4 +1,4 @@
-"""SPEC §3–§4 at their edges: each rule one day inside and one day outside its boundary.
+"""The rules of the contract (docs/contract.md) at their edges: each rule one day inside and one day outside.
 
 Every test replays a few events through the real replay path (`report_of`) and asserts the exact
 numerators, denominators and flags of the report. The unit is D01/C0001/HND unless a test says

@@ -1,4 +1,4 @@
-"""What other services hear of (SPEC §4 through `Processor`): flags raised and cleared, misuse found.
+"""What other services hear of (through `Processor`): flags raised and cleared, misuse found.
 
 Each transition happens once, when the state changes, whatever the order the events arrive in; a
 state that ends where it began says nothing.

@@ -333,3 +333,10 @@ def test_integer_points_equal_the_fraction_definition(data: st.DataObject) -> No
         band = next((b for b in component.bands if b.at_most is None or ratio <= b.at_most), None)
         expected = 0 if band is None else hundredths(band.points)
     assert component.points(numerator, denominator) == expected
+
+
+def test_a_scorecard_is_known_by_what_it_says_not_how_it_is_written() -> None:
+    """The store is bound to a scorecard by this digest: a comment or spacing must not unbind it."""
+    reworded = "# a comment a domain expert added\n" + DEFAULT_TEXT.replace("max: 10", "max:   10")
+    assert _load(reworded).digest == CARD.digest
+    assert _load(_broken("max: 35", "max: 34")).digest != CARD.digest

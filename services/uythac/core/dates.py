@@ -1,4 +1,4 @@
-"""Business dates: every rule of the SPEC counts calendar days in Vietnam time (UTC+07:00).
+"""Business dates: every rule of the contract counts calendar days in Vietnam time (UTC+07:00).
 
 `occurred_at` is either a plain date or an RFC 3339 date-time. A date-time with an offset is moved to
 +07:00 before its date is taken; one without an offset is already Vietnam time.

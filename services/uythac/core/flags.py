@@ -1,7 +1,7 @@
 """The flags of the scoring window, kept in memory for the report at each month end the clock passes.
 
 A month-end report lists the missed loans whose deadline lies in (T − W, T). A backfill passes a
-month end every few batches, and reading those loans back from the store each time was most of a report's
+month end every few batches, and reading those loans back from the store each time would be most of a report's
 cost. The processor hands the index every loan a batch changed or brought due (`sync`): a loan's flag can
 only change in a batch that has it, and a missed loan leaves the window on a day it is due anyway (its
 `next_change`), so the index stays exact. It holds the window's flags only: the missed loans of a year,

@@ -70,7 +70,7 @@ _counts = tuple.__new__  # Counts(...) runs NamedTuple's Python-level __new__; s
 
 @dataclass(frozen=True, slots=True)
 class Bounds:
-    """`today` and the window edges a contribution at `today` compares with (SPEC §5)."""
+    """`today` and the window edges a contribution at `today` compares with (the scorecard's windows)."""
 
     today: date
     windows: Windows
@@ -113,7 +113,7 @@ class Loan:
     amount: int = 0
     disbursed_on: date | None = None
     disbursal_event: str | None = None
-    deadline: date | None = None  # disbursed_on + the inspection deadline days (SPEC §4: D = d + 30)
+    deadline: date | None = None  # disbursed_on + the inspection deadline days (D = d + 30)
     principal_paid: int = 0
     last_repayment_on: date | None = None
     overdue_principal: int = 0

@@ -7,6 +7,7 @@ integer arithmetic only, so no binary-float error can move a band edge or a roun
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from datetime import timedelta
 from fractions import Fraction
@@ -214,7 +215,13 @@ def parse(text: str, source: str) -> Scorecard:
         raise ConfigError(f"scorecard {source}: not YAML{where}: {problem}") from error
     except ValidationError as error:
         raise ConfigError(f"scorecard {source}: {_one_line(error.messages)}") from error
-    return _build(data, hashlib.sha256(text.encode()).hexdigest()[:16])
+    return _build(data, _digest(data))
+
+
+def _digest(data: dict[str, Any]) -> str:
+    """What the scorecard says, not how it is written: comments, spacing and key order leave it as it is."""
+    canonical = json.dumps(data, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 def _one_line(messages: Any, path: str = "") -> str:

@@ -1,4 +1,4 @@
-"""A synthetic Thanh Hóa-like province of entrusted lending, as SPEC §2 events (`uythac generate`, `uythac demo`).
+"""A synthetic Thanh Hóa-like province of entrusted lending, as events (`uythac generate`, `uythac demo`).
 
 Why: the product answers a letter about the scores of 520 communes, and nobody may ship the bank's real
 data around. To show, test and benchmark the engine we need a province that behaves like one: uneven

@@ -303,8 +303,7 @@ def run_publish(args: argparse.Namespace, config: Settings) -> int:
 
 
 def run_tick(args: argparse.Namespace, config: Settings) -> int:
-    from uythac.entrypoints.publish import tick
-    from uythac.entrypoints.ticker import daily
+    from uythac.entrypoints.publish import daily, tick
 
     if args.daily:
         return daily(lambda: tick(config.kafka_bootstrap, config.kafka_topic))

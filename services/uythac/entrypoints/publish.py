@@ -3,15 +3,20 @@
 Publishing validates every line locally first with the worker's own schemas: it reports what the
 worker would reject and, with `strict`, refuses to send anything if a line is invalid. Otherwise only
 the valid lines are sent, with an idempotent producer and acks=all, so a retry never duplicates.
+
+A tick moves the clock on a quiet day, so that deadlines mature without events; `uythac tick --daily` sends
+one shortly after each Vietnam midnight (off by default: the bank's own systems may tick instead).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import signal
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import IO, TextIO
 
@@ -124,3 +129,27 @@ def tick(bootstrap: str, topic: str, day: date | None = None) -> bytes:
         return value
     finally:
         sender.close()
+
+
+AFTER_MIDNIGHT = timedelta(minutes=5)
+
+
+def seconds_to_next_tick(now: datetime) -> float:
+    """Seconds until 00:05 Vietnam time after `now`."""
+    local = now.astimezone(VIETNAM)
+    next_midnight = datetime.combine(local.date() + timedelta(days=1), datetime.min.time(), VIETNAM)
+    return (next_midnight + AFTER_MIDNIGHT - local).total_seconds()
+
+
+def daily(send: Callable[[], bytes]) -> int:
+    """Tick now, then every day after midnight, until SIGTERM or SIGINT."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    while not stop.is_set():
+        try:
+            log.info("tick sent", extra={"tick": send().decode()})
+        except Exception as error:  # the broker may be down; the next day's tick covers this one
+            log.warning("tick failed", extra={"error": str(error)})
+        stop.wait(seconds_to_next_tick(datetime.now(VIETNAM)))
+    return 0

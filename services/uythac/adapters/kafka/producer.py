@@ -3,6 +3,11 @@
 kafka-python's default partitioner runs murmur2 in pure Python for every message (a sixth of a send's
 time, profiled), while uythac's keys are a few thousand commune ids: `KeyPartitioner` remembers each key's
 partition. It places every key exactly where the default partitioner (and Java's) would.
+
+Four places produce, each with its own way of waiting and of failing, all through this one factory:
+`entrypoints.publish` (a file, then flush; `uythac tick`), `publisher` (the API: each request waits for its
+acknowledgements, with a timeout), `relay` (outbox rounds answered as they are acknowledged, without holding
+the intake's polls) and the intake that owns the relay's producer.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ producer, reads the committed rows (`pending_rows`), makes them messages again a
 tells which rows the broker acknowledged, without holding up the intake's polls). A worker that dies
 between the acknowledgement and the delete sends the rows again after restart, with the same bytes (and so
 the same event_id): a consumer that dedupes by event_id sees each once. Nothing is lost, because nothing
-leaves the table unacknowledged.
+leaves the table unacknowledged. (Separate from the other producers: a round is never waited for, its
+answers are collected between the intake's polls.)
 """
 
 from __future__ import annotations

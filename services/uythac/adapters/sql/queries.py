@@ -93,7 +93,7 @@ def _prepared(statement: sa.Select[Any], dialect: Dialect) -> _Prepared:
 
 def _rows(connection: Connection, statement: sa.Select[Any], parameters: Mapping[str, Any]) -> list[Any]:
     """The rows of `statement`, run by the driver's cursor: for the short selects of a request (a meta value,
-    a count, a page, a loan) SQLAlchemy's execution took ~40-50 µs of Python each, ~5 to 50 times SQLite's."""
+    a count, a page, a loan) SQLAlchemy's execution takes ~40-50 µs of Python each, ~5 to 50 times SQLite's."""
     prepared = _prepared(statement, connection.dialect)
     values = {**prepared.fixed, **parameters}
     for name, process in prepared.bind:
@@ -224,7 +224,7 @@ def _loans_listing(kind: str, columns: tuple[str, ...]) -> _Listing:
     A page is found by its loan ids first, then only its rows are read, by those ids alone: the ids, the
     filters and the sort keys can all come from one index (status, deadline, district, commune, org, and
     the key loan_id), while sorting whole rows would read every matching loan from the table first. With
-    the filters repeated beside the ids, SQLite did just that (~1 ms for a commune's 400 missed loans).
+    the filters repeated beside the ids, SQLite does just that (~1 ms for a commune's 400 missed loans).
     """
     if kind == "flags":
         conditions = [loans.c.status == Status.MISSED.value, loans.c.deadline > sa.bindparam("after")]
@@ -294,7 +294,7 @@ def snapshot_dates(connection: Connection) -> list[date]:
 
 
 def stored_report(connection: Connection, as_of: date) -> dict[str, Any] | None:
-    """The SPEC §6 report the worker kept for this month end, or None if there is none."""
+    """The report the worker kept for this month end, or None if there is none."""
     blob = connection.execute(sa.select(snapshots.c.report).where(snapshots.c.as_of == as_of)).scalar()
     if blob is None:
         return None

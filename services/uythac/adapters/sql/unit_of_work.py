@@ -96,7 +96,7 @@ class SqlUnitOfWork:
         """SQLite: two statements for the whole batch, the ids as one JSON array and the digests as one block of
         bytes (`DIGEST_SIZE` each, in the same order): the known ids are looked up, then the others inserted in
         key order, all inside SQLite and without Python's lock (1.6 µs an id for the bench province, against
-        1.9 µs for an INSERT per id, most of whose difference was Python's own cost per statement)."""
+        1.9 µs for an INSERT per id, most of the difference being Python's own cost per statement)."""
         digests = b"".join(firsts.values())
         if len(digests) != DIGEST_SIZE * len(firsts):
             raise ValueError(f"digest: every one must be {DIGEST_SIZE} bytes")

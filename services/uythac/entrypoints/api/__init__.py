@@ -23,6 +23,7 @@ PAGES_BYTES = 32 * 1024 * 1024  # pages and details kept per store version: all 
 
 def create_app(settings: Settings) -> Flask:
     """The app for these settings: their store and scorecard (`bootstrap`), the blueprints, the guard."""
+    from uythac.adapters.kafka.publisher import Publisher
     from uythac.adapters.sql import queries
     from uythac.core.areas import Selection
     from uythac.entrypoints.api import (
@@ -40,7 +41,6 @@ def create_app(settings: Settings) -> Flask:
     from uythac.entrypoints.api.auth import Guard, load_keys
     from uythac.entrypoints.api.caching import Bodies, Scores
     from uythac.entrypoints.api.context import EXTENSION, Services, end_reading
-    from uythac.entrypoints.api.publisher import Publisher
 
     store = bootstrap.open_store(settings.db)
     card = bootstrap.load_scorecard(settings)

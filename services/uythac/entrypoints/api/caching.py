@@ -56,7 +56,7 @@ class Bodies:
 
 class Scores:
     """Unit scores at the scorecard in force, remembered by counts; and the points each score lost in words,
-    remembered by score (writing a unit's took ~0.15 ms, half of its detail)."""
+    remembered by score (writing a unit's takes ~0.15 ms, half of its detail)."""
 
     def __init__(self, card: Scorecard, size: int = 1 << 16, worded: int = 1 << 12) -> None:
         self.card = card

@@ -11,13 +11,13 @@ from functools import wraps
 from flask import Response, current_app, g, request
 from sqlalchemy.engine import Connection
 
+from uythac.adapters.kafka.publisher import Publisher
 from uythac.adapters.sql import queries
 from uythac.adapters.sql.store import Store
 from uythac.core.scorecard import Scorecard
 from uythac.entrypoints.api.auth import caller
 from uythac.entrypoints.api.caching import Bodies, Scores
 from uythac.entrypoints.api.marshal import JSON
-from uythac.entrypoints.api.publisher import Publisher
 from uythac.settings import Settings
 
 EXTENSION = "uythac"

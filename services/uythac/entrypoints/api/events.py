@@ -14,13 +14,13 @@ import orjson
 from flask import Blueprint, Response, request
 from werkzeug.exceptions import UnsupportedMediaType
 
+from uythac.adapters.kafka.publisher import KafkaUnavailable, Message
 from uythac.core.areas import EVERYWHERE, Area
 from uythac.core.events import Event, Rejection, parse
 from uythac.entrypoints.api.auth import caller
 from uythac.entrypoints.api.context import services
 from uythac.entrypoints.api.marshal import respond
 from uythac.entrypoints.api.problems import Problem
-from uythac.entrypoints.api.publisher import KafkaUnavailable, Message
 from uythac.entrypoints.api.schemas import AcceptedSchema
 
 bp = Blueprint("events", __name__)

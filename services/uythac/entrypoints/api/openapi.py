@@ -99,7 +99,7 @@ def _complete(operation: dict[str, Any], docstring: str, keyed: bool, problem: d
 
 
 def _events(spec: APISpec, max_events: int) -> None:
-    """The event schemas of SPEC §2 (the published JSON Schemas), and the body of POST /v1/events."""
+    """The event schemas (the published JSON Schemas), and the body of POST /v1/events."""
     refs = []
     for event_type, schema in SCHEMAS.items():
         document = {k: v for k, v in event_schema(schema).items() if k not in ("$schema", "$id")}

@@ -36,7 +36,7 @@ class Kind:
 
 KINDS: dict[str, Kind] = {
     "bad-parameter": Kind(400, "Bad parameter", "A query or path parameter is malformed or out of bounds."),
-    "invalid-event": Kind(400, "Invalid event", "The body is not an event (or an array of events) of SPEC §2."),
+    "invalid-event": Kind(400, "Invalid event", "The body is not an event (or an array of events) of the contract."),
     "unauthorized": Kind(401, "Unauthorized", "No bearer API key, or one that is not configured."),
     "forbidden": Kind(403, "Forbidden", "The key's scope does not allow this: an event outside its area, /metrics."),
     "not-found": Kind(404, "Not found", "No such resource in the area of the API key."),

@@ -1,4 +1,4 @@
-"""The report (SPEC §6) and the province letter's table, for the caller's area, at T or a past month end.
+"""The report and the province letter's table, for the caller's area, at T or a past month end.
 
 The store holds the state at its clock T, not its history: a past date can be answered only from the
 report the worker kept at each month end it passed (the scoring dates of the bank, like 30/11/2023 in
@@ -32,14 +32,14 @@ _DISTRIBUTION_ARGS, _DISTRIBUTION = DistributionArgs(), DistributionSchema()
 
 @bp.get("/v1/report")
 def get_report() -> Response:
-    """The SPEC §6 report of the caller's area: units, flags and distribution, at T or a stored month end.
+    """The report of the caller's area: units, flags and distribution, at T or a stored month end.
 
     A scoped key gets its district's or commune's units and flags, and the distribution of those units.
     The body is `report.build`'s, which writes the replay's report file too, sent as it is: dumping a
     province's report (2 000 units, tens of thousands of flags) through marshmallow would triple its time.
     ---
     get:
-      summary: The report (SPEC §6)
+      summary: The report
       tags: [reports]
       parameters: [{in: query, schema: ReportArgs}]
       responses:

@@ -4,7 +4,8 @@ first use, so gunicorn forks no Kafka client and an API whose Kafka is down stil
 A send that Kafka has not acknowledged within the timeout is `KafkaUnavailable` (the view answers 503).
 Such events may still land later: a client retries with the same event ids, and the worker ignores the
 duplicates. After a failure the producer is dropped and the next request makes a fresh one, so a
-producer left in a bad state by an outage never outlives it.
+producer left in a bad state by an outage never outlives it. (Separate from the outbox relay and from
+`uythac publish`: a request waits for its own events' acknowledgements, under a lock-free timeout.)
 """
 
 from __future__ import annotations
