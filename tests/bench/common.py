@@ -1,6 +1,6 @@
 """What every benchmark shares: the machine it ran on, a cached generated province, a measured child.
 
-Benchmarks print numbers; they never assert a target (targets are in the README, beside the numbers).
+Benchmarks print numbers; they never assert a target (targets are in docs/benchmarks.md, beside the numbers).
 """
 
 from __future__ import annotations

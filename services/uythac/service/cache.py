@@ -6,7 +6,7 @@ stored**, so the store writes back only the columns that changed (the unit of wo
 `rows`).
 
 Everything here mirrors committed state. A batch that fails leaves it wrong, so the processor clears it and
-reads again; only one process writes a store (see the README), so nothing else can make it stale. It is
+reads again; only one worker writes a store (docs/architecture.md), so nothing else can make it stale. It is
 bounded: after a commit, past `limit` entities of a kind, the least recently used are dropped (their rows are
 in the store, and what they count for is worked out again when they are read).
 """
