@@ -86,7 +86,7 @@ def replay_into(
     store = bootstrap.open_store(str(db))
     try:
         processor = Processor(store, CARD, MONTHS_KEPT, cache_limit)
-        return replay(source, processor, as_of=as_of, batch_size=batch_size)
+        return replay(source, processor, as_of=as_of, batch_size=batch_size, latest=None)
     finally:
         store.close()
 

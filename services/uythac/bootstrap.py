@@ -8,12 +8,14 @@ reads a scorecard file. Everything that can be wrong with the settings surfaces 
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from functools import partial
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from uythac.adapters.sql.store import Store
+from uythac.core import dates
 from uythac.core import scorecard as scorecards
 from uythac.core.outputs import Topics
 from uythac.core.scorecard import Scorecard
@@ -51,6 +53,11 @@ def processor(settings: Settings, store: Store, card: Scorecard) -> Processor:
     return Processor(store, card, settings.reports_months, settings.cache_entities)
 
 
+def latest_accepted(settings: Settings) -> date:
+    """The latest business date an event may have now (the machine's clock; `UYTHAC_MAX_FUTURE_DAYS`)."""
+    return dates.latest_accepted(datetime.now(UTC), settings.max_future_days)
+
+
 def topics(settings: Settings) -> Topics:
     return Topics(settings.kafka_flags_topic, settings.kafka_scores_topic)
 
@@ -65,6 +72,7 @@ def intake(settings: Settings, store: Store) -> IntakeConfig:
         group_id=settings.kafka_group,
         session_timeout_ms=settings.kafka_session_timeout_ms,
         batch_size=settings.batch_size,
+        max_future_days=settings.max_future_days,
         open_store=partial(open_store, store.url),
         log_level=settings.log_level,
     )

@@ -249,7 +249,7 @@ def main() -> None:
     try:
         topic = "bench.events"
         started = time.perf_counter()
-        summary = publish(source, broker.bootstrap, topic, partitions=PARTITIONS)
+        summary = publish(source, broker.bootstrap, topic, partitions=PARTITIONS, latest=None)
         produce_s = time.perf_counter() - started
         print(f"  published {summary.sent:,} events in {produce_s:.1f} s ({summary.sent / produce_s:,.0f}/s)")
         raws: list[float] = []

@@ -183,6 +183,7 @@ GARBAGE: list[tuple[bytes | None, bytes | None]] = [
         b' "commune_id": "C0001", "org": "HND", "loan_id": "L1", "principal": "100", "interest": 1}',
     ),
     (b"C0001", b'{"event_id": "x6", "type": "clock.tick", "occurred_at": "2023-01-01", "amount": 1e400}'),
+    (None, b'{"event_id": "x7", "type": "clock.tick", "occurred_at": "2203-01-01"}'),  # would move T 180 years
 ]
 
 
@@ -210,6 +211,7 @@ def test_malformed_flood_lands_in_the_dlq_and_every_valid_event_applies(
     assert {(key, value or b"") for key, value in GARBAGE} <= originals  # original bytes kept
     for record in dead:
         assert {"uythac.source.topic", "uythac.source.partition", "uythac.source.offset"} <= record.headers.keys()
+    assert any(reason.startswith("occurred_at: after today (2203-01-01;") for reason in reasons)
     tombstone = next(record for record in dead if record.headers["uythac.reason"] == b"message: null value")
     assert tombstone.key == b"C0001"
     refused = {record.value: record.headers["uythac.reason"] for record in dead}

@@ -373,6 +373,14 @@ def test_invalid_events_are_400_with_every_field_named(client: FlaskClient, keys
     assert _problem(client.post("/v1/events", data="x", headers=keys.header("all")), 415)
 
 
+def test_an_event_dated_after_today_is_400_naming_occurred_at(client: FlaskClient, keys: Keys) -> None:
+    """Whatever the key's scope: one mistyped year would move the province's clock for good."""
+    typo = loan("L97", "2203-03-30")
+    body = _problem(client.post("/v1/events", json=typo, headers=keys.header("all")), 400)
+    assert [e["field"] for e in body["errors"]] == ["occurred_at"]
+    assert body["errors"][0]["detail"].startswith("after today (2203-03-30;")
+
+
 def test_events_outside_the_area_are_403(client: FlaskClient, keys: Keys) -> None:
     inside, outside, clock = loan("L95", "2024-03-30"), loan("L97", "2024-03-30", **D02), tick("2024-04-01")
     body = _problem(client.post("/v1/events", json=[inside, outside, clock], headers=keys.header("d01")), 403)

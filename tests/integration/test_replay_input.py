@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import itertools
 import json
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import pytest
 from tests.examples import DROP, VALID, variant
 from tests.support import CARD, component, loan, report_of, write_lines
 from uythac.adapters.sql.store import Store
+from uythac.core.dates import VIETNAM
 from uythac.entrypoints import publish
 from uythac.entrypoints.cli import main
 from uythac.entrypoints.replay import Summary, replay
@@ -34,7 +36,9 @@ def _replay_lines(tmp_path: Path, lines: list[str], batch_size: int = 5000) -> t
     store = Store.at(tmp_path / f"dedupe-{n}.db")
     rejects = io.StringIO()
     try:
-        summary = replay(source, Processor(store, CARD, 24, 250_000), rejects=rejects, batch_size=batch_size)
+        summary = replay(
+            source, Processor(store, CARD, 24, 250_000), rejects=rejects, batch_size=batch_size, latest=None
+        )
     finally:
         store.close()
     return summary, [json.loads(line) for line in rejects.getvalue().splitlines()]
@@ -84,9 +88,11 @@ def test_conflict_and_duplicate_of_an_event_of_an_earlier_replay(tmp_path: Path,
     second.write_text(json.dumps({**LOAN, "amount": 1}) + "\n" + SAME_LOAN_OTHER_SPELLING + "\n", encoding="utf-8")
     store = Store.at(db)
     try:
-        replay(first, Processor(store, CARD, 24, 250_000), batch_size=5000)
+        replay(first, Processor(store, CARD, 24, 250_000), batch_size=5000, latest=None)
         rejects = io.StringIO()
-        summary = replay(second, Processor(store, CARD, 24, 250_000), rejects=rejects, batch_size=batch_size)
+        summary = replay(
+            second, Processor(store, CARD, 24, 250_000), rejects=rejects, batch_size=batch_size, latest=None
+        )
     finally:
         store.close()
     assert (summary.accepted, summary.duplicates, summary.rejected) == (0, 1, 1)
@@ -202,6 +208,30 @@ def test_publish_strict_refuses_a_file_with_an_invalid_line_and_sends_nothing(tm
     """`uythac publish --strict` checks the whole file first: no broker is even asked (none listens here)."""
     source = write_lines(tmp_path / "events.jsonl", [loan("L1", "2024-01-01"), "{not json", loan("L2", "2024-01-02")])
     rejects = io.StringIO()
-    summary = publish.publish(source, "127.0.0.1:9", "uythac.events", strict=True, rejects=rejects)
+    summary = publish.publish(
+        source, "127.0.0.1:9", "uythac.events", partitions=12, latest=None, strict=True, rejects=rejects
+    )
     assert (summary.refused, summary.read, summary.invalid, summary.sent) == (True, 3, 1, 0)
     assert [json.loads(line)["line"] for line in rejects.getvalue().splitlines()] == [2]
+
+
+def test_cli_replay_rejects_an_event_dated_after_today_and_keeps_the_clock(tmp_path: Path) -> None:
+    """One mistyped year must not move the clock T years ahead: the event is rejected, naming occurred_at."""
+    typo = loan("L9", "2203-01-05", event_id="typo")  # 2023 typed 2203
+    source = write_lines(tmp_path / "events.jsonl", [loan("L1", "2023-01-05"), typo])
+    report, rejects = tmp_path / "report.json", tmp_path / "rejects.jsonl"
+    assert main(["replay", str(source), "--report", str(report), "--rejects", str(rejects)]) == 0
+    assert json.loads(report.read_text(encoding="utf-8"))["as_of"] == "2023-01-05"
+    (record,) = [json.loads(line) for line in rejects.read_text(encoding="utf-8").splitlines()]
+    assert record["event_id"] == "typo" and record["reason"].startswith("occurred_at: after today (2203-01-05;")
+
+
+def test_how_far_ahead_an_event_may_be_dated_is_a_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    in_three_days = datetime.now(VIETNAM).date() + timedelta(days=3)
+    source = write_lines(tmp_path / "events.jsonl", [loan("L1", in_three_days)])
+    report = tmp_path / "report.json"
+    main(["replay", str(source), "--report", str(report)])
+    assert json.loads(report.read_text(encoding="utf-8"))["units"] == []  # rejected at the default, 1 day
+    monkeypatch.setenv("UYTHAC_MAX_FUTURE_DAYS", "5")
+    main(["replay", str(source), "--report", str(report)])
+    assert json.loads(report.read_text(encoding="utf-8"))["as_of"] == in_three_days.isoformat()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from marshmallow import ValidationError
 from marshmallow.validate import Regexp
 
 from tests.examples import DROP, VALID, rejection_of, variant
-from uythac.core.dates import VIETNAM, business_date, parse_datetime
+from uythac.core.dates import VIETNAM, business_date, latest_accepted, parse_datetime
 from uythac.core.events import Event, Rejection, digest, parse, validate
 from uythac.schemas.events import EVENT_TYPES, SCHEMAS
 from uythac.schemas.jsonschema import all_schemas, render
@@ -505,3 +505,31 @@ def test_published_schema_accepts_the_valid_example_and_refuses_an_unknown_field
     check(VALID[event_type])
     with pytest.raises(fastjsonschema.JsonSchemaException):
         check({**VALID[event_type], "note": "x"})
+
+
+# --- not in the future --------------------------------------------------------------------------
+
+
+def test_an_event_dated_after_the_latest_day_accepted_is_rejected_naming_occurred_at() -> None:
+    latest = date(2026, 12, 5)
+    on_the_day = variant("loan.disbursed", occurred_at="2026-12-05")
+    assert isinstance(parse(json.dumps(on_the_day), latest), Event)
+    after = parse(json.dumps(variant("loan.disbursed", occurred_at="2026-12-06")), latest)
+    assert isinstance(after, Rejection)
+    assert after.reason == "occurred_at: after today (2026-12-06; the latest accepted is 2026-12-05)"
+    assert after.event_id == "l1"
+
+
+def test_the_future_is_judged_by_the_business_date_in_vietnam() -> None:
+    latest = date(2026, 12, 5)
+    utc_evening = variant("clock.tick", occurred_at="2026-12-05T16:59:59Z")  # 23:59:59 in Vietnam: the 5th
+    assert isinstance(parse(json.dumps(utc_evening), latest), Event)
+    one_second_later = variant("clock.tick", occurred_at="2026-12-05T17:00:00Z")  # 00:00 on the 6th in Vietnam
+    assert isinstance(parse(json.dumps(one_second_later), latest), Rejection)
+
+
+def test_the_latest_day_accepted_is_today_in_vietnam_plus_the_setting() -> None:
+    late_utc_evening = datetime(2026, 12, 4, 17, 30, tzinfo=UTC)  # 00:30 on the 5th in Vietnam
+    assert latest_accepted(late_utc_evening, 1) == date(2026, 12, 6)
+    assert latest_accepted(late_utc_evening, 0) == date(2026, 12, 5)
+    assert latest_accepted(datetime(2026, 12, 4, 16, 59, tzinfo=UTC), 0) == date(2026, 12, 4)

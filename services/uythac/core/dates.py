@@ -54,6 +54,12 @@ def iso_of(number: int) -> str:
     return day_of(number).isoformat()
 
 
+def latest_accepted(now: datetime, max_future_days: int) -> date:
+    """The latest business date an event may have: today in Vietnam at `now` (an aware time read from the
+    machine's clock by the caller), plus `max_future_days`."""
+    return now.astimezone(VIETNAM).date() + timedelta(days=max_future_days)
+
+
 def month_end(day: date) -> date:
     """The last day of `day`'s month."""
     return day.replace(day=calendar.monthrange(day.year, day.month)[1])

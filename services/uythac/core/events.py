@@ -3,6 +3,10 @@
 Fast path: `orjson.loads` and the event type's compiled check (`schemas/fastcheck.py`), which also
 gives the business date. Only an event that fails it goes through marshmallow, which words the reasons;
 the checks are read off the same schemas and a property test holds the two in agreement.
+
+Not in the future: an event dated after `latest` (today in Vietnam plus a setting's days, worked out by the
+caller from the machine's clock: `core.dates.latest_accepted`) is rejected, so one mistyped year cannot move
+the clock T years ahead, for good.
 """
 
 from __future__ import annotations
@@ -72,8 +76,8 @@ def digest(data: dict[str, Any]) -> bytes:
     return hasher.digest()
 
 
-def parse(raw: bytes | str) -> Event | Rejection:
-    """Validate one message (a JSON Lines line or a Kafka value)."""
+def parse(raw: bytes | str, latest: date | None = None) -> Event | Rejection:
+    """Validate one message (a JSON Lines line or a Kafka value); `latest`: the latest business date accepted."""
     if not raw:  # None (a Kafka tombstone) or empty
         return Rejection("message: empty")
     if len(raw) > MAX_EVENT_BYTES:
@@ -84,7 +88,7 @@ def parse(raw: bytes | str) -> Event | Rejection:
         return _refused_by_orjson(raw, error)
     if not isinstance(data, dict):
         return Rejection(f"message: not a JSON object (a JSON {type(data).__name__})")
-    return validate(data)
+    return validate(data, latest)
 
 
 def _refused_by_orjson(raw: bytes | str, error: Exception) -> Rejection:
@@ -101,13 +105,15 @@ def _refused_by_orjson(raw: bytes | str, error: Exception) -> Rejection:
     return Rejection(f"message: not strict JSON ({error})", rejection.event_id)
 
 
-def validate(data: dict[str, Any]) -> Event | Rejection:
-    """Validate an already decoded JSON object."""
+def validate(data: dict[str, Any], latest: date | None = None) -> Event | Rejection:
+    """Validate an already decoded JSON object; `latest`: the latest business date accepted."""
     event_type = data.get("type")
     if isinstance(event_type, str):
         fast = _FAST.get(event_type)
         day = None if fast is None else fast(data)
         if day is not None:
+            if latest is not None and day > latest:
+                return Rejection(f"occurred_at: after today ({day}; the latest accepted is {latest})", _event_id(data))
             try:  # tuple.__new__ straight: Event(...) would go through the named tuple's Python __new__
                 return tuple.__new__(Event, (data["event_id"], event_type, day, data, digest(data)))
             except orjson.JSONEncodeError:  # a lone surrogate (\ud800) in a free-text field

@@ -20,6 +20,7 @@ from uythac import bootstrap, logs, settings
 from uythac.core.report import render
 from uythac.entrypoints.replay import Summary, replay
 from uythac.errors import UythacError
+from uythac.service.processor import Processor
 from uythac.service.reports import current_report
 from uythac.settings import Settings
 
@@ -168,7 +169,7 @@ def run_replay(args: argparse.Namespace, config: Settings) -> int:
     with tempfile.TemporaryDirectory(prefix="uythac-") as scratch:
         store = bootstrap.open_store(args.db or str(Path(scratch) / "replay.db"))
         try:
-            summary = _replay_file(args, bootstrap.processor(config, store, card), config.batch_size)
+            summary = _replay_file(args, bootstrap.processor(config, store, card), config)
             if summary is None:
                 return 1
             store.analyze()  # for the API and reports that read this store next
@@ -179,13 +180,19 @@ def run_replay(args: argparse.Namespace, config: Settings) -> int:
     return 0
 
 
-def _replay_file(args: argparse.Namespace, processor: Any, batch_size: int) -> Summary | None:
+def _replay_file(args: argparse.Namespace, processor: Processor, config: Settings) -> Summary | None:
     try:
         rejects = args.rejects.open("w", encoding="utf-8") if args.rejects else None
         try:
             with _progress(args.events) as progress:
                 return replay(
-                    args.events, processor, as_of=args.as_of, rejects=rejects, batch_size=batch_size, progress=progress
+                    args.events,
+                    processor,
+                    as_of=args.as_of,
+                    batch_size=config.batch_size,
+                    latest=bootstrap.latest_accepted(config),
+                    rejects=rejects,
+                    progress=progress,
                 )
         finally:
             if rejects is not None:
@@ -287,6 +294,7 @@ def run_publish(args: argparse.Namespace, config: Settings) -> int:
                 config.kafka_topic,
                 strict=args.strict,
                 partitions=config.kafka_partitions,
+                latest=bootstrap.latest_accepted(config),
                 rejects=rejects,
                 progress=progress,
             )

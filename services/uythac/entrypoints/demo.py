@@ -36,7 +36,8 @@ def run(directory: Path, communes: int, settings: Settings) -> int:
         started = time.perf_counter()
         with (directory / "rejects.jsonl").open("w", encoding="utf-8") as rejects:
             processor = bootstrap.processor(settings, store, card)
-            summary = replay(events, processor, rejects=rejects, batch_size=settings.batch_size)
+            latest = bootstrap.latest_accepted(settings)
+            summary = replay(events, processor, rejects=rejects, batch_size=settings.batch_size, latest=latest)
         elapsed = time.perf_counter() - started
         report = current_report(store, card)
     finally:

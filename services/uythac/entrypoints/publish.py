@@ -50,14 +50,15 @@ def publish(
     bootstrap: str,
     topic: str,
     *,
+    partitions: int,
+    latest: date | None,
     strict: bool = False,
-    partitions: int = 12,
     rejects: TextIO | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> PublishSummary:
     summary = PublishSummary()
     if strict:
-        _check(path, summary, rejects)
+        _check(path, summary, latest, rejects)
         if summary.invalid:
             summary.refused = True
             return summary
@@ -65,7 +66,7 @@ def publish(
     ensure_topics(bootstrap, {topic: partitions})  # a demo's first publish may come before any worker
     sender = idempotent_producer(bootstrap)
     try:
-        for number, line, event, raw in _valid_lines(path, summary, rejects):
+        for number, line, event, raw in _valid_lines(path, summary, latest, rejects):
             future = sender.send(topic, key=event.unit[0].encode() if event.unit else None, value=line)
             future.add_errback(lambda error, n=number: _failed(summary, n, error))
             summary.sent += 1
@@ -85,20 +86,20 @@ def _failed(summary: PublishSummary, number: int, error: Exception) -> None:
     log.error("line not acknowledged by Kafka", extra={"line": number, "error": str(error)})
 
 
-def _check(path: Path, summary: PublishSummary, rejects: TextIO | None) -> None:
-    for _ in _valid_lines(path, summary, rejects):
+def _check(path: Path, summary: PublishSummary, latest: date | None, rejects: TextIO | None) -> None:
+    for _ in _valid_lines(path, summary, latest, rejects):
         pass
 
 
 def _valid_lines(
-    path: Path, summary: PublishSummary, rejects: TextIO | None
+    path: Path, summary: PublishSummary, latest: date | None, rejects: TextIO | None
 ) -> Iterator[tuple[int, bytes, Event, IO[bytes]]]:
     """(line number, line, event, the file underneath) of each valid line; the others counted and refused."""
     with lines_of(path) as (lines, raw):
         for number, line in enumerate(lines, 1):
             line = line.rstrip(b"\r\n")
             summary.read += 1
-            parsed = parse(line)
+            parsed = parse(line, latest)
             if isinstance(parsed, Rejection):
                 _refuse(summary, number, line, parsed, rejects)
             else:

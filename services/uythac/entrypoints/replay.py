@@ -67,6 +67,7 @@ def replay(
     *,
     as_of: date | None = None,
     batch_size: int,
+    latest: date | None,
     rejects: TextIO | None = None,
     progress: Progress | None = None,
 ) -> Summary:
@@ -95,7 +96,7 @@ def replay(
         for number, line in enumerate(lines, 1):
             line = line.rstrip(b"\r\n")
             summary.read += 1
-            parsed = parse(line)
+            parsed = parse(line, latest)
             if isinstance(parsed, Rejection):
                 refused.append((number, line, parsed))
             elif as_of is not None and parsed.day > as_of:

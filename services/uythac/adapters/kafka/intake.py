@@ -28,6 +28,7 @@ from collections import deque
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from multiprocessing.connection import Connection
 from types import FrameType
 from typing import Any
@@ -56,7 +57,7 @@ from uythac.adapters.kafka.protocol import (
     ToIntake,
 )
 from uythac.adapters.kafka.relay import Round, pending_rows
-from uythac.core.dates import day_number
+from uythac.core.dates import day_number, latest_accepted
 from uythac.core.events import Rejection, parse
 from uythac.cycles import Collections
 from uythac.service.ports import Store
@@ -76,6 +77,7 @@ class IntakeConfig:
     group_id: str
     session_timeout_ms: int
     batch_size: int
+    max_future_days: int  # events dated later than this after today in Vietnam are rejected
     open_store: Callable[[], Store]  # the store whose offsets an assignment seeks to (picklable: a spawned process)
     log_level: str
 
@@ -201,7 +203,8 @@ class _Loop:
             reported = 0.0
             while not self._follow_commands():
                 polled = self.consumer.poll(timeout_ms=POLL_MS, max_records=self.limit)
-                self.out.send(Batch(_checked(polled, self.generation)) if polled else None)
+                latest = latest_accepted(datetime.now(UTC), self.config.max_future_days)
+                self.out.send(Batch(_checked(polled, self.generation, latest)) if polled else None)
                 if polled:
                     self.limit = min(self.limit * 2, self.config.batch_size)
                 self._answer_round()
@@ -327,14 +330,14 @@ def _ends(consumer: KafkaConsumer, fetching: bool) -> dict[int, int]:
     return {tp.partition: end for tp, end in ends.items() if end is not None}
 
 
-def _checked(polled: dict[TopicPartition, list[Any]], generation: int) -> Polled:
-    """Each record's verdict, beside what the worker needs of it."""
+def _checked(polled: dict[TopicPartition, list[Any]], generation: int, latest: date) -> Polled:
+    """Each record's verdict (`latest`: the latest business date accepted), beside what the worker needs of it."""
     batch = Polled(generation)
     for tp, records in polled.items():
         start = len(batch.offsets)
         for record in records:
             value = record.value
-            parsed = parse(value) if value is not None else Rejection("message: null value")
+            parsed = parse(value, latest) if value is not None else Rejection("message: null value")
             if isinstance(parsed, Rejection):
                 batch.rejections[len(batch.offsets)] = parsed
                 batch.days.append(0)

@@ -9,11 +9,13 @@ every event (acks=all); the worker applies them moments later (duplicates, by ev
 from __future__ import annotations
 
 import re
+from datetime import date
 
 import orjson
 from flask import Blueprint, Response, request
 from werkzeug.exceptions import UnsupportedMediaType
 
+from uythac import bootstrap
 from uythac.adapters.kafka.publisher import KafkaUnavailable, Message
 from uythac.core.areas import EVERYWHERE, Area
 from uythac.core.events import Event, Rejection, parse
@@ -53,7 +55,8 @@ def post_events() -> Response:
     """
     if not request.is_json:
         raise UnsupportedMediaType("send the events as application/json")
-    events = _events(request.get_data(), services().settings.api_max_events)
+    settings = services().settings
+    events = _events(request.get_data(), settings.api_max_events, bootstrap.latest_accepted(settings))
     outside = [event.event_id for event in events if not _within(event, caller().area)]
     if outside:
         raise Problem("forbidden", f"outside the area of this API key ({caller().scope}): {', '.join(outside)}")
@@ -74,7 +77,7 @@ def _within(event: Event, area: Area) -> bool:
     return event.unit is not None and area.covers(event.data["district_id"], event.data["commune_id"])
 
 
-def _events(body: bytes, most: int) -> list[Event]:
+def _events(body: bytes, most: int, latest: date) -> list[Event]:
     """The body's events, or the 400 problem that names every field at fault."""
     try:
         data = orjson.loads(body)
@@ -87,7 +90,7 @@ def _events(body: bytes, most: int) -> list[Event]:
         raise Problem("invalid-event", detail, [{"field": "body", "detail": detail}])
     events, errors = [], []
     for index, item in enumerate(items):
-        verdict = parse(orjson.dumps(item))  # as the worker will see it (its size limit included)
+        verdict = parse(orjson.dumps(item), latest)  # as the worker will see it (its size limit included)
         if isinstance(verdict, Rejection):
             errors += reason_errors(verdict.reason, "" if single else f"{index}.")
         else:
