@@ -1,7 +1,9 @@
 """A from-scratch reading of the contract (docs/contract.md), written plainly and independently of the service's code.
 
 The property tests hold the incremental engine to this: same events, same report. It recomputes
-everything from the list of events each time, so it is slow, short and easy to check by eye.
+everything from the list of events each time, so it is slow, short and easy to check by eye. An event
+counts for a loan or group only when it names the unit of the loan's disbursement or the group's
+registration (`mine`).
 """
 
 from __future__ import annotations
@@ -80,12 +82,15 @@ def reference_report(events: list[dict[str, Any]], as_of: date | None = None) ->
     repayments = of("repayment.recorded")
     overdue_events = of("loan.overdue_changed")
 
+    def mine(x: dict[str, Any], unit: tuple[str, str]) -> bool:
+        return (x["commune_id"], x["org"]) == unit
+
     counts = {unit: [0] * 10 for unit in district}
     flags = []
     for loan_id, (d, e) in disbursal.items():
         unit = (e["commune_id"], e["org"])
         D = d + timedelta(days=30)
-        visits = [i for i, x in post if x["loan_id"] == loan_id]
+        visits = [i for i, x in post if x["loan_id"] == loan_id and mine(x, unit)]
         on_time = any(d <= i <= D for i in visits)
         c = counts[unit]
         if T - timedelta(days=W) < D < T:
@@ -104,9 +109,9 @@ def reference_report(events: list[dict[str, Any]], as_of: date | None = None) ->
                         "late_inspection_on": min(late).isoformat() if late else None,
                     }
                 )
-        paid = [(r, x) for r, x in repayments if x["loan_id"] == loan_id and r <= T]
+        paid = [(r, x) for r, x in repayments if x["loan_id"] == loan_id and r <= T and mine(x, unit)]
         outstanding = max(0, e["amount"] - sum(x["principal"] for _, x in paid))
-        latest = [x for r, x in overdue_events if x["loan_id"] == loan_id and r <= T]
+        latest = [x for r, x in overdue_events if x["loan_id"] == loan_id and r <= T and mine(x, unit)]
         due = min(latest[-1]["overdue_principal"], outstanding) if latest else 0
         c[4] += due
         c[5] += outstanding
@@ -114,20 +119,19 @@ def reference_report(events: list[dict[str, Any]], as_of: date | None = None) ->
             c[7] += 1
             c[6] += not any(T - timedelta(days=90) < r <= T for r, _ in paid)
 
-    closed: dict[str, date] = {}
-    for d, e in of("group.closed"):
-        closed.setdefault(e["group_id"], d)
     deposits = of("savings.deposited")
     for group_id, (r, e) in registration.items():
-        if group_id in closed and closed[group_id] <= T:
+        unit = (e["commune_id"], e["org"])
+        if any(x["group_id"] == group_id and mine(x, unit) and d <= T for d, x in of("group.closed")):
             continue
-        c = counts[(e["commune_id"], e["org"])]
+        c = counts[unit]
+        ours = [(i, x) for i, x in periodic + deposits if x["group_id"] == group_id and mine(x, unit)]
         if r <= T - timedelta(days=90):
             c[3] += 1
-            c[2] += any(T - timedelta(days=W) < i <= T for i, x in periodic if x["group_id"] == group_id)
+            c[2] += any(T - timedelta(days=W) < i <= T for i, x in ours if x["type"] == "inspection.recorded")
         if r <= T - timedelta(days=30):
             c[9] += 1
-            c[8] += any(T - timedelta(days=30) < s <= T for s, x in deposits if x["group_id"] == group_id)
+            c[8] += any(T - timedelta(days=30) < s <= T for s, x in ours if x["type"] == "savings.deposited")
 
     units = []
     for (commune, org), c in counts.items():

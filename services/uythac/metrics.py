@@ -46,6 +46,10 @@ class BatchHistogram(Histogram):
 # worker --------------------------------------------------------------------------------------------
 EVENTS = Counter("uythac_events_total", "Events consumed, by type and outcome", ["type", "outcome"])
 REJECTS = Counter("uythac_rejects_total", "Rejected events by the field their reason names", ["field"])
+OTHER_UNIT = Counter(
+    "uythac_events_other_unit_total",
+    "Accepted events that named a loan or group with another unit than its own: they count for nothing for it",
+)
 RULE_DECISIONS = Counter(
     "uythac_rule_decisions_total",
     "Decisions of the obligation rules (fulfilled, missed, late_inspection, due_soon, misuse)",

@@ -2,7 +2,9 @@
 
 Random small provinces (two communes, two organizations, a handful of groups and loans over two
 years, inspections clustered around deadlines) are replayed in many ways; each way must give the
-report that `tests/reference.py` computes from scratch.
+report that `tests/reference.py` computes from scratch. Some events name another unit than their loan's
+or group's (a producer's mistake, or an attack), and some loans and groups are disbursed or registered
+twice, in two units: what counts then depends on which disbursement or registration is the earliest.
 """
 
 from __future__ import annotations
@@ -50,21 +52,34 @@ def provinces(draw: st.DrawFn) -> list[dict[str, Any]]:
         events.append(event)
 
     offset = st.integers(0, 700)
+
+    def own_or_not(unit: tuple[str, str, str]) -> tuple[str, str, str]:
+        """Mostly the entity's own unit; one time in six any unit (the same one, or another)."""
+        return draw(st.sampled_from(UNITS)) if draw(st.integers(0, 5)) == 0 else unit
+
     groups = [f"G{i}" for i in range(draw(st.integers(1, 4)))]
     for group_id in groups:
         unit = draw(st.sampled_from(UNITS))
         registered = START + timedelta(days=draw(st.integers(-200, 500)))
         add("group.registered", registered, unit, group_id=group_id)
+        if draw(st.integers(0, 7)) == 0:  # registered again, in any unit, on another day
+            add(
+                "group.registered",
+                registered + timedelta(days=draw(st.integers(-30, 30))),
+                own_or_not(unit),
+                group_id=group_id,
+            )
         if draw(st.integers(0, 5)) == 0:
-            add("group.closed", START + timedelta(days=draw(offset)), unit, group_id=group_id)
+            add("group.closed", START + timedelta(days=draw(offset)), own_or_not(unit), group_id=group_id)
         for _ in range(draw(st.integers(0, 3))):
-            add("savings.deposited", START + timedelta(days=draw(offset)), unit, group_id=group_id, amount=10_000)
+            day = START + timedelta(days=draw(offset))
+            add("savings.deposited", day, own_or_not(unit), group_id=group_id, amount=10_000)
         for _ in range(draw(st.integers(0, 2))):
             result = draw(st.sampled_from(["compliant", "misuse"]))
             add(
                 "inspection.recorded",
                 START + timedelta(days=draw(offset)),
-                unit,
+                own_or_not(unit),
                 kind="periodic",
                 group_id=group_id,
                 result=result,
@@ -74,12 +89,15 @@ def provinces(draw: st.DrawFn) -> list[dict[str, Any]]:
         disbursed = START + timedelta(days=draw(offset))
         amount = draw(st.integers(1, 20)) * 1_000_000
         add("loan.disbursed", disbursed, unit, loan_id=loan_id, group_id=draw(st.sampled_from(groups)), amount=amount)
+        if draw(st.integers(0, 7)) == 0:  # disbursed again, in any unit, on another day
+            again = disbursed + timedelta(days=draw(st.integers(-30, 30)))
+            add("loan.disbursed", again, own_or_not(unit), loan_id=loan_id, group_id=groups[0], amount=amount)
         for _ in range(draw(st.integers(0, 2))):  # around the deadline: before, on time, on day 30/31, late
             day = disbursed + timedelta(days=draw(st.integers(-2, 40)))
             add(
                 "inspection.recorded",
                 day,
-                unit,
+                own_or_not(unit),
                 kind="post_disbursement",
                 loan_id=loan_id,
                 result=draw(st.sampled_from(["compliant", "misuse"])),
@@ -87,13 +105,13 @@ def provinces(draw: st.DrawFn) -> list[dict[str, Any]]:
         for _ in range(draw(st.integers(0, 3))):
             principal = draw(st.sampled_from([0, 1_000_000, amount]))
             day = disbursed + timedelta(days=draw(st.integers(0, 200)))
-            add("repayment.recorded", day, unit, loan_id=loan_id, principal=principal, interest=50_000)
+            add("repayment.recorded", day, own_or_not(unit), loan_id=loan_id, principal=principal, interest=50_000)
         for _ in range(draw(st.integers(0, 2))):
             day = disbursed + timedelta(days=draw(st.integers(0, 200)))
             add(
                 "loan.overdue_changed",
                 day,
-                unit,
+                own_or_not(unit),
                 loan_id=loan_id,
                 overdue_principal=draw(st.sampled_from([0, 50_000, 500_000, amount * 2])),
             )

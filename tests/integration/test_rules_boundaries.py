@@ -478,6 +478,57 @@ def test_deposit_before_its_group_is_registered_counts_once_registered(tmp_path:
     assert ratio(report, "periodic_inspection") == (1, 1)
 
 
+# --- an event counts for a loan or group only when it names that loan's or group's unit --------------
+
+OTHER = {"commune_id": "C0002"}  # the same organization in another commune: another unit
+
+
+def test_an_on_time_inspection_naming_another_unit_leaves_the_loan_flagged(tmp_path: Path) -> None:
+    report = report_of(tmp_path, [loan("L1", d), inspect("L1", days(10), **OTHER), tick(T)])
+    assert pdi(report) == (0, 1) and report["flags"] == [flag()]
+
+
+def test_the_same_inspection_naming_the_loans_unit_fulfils_it(tmp_path: Path) -> None:
+    report = report_of(tmp_path, [loan("L1", d), inspect("L1", days(10)), tick(T)])
+    assert pdi(report) == (1, 1) and report["flags"] == []
+
+
+def test_a_repayment_naming_another_unit_repays_nothing(tmp_path: Path) -> None:
+    events = [loan("L1", date(2023, 1, 1), amount=10_000_000), repay("L1", T, principal=4_000_000, **OTHER), tick(T)]
+    report = report_of(tmp_path, events)
+    assert ratio(report, "overdue_ratio") == (0, 10_000_000)  # still owing the whole amount
+    assert ratio(report, "inactive_loans") == (1, 1)  # and inactive: that repayment was not its
+
+
+def test_an_overdue_change_naming_another_unit_is_not_the_loans(tmp_path: Path) -> None:
+    events = [loan("L1", date(2023, 1, 1), amount=10_000_000), overdue("L1", T, 5_000_000, **OTHER), tick(T)]
+    assert ratio(report_of(tmp_path, events), "overdue_ratio") == (0, 10_000_000)
+
+
+def test_a_deposit_periodic_inspection_and_closure_naming_another_unit_leave_the_group_alone(tmp_path: Path) -> None:
+    events = [group("G1", date(2023, 1, 1)), deposit("G1", T, **OTHER), periodic("G1", T, **OTHER)]
+    events += [ev("group.closed", T - timedelta(days=1), group_id="G1", **OTHER), tick(T)]
+    report = report_of(tmp_path, events)
+    assert ratio(report, "savings_activity") == (0, 1)  # active, and saving nothing of its own
+    assert ratio(report, "periodic_inspection") == (0, 1)
+
+
+def test_events_of_another_unit_count_once_an_earlier_disbursement_names_that_unit(tmp_path: Path) -> None:
+    """The loan's unit is its earliest disbursement's: a later-arriving, earlier-dated one moves it, and with it
+    which events count."""
+    db = tmp_path / "store.db"
+    second = loan("L1", days(5), event_id="disbursed-second")  # C0001
+    repaid, visited = repay("L1", T, principal=1_000_000, **OTHER), inspect("L1", days(10), **OTHER)
+    replay_into(db, [second, repaid, visited, tick(T)])
+    assert pdi(report_at(db)) == (0, 1)
+    replay_into(db, [loan("L1", d, event_id="disbursed-first", **OTHER)])  # earlier, in C0002
+    report = report_at(db)
+    c0002 = component(report, "post_disbursement_inspection", commune_id="C0002")
+    assert (c0002["numerator"], c0002["denominator"]) == (1, 1)  # its inspection of C0002 counts now
+    assert component(report, "overdue_ratio", commune_id="C0002")["denominator"] == 9_000_000
+    assert component(report, "post_disbursement_inspection")["denominator"] == 0  # C0001 has no loan left
+
+
 # --- --as-of --------------------------------------------------------------------------------
 
 

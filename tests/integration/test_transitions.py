@@ -11,7 +11,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from tests.support import CARD, inspect, loan, periodic, tick
+from tests.support import CARD, group, inspect, loan, periodic, tick
 from uythac.adapters.sql.store import Store
 from uythac.core.events import Event, parse
 from uythac.core.outcome import Outcome
@@ -77,4 +77,18 @@ def test_misuse_is_found_once_by_a_post_disbursement_or_a_periodic_inspection(tm
     again = inspect("L1", d + timedelta(days=2), event_id="m-2", result="misuse")
     assert _said(processor.process(_events(again, found))) == []
     group_visit = periodic("G1", d, event_id="m-3", result="misuse")
-    assert _said(processor.process(_events(group_visit))) == [("misuse.found", "G1", "m-3")]
+    assert _said(processor.process(_events(group("G1", d), group_visit))) == [("misuse.found", "G1", "m-3")]
+
+
+def test_misuse_found_before_the_disbursement_is_told_when_the_loan_is_known(tmp_path: Path) -> None:
+    processor = _processor(tmp_path)
+    assert _said(processor.process(_events(inspect("L1", d, event_id="m-1", result="misuse")))) == []
+    said = _said(processor.process(_events(loan("L1", d, event_id="disbursal-1"))))
+    assert said == [("misuse.found", "L1", "disbursal-1")]
+
+
+def test_misuse_named_in_another_unit_says_nothing_of_the_loan(tmp_path: Path) -> None:
+    processor = _processor(tmp_path)
+    processor.process(_events(loan("L1", d)))  # in C0001/HND
+    elsewhere = inspect("L1", d, event_id="m-1", result="misuse", commune_id="C0009")
+    assert _said(processor.process(_events(elsewhere))) == []

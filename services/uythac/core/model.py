@@ -2,21 +2,26 @@
 
 Every summary is a pure fold over the accepted events ("exists an event such that ..."): a sum, a max, a
 min, or the value with the greatest (business date, event_id). So any arrival order gives the same
-summary. `entity.contribution(at)` is the entity's share of its unit's counts at `at.today`;
-`entity.next_due(at)` is the first later day on which that share can change without a new event (a
-deadline passing, a window sliding), so that moving the clock recomputes only the entities due, never
-every unit. Both run for every entity a batch loads, so they compare with window edges worked out once
-per day (`Bounds`).
+summary. An event counts for a loan or a group only when it names the entity's unit (the unit of its
+disbursement or registration): what events naming other units say is kept apart, unit by unit
+(`strays`), so that it counts at once if the entity's unit turns out to be theirs (a disbursement
+arriving after its repayments, or an earlier one that names another unit) and never otherwise.
+
+`entity.contribution(at)` is the entity's share of its unit's counts at `at.today`; `entity.next_due(at)` is
+the first later day on which that share can change without a new event (a deadline passing, a window
+sliding), so that moving the clock recomputes only the entities due, never every unit. Both run for every
+entity a batch loads, so they compare with window edges worked out once per day (`Bounds`).
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
 from operator import add, sub
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 from uythac.core.dates import ONE_DAY, shared
 from uythac.core.scorecard import Windows
@@ -124,9 +129,20 @@ class Loan:
     late_inspection_on: date | None = None
     misuse: bool = False
     next_change: date | None = None
+    has_strays: bool = False  # events naming it with another unit are kept (`Strays`)
     # What the loan counts for in its unit now, and that unit: the processor moves only the difference.
     counted: Counts = field(default=NOTHING, repr=False, compare=False, metadata=NOT_STORED)
     counted_in: UnitKey | None = field(default=None, repr=False, compare=False, metadata=NOT_STORED)
+
+    # What the events of one unit say of the loan besides its disbursement (kept apart for other units).
+    ACTIVITY: ClassVar[tuple[str, ...]] = (
+        "principal_paid",
+        "last_repayment_on",
+        "overdue_principal",
+        "overdue_on",
+        "overdue_event",
+        "misuse",
+    )
 
     @property
     def unit(self) -> UnitKey | None:
@@ -227,8 +243,10 @@ class Group:
     last_deposit_on: date | None = None
     misuse: bool = False
     next_change: date | None = None
+    has_strays: bool = False  # as for a loan
     counted: Counts = field(default=NOTHING, repr=False, compare=False, metadata=NOT_STORED)  # as for a loan
     counted_in: UnitKey | None = field(default=None, repr=False, compare=False, metadata=NOT_STORED)
+    ACTIVITY: ClassVar[tuple[str, ...]] = ("closed_on", "last_periodic_on", "last_deposit_on", "misuse")
 
     @property
     def unit(self) -> UnitKey | None:
@@ -312,3 +330,41 @@ class Unit:
                 day,
                 data["event_id"],
             )
+
+
+Entity = Loan | Group
+Strays = dict[UnitKey, Any]  # what events naming an entity with another unit said, by unit: an entity of the same
+# kind holding only its ACTIVITY fields (a `Loan` for a loan's, a `Group` for a group's)
+
+
+def names(entity: Entity, data: Mapping[str, Any]) -> bool:
+    """Does this event name the entity's unit (and so count for it)?"""
+    return bool(data["commune_id"] == entity.commune_id and data["org"] == entity.org)
+
+
+def stray(entity: Entity, strays: Strays, data: dict[str, Any]) -> Any:
+    """What the events of this event's unit said of the entity so far (kept apart from it)."""
+    unit = (data["commune_id"], data["org"])
+    kept = strays.get(unit)
+    if kept is None:
+        kept = strays[unit] = _blank(entity)
+    return kept
+
+
+def switch_unit(entity: Entity, was: UnitKey | None, strays: Strays) -> None:
+    """The entity's unit changed from `was` (None: it had none): what it held goes to the strays of `was`, and
+    what the strays of its new unit held becomes its own."""
+    fields, blank = entity.ACTIVITY, _blank(entity)
+    if was is not None and any(getattr(entity, name) != getattr(blank, name) for name in fields):
+        kept = strays[was] = _blank(entity)
+        for name in fields:
+            setattr(kept, name, getattr(entity, name))
+    unit = entity.unit
+    mine = (strays.pop(unit, None) if unit is not None else None) or blank
+    for name in fields:
+        setattr(entity, name, getattr(mine, name))
+
+
+def _blank(entity: Entity) -> Entity:
+    """An entity of the same kind and id that nothing has been said of."""
+    return Loan(entity.loan_id) if isinstance(entity, Loan) else Group(entity.group_id)

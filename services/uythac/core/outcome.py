@@ -34,6 +34,7 @@ class Outcome:
     changed_units: list[tuple[Unit, Counts]] = field(default_factory=list)  # (unit now, its counts before)
     new_units: set[UnitKey] = field(default_factory=set)  # units reported for the first time
     decisions: list[Decision] = field(default_factory=list)  # every rule decision, for metrics
+    other_unit: set[str] = field(default_factory=set)  # events that named a loan or group of another unit
     today: date | None = None
     month_ends: list[date] = field(default_factory=list)  # month ends the clock passed (report kept)
 
@@ -49,4 +50,5 @@ class Outcome:
         ]
         self.new_units |= part.new_units
         self.decisions += part.decisions
+        self.other_unit |= part.other_unit
         self.today = part.today

@@ -368,6 +368,8 @@ class Worker:
             if n:
                 metrics.EVENTS.labels("any", "rejected").inc(n)
                 metrics.REJECTS.labels(reason).inc(n)
+        if outcome.other_unit:
+            metrics.OTHER_UNIT.inc(len(outcome.other_unit))
         for verdict, n in Counter(map(attrgetter("verdict"), outcome.decisions)).items():
             metrics.RULE_DECISIONS.labels(verdict).inc(n)
         for change, n in Counter(map(attrgetter("change"), outcome.transitions)).items():

@@ -17,6 +17,7 @@ units, the flags of the window, the entity cache) is read again from the store.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date
@@ -28,14 +29,29 @@ from uythac.core.dates import ONE_DAY, month_end
 from uythac.core.engine import Inspection, Obligation, ObligationEngine
 from uythac.core.events import Event, Rejection
 from uythac.core.flags import FlagIndex
-from uythac.core.model import NOTHING, Bounds, Counts, Group, Loan, Status, Unit, UnitKey
-from uythac.core.obligations import Decision, Verdict, apply
+from uythac.core.model import (
+    NOTHING,
+    Bounds,
+    Counts,
+    Entity,
+    Group,
+    Loan,
+    Status,
+    Strays,
+    Unit,
+    UnitKey,
+    names,
+    stray,
+    switch_unit,
+)
+from uythac.core.obligations import Change, Decision, Verdict, apply
 from uythac.core.outcome import Outcome, Ref, Transition
 from uythac.core.scorecard import Scorecard
 from uythac.service.cache import Cache
 from uythac.service.ports import Store, UnitOfWork
 
 Events = Sequence[tuple[Ref, Event]]
+log = logging.getLogger(__name__)
 
 
 class Processor:
@@ -99,6 +115,11 @@ class Processor:
                 uow.keep_report(passed, self._report(passed), self.months_kept)
                 outcome.month_ends.append(passed)
         uow.next_version()
+        if outcome.other_unit:
+            log.warning(
+                "events named a loan or group with another unit than its own: they count for nothing for it",
+                extra={"count": len(outcome.other_unit), "event_ids": sorted(outcome.other_unit)[:20]},
+            )
         return outcome
 
     def _report(self, today: date) -> dict[str, Any]:
@@ -117,6 +138,7 @@ class _Batch:
         self.groups: dict[str, Group] = {}
         self.named: dict[UnitKey, Unit] = {}  # units a reporting event named in this batch
         self.disbursed_now: dict[str, str] = {}  # loan_id → the event_id that (re)disbursed it in this batch
+        self.strays: dict[str, Strays] = {}  # by "l" + loan_id or "g" + group_id: read or made in this batch
         self.outcome = Outcome()
 
     def run(self, accepted: list[Event], floor: date | None) -> Outcome:
@@ -153,40 +175,110 @@ class _Batch:
 
     # 3 ------------------------------------------------------------------------------------------
     def _fold(self, accepted: list[Event]) -> tuple[set[str], list[Inspection]]:
-        """Fold the events into their loans and groups; the loans to decide on and the fresh inspections."""
+        """Fold the events into their loans and groups; the loans to decide on and the fresh inspections.
+
+        The disbursements and registrations first: they fix each entity's unit for this batch (moving what it
+        held to its strays if the unit changed); then the other events, each counted for its loan or group
+        only if it names that unit, else kept with the strays of its own unit."""
         to_evaluate: set[str] = set()
-        fresh: list[Inspection] = []
-        rows: list[dict[str, Any]] = []
+        others: list[Event] = []
+        was: dict[str, tuple[Entity, UnitKey | None]] = {}  # entities whose unit may move: their unit before
         for event in accepted:
             data, day, kind = event.data, event.day, event.type
-            if kind == "repayment.recorded":  # most events are: first
-                self.loans[data["loan_id"]].repaid(data, day)
-            elif kind == "loan.overdue_changed":
-                self.loans[data["loan_id"]].overdue_changed(data, day)
-            elif kind == "savings.deposited":
-                self.groups[data["group_id"]].deposited(day)
-            elif kind == "loan.disbursed":
+            if kind == "loan.disbursed":
                 self._name_unit(data, day)
-                if self.loans[data["loan_id"]].disbursed(data, day, self.windows):
-                    to_evaluate.add(data["loan_id"])
-                    self.disbursed_now[data["loan_id"]] = event.event_id
+                loan = self.loans[data["loan_id"]]
+                was.setdefault("l" + loan.loan_id, (loan, loan.unit))
+                if loan.disbursed(data, day, self.windows):
+                    to_evaluate.add(loan.loan_id)
+                    self.disbursed_now[loan.loan_id] = event.event_id
             elif kind == "group.registered":
                 self._name_unit(data, day)
-                self.groups[data["group_id"]].registered(data, day)
+                group = self.groups[data["group_id"]]
+                was.setdefault("g" + group.group_id, (group, group.unit))
+                group.registered(data, day)
+            else:
+                others.append(event)
+        for entity, unit in was.values():
+            if entity.unit != unit:
+                self._switch(entity, unit)
+        fresh = self._fold_others(others, to_evaluate)
+        self._keep_strays()
+        return to_evaluate, fresh
+
+    def _fold_others(self, others: list[Event], to_evaluate: set[str]) -> list[Inspection]:
+        """Every event but disbursements and registrations, each where its unit says (see `_fold`)."""
+        loans, groups, strays = self.loans, self.groups, self._strays_of
+        fresh: list[Inspection] = []
+        rows: list[dict[str, Any]] = []
+        for event in others:
+            data, day, kind = event.data, event.day, event.type
+            if kind == "repayment.recorded":  # most events are: first
+                loan = loans[data["loan_id"]]
+                (loan if names(loan, data) else stray(loan, strays(loan, event), data)).repaid(data, day)
+            elif kind == "loan.overdue_changed":
+                loan = loans[data["loan_id"]]
+                (loan if names(loan, data) else stray(loan, strays(loan, event), data)).overdue_changed(data, day)
+            elif kind == "savings.deposited":
+                group = groups[data["group_id"]]
+                (group if names(group, data) else stray(group, strays(group, event), data)).deposited(day)
             elif kind == "group.closed":
-                self.groups[data["group_id"]].closed(day)
+                group = groups[data["group_id"]]
+                (group if names(group, data) else stray(group, strays(group, event), data)).closed(day)
             elif kind == "inspection.recorded":
                 row = _inspection_row(event)
                 rows.append(row)
+                misuse = row["result"] == "misuse"
+                if row["kind"] == "periodic":
+                    group = groups[data["group_id"]]
+                    (group if names(group, data) else stray(group, strays(group, event), data)).inspected(day)
+                    if misuse and row["loan_id"] is None:  # the group's own misuse
+                        if names(group, data):
+                            fresh.append(_inspection(row, fresh=True))
+                        else:
+                            stray(group, strays(group, event), data).misuse = True
+                        continue
+                loan_id = row["loan_id"]
                 if row["kind"] == "post_disbursement":
-                    to_evaluate.add(row["loan_id"])
-                    fresh.append(_inspection(row, fresh=True))
-                else:
-                    self.groups[data["group_id"]].inspected(day)
-                    if row["result"] == "misuse":
+                    to_evaluate.add(loan_id)  # its inspections of its own unit decide (`_decide`)
+                if row["kind"] == "post_disbursement" or misuse:
+                    loan = loans[loan_id]
+                    if names(loan, data):
                         fresh.append(_inspection(row, fresh=True))
+                    elif misuse:
+                        stray(loan, strays(loan, event), data).misuse = True
         self.uow.add_inspections(rows)
-        return to_evaluate, fresh
+        return fresh
+
+    def _strays_of(self, entity: Entity, event: Event | None = None) -> Strays:
+        """What events naming the entity with other units said (read from the store once a batch); `event`,
+        if given, names it with another unit: counted for the metrics and the log."""
+        if event is not None:
+            self.outcome.other_unit.add(event.event_id)
+        key = ("l" + entity.loan_id) if isinstance(entity, Loan) else ("g" + entity.group_id)
+        kept = self.strays.get(key)
+        if kept is None:
+            kept = self.strays[key] = self.uow.strays(entity) if entity.has_strays else {}
+        return kept
+
+    def _switch(self, entity: Entity, was: UnitKey | None) -> None:
+        """The entity's unit moved in this batch (from none to the first one, or to an earlier event's)."""
+        misused = entity.misuse
+        switch_unit(entity, was, self._strays_of(entity))
+        if entity.misuse and not misused:  # an inspection of its unit had found misuse before it was known
+            subject = entity.loan_id if isinstance(entity, Loan) else entity.group_id
+            event_id = entity.disbursal_event if isinstance(entity, Loan) else entity.registration_event
+            day = entity.disbursed_on if isinstance(entity, Loan) else entity.registered_on
+            assert day is not None and event_id is not None
+            self.outcome.transitions.append(Transition(Change.MISUSE_FOUND, subject, entity, day, event_id))
+
+    def _keep_strays(self) -> None:
+        """Write back the strays this batch read or made (an entity with none left has its flag cleared)."""
+        for key, kept in self.strays.items():
+            entity: Entity = self.loans[key[1:]] if key[0] == "l" else self.groups[key[1:]]
+            if kept or entity.has_strays:
+                self.uow.keep_strays(entity, kept)
+                entity.has_strays = bool(kept)
 
     def _name_unit(self, data: dict[str, Any], day: date) -> None:
         key = (data["commune_id"], data["org"])
@@ -214,7 +306,7 @@ class _Batch:
         stored = [
             _inspection(row, fresh=False)
             for row in self.uow.loan_inspections(sorted(evaluate))
-            if row["event_id"] not in fresh_ids
+            if row["event_id"] not in fresh_ids and names(self.loans[row["loan_id"]], row)
         ]
         obligations = [
             Obligation(loan_id, loan.disbursed_on, loan.deadline, loan.status)
@@ -367,6 +459,8 @@ def _inspection_row(event: Event) -> dict[str, Any]:
         "kind": data["kind"],
         "loan_id": data.get("loan_id"),
         "group_id": data.get("group_id"),
+        "commune_id": data["commune_id"],
+        "org": data["org"],
         "inspected_on": event.day,
         "result": data.get("result", "compliant"),
     }

@@ -31,7 +31,7 @@ from uythac.core.dates import day_number, day_of
 from uythac.core.events import DIGEST_SIZE
 from uythac.core.model import Counts, Group, Loan
 
-LAYOUT = "3"  # of the tables below; a store made with another layout is refused (replay into a new one)
+LAYOUT = "4"  # of the tables below; a store made with another layout is refused (replay into a new one)
 
 
 class Day(sa.TypeDecorator[date]):
@@ -88,6 +88,7 @@ loans = sa.Table(  # a loan's obligation; what repayments change is in loan_bala
     sa.Column("inspected_on", Day),
     sa.Column("late_inspection_on", Day),
     sa.Column("misuse", sa.Boolean, nullable=False),
+    sa.Column("has_strays", sa.Boolean, nullable=False),
     sa.Index("loans_unit", "commune_id", "org"),
     # Flags and worklists by status, then area, then deadline, then loan_id: a commune's or a district's
     # flags are a short range of one index, not a scan of the province's window of flags.
@@ -118,6 +119,7 @@ groups = sa.Table(
     sa.Column("last_deposit_on", Day),
     sa.Column("misuse", sa.Boolean, nullable=False),
     sa.Column("next_change", Day),
+    sa.Column("has_strays", sa.Boolean, nullable=False),
     sa.Index("groups_next_change", "next_change"),
 )
 inspections = sa.Table(
@@ -127,9 +129,20 @@ inspections = sa.Table(
     sa.Column("kind", sa.String(20), nullable=False),
     sa.Column("loan_id", ID),
     sa.Column("group_id", ID),
+    sa.Column("commune_id", AREA, nullable=False),  # the unit the inspection named: it counts for that unit's loan
+    sa.Column("org", sa.String(4), nullable=False),
     sa.Column("inspected_on", Day, nullable=False),
     sa.Column("result", sa.String(16), nullable=False),
     sa.Index("inspections_loan", "loan_id"),
+)
+strays = sa.Table(  # what events naming a loan or group with another unit than its own said, by that unit
+    "strays",
+    metadata,
+    sa.Column("kind", sa.String(5), primary_key=True),  # loan | group
+    sa.Column("entity_id", ID, primary_key=True),
+    sa.Column("commune_id", AREA, primary_key=True),
+    sa.Column("org", sa.String(4), primary_key=True),
+    sa.Column("activity", sa.Text, nullable=False),  # JSON: the entity's ACTIVITY fields, dates as YYYY-MM-DD
 )
 units = sa.Table(
     "units",

@@ -32,11 +32,12 @@ from uythac.adapters.sql.schema import (
     outbox,
     seen,
     snapshots,
+    strays,
     units,
 )
 from uythac.core.dates import day_number, day_of
 from uythac.core.events import DIGEST_SIZE
-from uythac.core.model import OPEN, Counts, Group, Loan, Status, Unit, UnitKey
+from uythac.core.model import OPEN, Counts, Entity, Group, Loan, Status, Strays, Unit, UnitKey
 from uythac.core.outputs import OutboxRow, StoredOutboxRow
 from uythac.core.report import Flag
 from uythac.errors import StoreError
@@ -168,6 +169,35 @@ class SqlUnitOfWork:
         return [
             {**row, "inspected_on": day_of(row["inspected_on"])} for row in rows if row["kind"] == "post_disbursement"
         ]
+
+    # what events of other units said of a loan or group ----------------------------------------------
+    def strays(self, entity: Entity) -> Strays:
+        kind, entity_id = _stray_key(entity)
+        query = sa.select(strays.c.commune_id, strays.c.org, strays.c.activity).where(
+            strays.c.kind == kind, strays.c.entity_id == entity_id
+        )
+        found: Strays = {}
+        for commune_id, org, activity in self.connection.execute(query):
+            kept = found[(commune_id, org)] = type(entity)(entity_id)
+            for name, value in orjson.loads(activity).items():
+                setattr(kept, name, date.fromisoformat(value) if name.endswith("_on") and value else value)
+        return found
+
+    def keep_strays(self, entity: Entity, kept: Strays) -> None:
+        kind, entity_id = _stray_key(entity)
+        self.connection.execute(sa.delete(strays).where(strays.c.kind == kind, strays.c.entity_id == entity_id))
+        rows = [
+            {
+                "kind": kind,
+                "entity_id": entity_id,
+                "commune_id": commune_id,
+                "org": org,
+                "activity": orjson.dumps({name: getattr(held, name) for name in entity.ACTIVITY}).decode(),
+            }
+            for (commune_id, org), held in kept.items()
+        ]
+        if rows:
+            self.connection.execute(strays.insert(), rows)
 
     # units --------------------------------------------------------------------------------------
     def units(self) -> dict[UnitKey, Unit]:
@@ -361,3 +391,7 @@ class SqlUnitOfWork:
             cursor.executemany(sql, rows if names is None else [dict(zip(names, row, strict=True)) for row in rows])
         finally:
             cursor.close()
+
+
+def _stray_key(entity: Entity) -> tuple[str, str]:
+    return ("loan", entity.loan_id) if isinstance(entity, Loan) else ("group", entity.group_id)
