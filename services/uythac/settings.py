@@ -41,6 +41,7 @@ class Settings:
     api_open_health: int = 1  # 1: /healthz and /readyz need no key; 0: they need a valid key
     api_open_metrics: int = 1  # 1: /metrics needs no key; 0: it needs a key of scope `all`
     api_max_events: int = 500  # events in one POST /v1/events (a JSON array)
+    api_scoped_past_days: int = 365  # a key scoped below all may not post an event dated earlier than T minus this
     api_produce_timeout_ms: int = 5000  # POST /v1/events answers 503 when Kafka has not acknowledged by then
     api_ready_heartbeat_s: int = 60  # /readyz: the worker's heartbeat in the store must be at most this old
     api_ready_lag: int = 10000  # /readyz: at most this many events-topic messages not yet applied

@@ -12,7 +12,7 @@ compiled once per dialect too and run by the driver (`_rows`), not by SQLAlchemy
 from __future__ import annotations
 
 import gzip
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
@@ -23,9 +23,10 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect
 
-from uythac.adapters.sql.schema import loans, meta, snapshots, units
+from uythac.adapters.sql.schema import groups, loans, meta, snapshots, units
 from uythac.adapters.sql.statements import driver_rows
 from uythac.adapters.sql.store import Store
+from uythac.core.admission import Known
 from uythac.core.areas import Selection
 from uythac.core.model import OPEN, Counts, Loan, Status, Unit
 
@@ -300,3 +301,25 @@ def stored_report(connection: Connection, as_of: date) -> dict[str, Any] | None:
         return None
     report: dict[str, Any] = orjson.loads(gzip.decompress(blob))
     return report
+
+
+# what the API checks an event's ids against ----------------------------------------------------------
+def known(connection: Connection, communes: Iterable[str], loan_ids: Iterable[str], group_ids: Iterable[str]) -> Known:
+    """The district of each of these communes the store knows, and the unit of each of these loans (disbursed)
+    and groups (registered) it knows; the clock T. A commune's district is its earliest reported unit's."""
+    districts: dict[str, str] = {}
+    by_earliest = (
+        sa.select(units.c.commune_id, units.c.district_id)
+        .where(units.c.commune_id.in_(sa.bindparam("ids", expanding=True)))
+        .order_by(units.c.district_day, units.c.district_event)
+    )
+    for commune, district in connection.execute(by_earliest, {"ids": sorted(set(communes))}):
+        districts.setdefault(commune, district)
+    places = {}
+    for table, key, done in ((loans, "loan_id", loans.c.status), (groups, "group_id", groups.c.registered_on)):
+        query = sa.select(table.c[key], table.c.district_id, table.c.commune_id, table.c.org).where(
+            table.c[key].in_(sa.bindparam("ids", expanding=True)), done.is_not(None)
+        )
+        ids = sorted(set(loan_ids if key == "loan_id" else group_ids))
+        places[key] = {row[0]: (row[1], row[2], row[3]) for row in connection.execute(query, {"ids": ids})}
+    return Known(districts, places["loan_id"], places["group_id"], clock(connection))

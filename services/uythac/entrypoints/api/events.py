@@ -1,9 +1,11 @@
 """Events in over HTTP, for bank systems that do not speak Kafka: validated here exactly as the worker will
 validate them (`uythac.core.events`), then produced to the events topic keyed by commune_id.
 
-All or nothing per request: if any event of an array is invalid or outside the key's area, none is sent,
-so a client never has to work out which half of its batch went through. 202 means Kafka acknowledged
-every event (acks=all); the worker applies them moments later (duplicates, by event_id, are ignored there).
+All or nothing per request: if any event of an array is invalid, outside the key's area, or names an id
+the store places elsewhere, none is sent, so a client never has to work out which half of its batch went
+through. The ids are checked against the store (`core.admission`), not taken on the event's word. 202 means
+Kafka acknowledged every event (acks=all); the worker applies them moments later (duplicates, by event_id,
+are ignored there).
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ from werkzeug.exceptions import UnsupportedMediaType
 
 from uythac import bootstrap
 from uythac.adapters.kafka.publisher import KafkaUnavailable, Message
-from uythac.core.areas import EVERYWHERE, Area
+from uythac.adapters.sql import queries
+from uythac.core.admission import refusal
 from uythac.core.events import Event, Rejection, parse
 from uythac.entrypoints.api.auth import caller
-from uythac.entrypoints.api.context import services
+from uythac.entrypoints.api.context import reading, services
 from uythac.entrypoints.api.marshal import respond
 from uythac.entrypoints.api.problems import Problem
 from uythac.entrypoints.api.schemas import AcceptedSchema
@@ -36,8 +39,11 @@ def post_events() -> Response:
     """Accept one event (a JSON object) or several (a JSON array of at most UYTHAC_API_MAX_EVENTS).
 
     400 lists every field at fault as {field, detail}; in an array the field is prefixed with the event's
-    index (`2.loan_id`). 403 if an event lies outside the key's area (a clock.tick needs scope `all`).
-    503 if Kafka did not acknowledge in time: nothing is known to be accepted, retry the same events.
+    index (`2.loan_id`). 403 if an event lies outside the key's area: its commune, or a loan, group or commune
+    the store places in another area, a commune the store has never seen or a date long before the clock T
+    (for a key scoped below the province), a clock.tick (scope `all` only). 409 if an id the event names
+    belongs to another unit or district by the store. 503 if Kafka did not acknowledge in time: nothing is
+    known to be accepted, retry the same events.
     ---
     post:
       summary: Send events
@@ -49,6 +55,7 @@ def post_events() -> Response:
         202: {description: Every event was acknowledged by Kafka, content: {application/json: {schema: AcceptedSchema}}}
         400: InvalidEvent
         403: Forbidden
+        409: Conflict
         413: TooLarge
         415: UnsupportedMediaType
         503: KafkaUnavailable
@@ -56,10 +63,8 @@ def post_events() -> Response:
     if not request.is_json:
         raise UnsupportedMediaType("send the events as application/json")
     settings = services().settings
-    events = _events(request.get_data(), settings.api_max_events, bootstrap.latest_accepted(settings))
-    outside = [event.event_id for event in events if not _within(event, caller().area)]
-    if outside:
-        raise Problem("forbidden", f"outside the area of this API key ({caller().scope}): {', '.join(outside)}")
+    events, single = _events(request.get_data(), settings.api_max_events, bootstrap.latest_accepted(settings))
+    _admit(events, single, settings.api_scoped_past_days)
     messages: list[Message] = [
         (None if event.unit is None else event.unit[0].encode(), orjson.dumps(event.data)) for event in events
     ]
@@ -70,15 +75,29 @@ def post_events() -> Response:
     return respond(_ACCEPTED, {"accepted": len(events), "event_ids": [e.event_id for e in events]}, status=202)
 
 
-def _within(event: Event, area: Area) -> bool:
-    """An event of the area; a clock.tick names none, so only a key of scope `all` may move the clock."""
-    if area == EVERYWHERE:
-        return True
-    return event.unit is not None and area.covers(event.data["district_id"], event.data["commune_id"])
+def _admit(events: list[Event], single: bool, past_days: int) -> None:
+    """Refuse the request (403, else 409) if any event names an id the store places outside the key's area or
+    in another unit than the event says (`core.admission`)."""
+    key = caller()
+    data = [event.data for event in events]
+    facts = queries.known(
+        reading(),
+        {d["commune_id"] for d in data if "commune_id" in d},
+        {d["loan_id"] for d in data if "loan_id" in d},
+        {d["group_id"] for d in data if "group_id" in d},
+    )
+    refused = [(i, r) for i, event in enumerate(events) if (r := refusal(event, key.area, facts, past_days))]
+    if not refused:
+        return
+    status = 403 if any(r.status == 403 for _, r in refused) else 409
+    errors = [{"field": r.field if single else f"{i}.{r.field}", "detail": r.detail} for i, r in refused]
+    detail = f"{len(refused)} of {len(events)} events cannot be sent with this API key ({key.scope}); none was sent"
+    raise Problem("forbidden" if status == 403 else "conflict", detail, errors)
 
 
-def _events(body: bytes, most: int, latest: date) -> list[Event]:
-    """The body's events, or the 400 problem that names every field at fault."""
+def _events(body: bytes, most: int, latest: date) -> tuple[list[Event], bool]:
+    """The body's events and whether it was one (an object, not an array), or the 400 problem that names every
+    field at fault."""
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as error:
@@ -98,7 +117,7 @@ def _events(body: bytes, most: int, latest: date) -> list[Event]:
     if errors:
         invalid = len(items) - len(events)
         raise Problem("invalid-event", f"{invalid} of {len(items)} events are invalid; none was sent", errors)
-    return events
+    return events, single
 
 
 def reason_errors(reason: str, prefix: str = "") -> list[dict[str, str]]:

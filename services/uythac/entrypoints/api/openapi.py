@@ -39,6 +39,7 @@ _RESPONSES = {
     "Unauthorized": "unauthorized",
     "Forbidden": "forbidden",
     "NotFound": "not-found",
+    "Conflict": "conflict",
     "NoSnapshot": "no-snapshot",
     "KafkaUnavailable": "kafka-unavailable",
     "NotReady": "not-ready",
