@@ -34,6 +34,7 @@ class Settings:
     worker_metrics_port: int = 9102  # the worker's /metrics; 0 turns it off
     worker_stall_s: int = 60  # an intake making no progress this long is replaced (`worker._watch`); 0: never
     api_bind: str = "127.0.0.1:8000"  # `uythac api` (gunicorn): host:port, or unix:/path
+    api_internal_bind: str = "127.0.0.1:9103"  # /metrics and /readyz answer only here; empty: on api_bind too
     api_workers: int = 2  # gunicorn worker processes
     api_threads: int = 4  # threads per worker process (gthread)
     api_timeout_s: int = 30  # a worker silent this long is restarted by gunicorn
@@ -42,6 +43,7 @@ class Settings:
     api_open_metrics: int = 1  # 1: /metrics needs no key; 0: it needs a key of scope `all`
     api_max_events: int = 500  # events in one POST /v1/events (a JSON array)
     api_scoped_past_days: int = 365  # a key scoped below all may not post an event dated earlier than T minus this
+    api_scoped_rate: int = 20  # requests a second a key scoped below all may make, per API process; 0: no limit
     api_produce_timeout_ms: int = 5000  # POST /v1/events answers 503 when Kafka has not acknowledged by then
     api_ready_heartbeat_s: int = 60  # /readyz: the worker's heartbeat in the store must be at most this old
     api_ready_lag: int = 10000  # /readyz: at most this many events-topic messages not yet applied

@@ -438,6 +438,35 @@ def test_the_provinces_key_may_introduce_a_commune_and_correct_the_past(client: 
         assert _problem(response, 503)["type"].endswith("/kafka-unavailable")  # admitted: only Kafka is missing
 
 
+def test_a_scoped_key_that_calls_too_fast_gets_429_and_the_provinces_key_does_not(province: Province) -> None:
+    client = _app(province, api_scoped_rate=5).test_client()
+    answers = [client.get("/v1/distribution", headers=province.keys.header("d01")) for _ in range(30)]
+    statuses = [response.status_code for response in answers]
+    assert statuses[:10] == [200] * 10  # a burst of twice the rate
+    refused = [response for response in answers if response.status_code == 429]
+    assert len(refused) >= 15 and int(refused[0].headers["Retry-After"]) >= 1
+    assert _problem(refused[0], 429)["type"].endswith("/too-many-requests")
+    assert {client.get("/v1/distribution", headers=province.keys.header("all")).status_code for _ in range(30)} == {200}
+
+
+def test_a_past_month_ends_answer_is_read_once_per_area(province: Province, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stored report is decompressed and parsed once, not per request: fifteen requests a second of them made
+    every other caller wait."""
+    from uythac.adapters.sql import queries
+
+    reads: list[date] = []
+    read = queries.stored_report
+    monkeypatch.setattr(
+        queries, "stored_report", lambda connection, as_of: reads.append(as_of) or read(connection, as_of)
+    )
+    client = _app(province).test_client()
+    for key in ("all", "all", "d01", "d01", "all"):
+        for path in (f"/v1/report?as_of={MONTH_END}", f"/v1/distribution?as_of={MONTH_END}"):
+            assert client.get(path, headers=province.keys.header(key)).status_code == 200
+    assert reads == [MONTH_END] * 4  # report and table, for two areas
+    assert client.get("/v1/report?as_of=2024-01-15", headers=province.keys.header("all")).status_code == 404
+
+
 def test_kafka_down_is_503(client: FlaskClient, keys: Keys) -> None:
     response = client.post("/v1/events", json=loan("L96", "2024-03-30"), headers=keys.header("c0001"))
     assert _problem(response, 503)["type"].endswith("/kafka-unavailable")

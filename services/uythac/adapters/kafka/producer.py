@@ -42,18 +42,28 @@ class KeyPartitioner(DefaultPartitioner):  # type: ignore[misc]
         return known
 
 
-def idempotent_producer(bootstrap: str, client_id: str = "uythac-publish", max_block_ms: int = 60_000) -> KafkaProducer:
-    """Idempotent, acks=all; `max_block_ms` bounds how long a send waits for metadata (a broker that is down).
+LINGER_MS = 20
+
+
+def idempotent_producer(
+    bootstrap: str, client_id: str = "uythac-publish", max_block_ms: int = 60_000, give_up_ms: int | None = None
+) -> KafkaProducer:
+    """Idempotent, acks=all; `max_block_ms` bounds how long a send waits for metadata (a broker that is down);
+    `give_up_ms`, if given, how long a request to the broker and a record's delivery may take (kafka-python's
+    defaults: 30 s and 2 min), so that a producer whose broker went away has failed its records, and closes,
+    soon after.
 
     Callers flush when they need the acknowledgements, so batches may linger and grow meanwhile.
     """
+    bounds = {} if give_up_ms is None else {"request_timeout_ms": give_up_ms, "delivery_timeout_ms": 2 * give_up_ms}
     return KafkaProducer(
         bootstrap_servers=bootstrap,
         acks="all",
         enable_idempotence=True,
-        linger_ms=20,
+        linger_ms=LINGER_MS,
         batch_size=256 * 1024,
         partitioner=KeyPartitioner(),
         client_id=client_id,
         max_block_ms=max_block_ms,
+        **bounds,
     )

@@ -23,7 +23,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect
 
-from uythac.adapters.sql.schema import groups, loans, meta, snapshots, units
+from uythac.adapters.sql.schema import Day, groups, loans, meta, snapshots, units
 from uythac.adapters.sql.statements import driver_rows
 from uythac.adapters.sql.store import Store
 from uythac.core.admission import Known
@@ -292,6 +292,14 @@ def flags_by_district(connection: Connection, window: tuple[date, date]) -> dict
 # month-end snapshots ------------------------------------------------------------------------------
 def snapshot_dates(connection: Connection) -> list[date]:
     return list(connection.execute(sa.select(snapshots.c.as_of).order_by(snapshots.c.as_of)).scalars())
+
+
+_HAS_REPORT = sa.select(snapshots.c.as_of).where(snapshots.c.as_of == sa.bindparam("as_of", type_=Day))
+
+
+def has_stored_report(connection: Connection, as_of: date) -> bool:
+    """Is a report kept for this month end (without reading it)?"""
+    return bool(_rows(connection, _HAS_REPORT, {"as_of": as_of}))
 
 
 def stored_report(connection: Connection, as_of: date) -> dict[str, Any] | None:

@@ -41,6 +41,8 @@ def create_app(settings: Settings) -> Flask:
     from uythac.entrypoints.api.auth import Guard, load_keys
     from uythac.entrypoints.api.caching import Bodies, Scores
     from uythac.entrypoints.api.context import EXTENSION, Services, end_reading
+    from uythac.entrypoints.api.internal import Internal
+    from uythac.entrypoints.api.limits import RateLimits
 
     store = bootstrap.open_store(settings.db)
     card = bootstrap.load_scorecard(settings)
@@ -59,10 +61,11 @@ def create_app(settings: Settings) -> Flask:
     v1 = (reports.bp, units.bp, inspections.bp, loans.bp, events.bp)
     keyed = {bp.name for bp in v1} | ({health.bp.name} if not settings.api_open_health else set())
     everywhere = {prometheus.bp.name} if not settings.api_open_metrics else set()
-    guard = Guard(keys, keyed, everywhere)
+    guard = Guard(keys, keyed, everywhere, RateLimits(settings.api_scoped_rate) if settings.api_scoped_rate else None)
 
     telemetry.init_app(app)
     app.teardown_request(end_reading)
+    Internal(settings.api_internal_bind).init_app(app)
     guard.init_app(app)
     problems.init_app(app)
     for blueprint in (*v1, health.bp):

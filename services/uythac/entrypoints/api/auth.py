@@ -30,6 +30,7 @@ from flask import Flask, g, request
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
 from uythac.core.areas import EVERYWHERE, Area
+from uythac.entrypoints.api.limits import RateLimits
 from uythac.entrypoints.api.problems import Problem
 from uythac.errors import ConfigError
 from uythac.schemas.events import AREA_PATTERN
@@ -106,10 +107,13 @@ def load_keys(path: str) -> dict[str, ApiKey]:
 
 
 class Guard:
-    """Checks the bearer key before a view runs, by blueprint: which need a key, which need scope `all`."""
+    """Checks the bearer key before a view runs, by blueprint: which need a key, which need scope `all`; and how
+    fast a key scoped below `all` calls (`limits`)."""
 
-    def __init__(self, keys: dict[str, ApiKey], keyed: set[str], everywhere: set[str]) -> None:
-        self.keys, self.keyed, self.everywhere = keys, keyed | everywhere, everywhere
+    def __init__(
+        self, keys: dict[str, ApiKey], keyed: set[str], everywhere: set[str], limits: RateLimits | None
+    ) -> None:
+        self.keys, self.keyed, self.everywhere, self.limits = keys, keyed | everywhere, everywhere, limits
 
     def init_app(self, app: Flask) -> None:
         app.before_request(self.check)
@@ -127,6 +131,9 @@ class Guard:
         g.api_key = key
         if request.blueprint in self.everywhere and key.area != EVERYWHERE:
             raise Problem("forbidden", f"this endpoint needs a key of scope all, not {key.scope}")
+        if self.limits is not None and key.area != EVERYWHERE and (wait := self.limits.wait(key.name)):
+            detail = f"more than {self.limits.rate:g} requests a second with this key ({key.name}); slow down"
+            raise Problem("too-many-requests", detail, headers={"Retry-After": str(max(1, round(wait)))})
 
 
 def _challenge(error: str = "") -> dict[str, str]:

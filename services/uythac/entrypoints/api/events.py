@@ -14,8 +14,8 @@ import re
 from datetime import date
 
 import orjson
-from flask import Blueprint, Response, request
-from werkzeug.exceptions import UnsupportedMediaType
+from flask import Blueprint, Response, current_app, request
+from werkzeug.exceptions import RequestEntityTooLarge, UnsupportedMediaType
 
 from uythac import bootstrap
 from uythac.adapters.kafka.publisher import KafkaUnavailable, Message
@@ -63,7 +63,7 @@ def post_events() -> Response:
     if not request.is_json:
         raise UnsupportedMediaType("send the events as application/json")
     settings = services().settings
-    events, single = _events(request.get_data(), settings.api_max_events, bootstrap.latest_accepted(settings))
+    events, single = _events(_body(), settings.api_max_events, bootstrap.latest_accepted(settings))
     _admit(events, single, settings.api_scoped_past_days)
     messages: list[Message] = [
         (None if event.unit is None else event.unit[0].encode(), orjson.dumps(event.data)) for event in events
@@ -71,7 +71,7 @@ def post_events() -> Response:
     try:
         services().publisher.send(messages)
     except KafkaUnavailable as error:
-        raise Problem("kafka-unavailable", str(error), headers={"Retry-After": "5"}) from error
+        raise Problem("kafka-unavailable", str(error), headers={"Retry-After": str(error.retry_after_s)}) from error
     return respond(_ACCEPTED, {"accepted": len(events), "event_ids": [e.event_id for e in events]}, status=202)
 
 
@@ -95,6 +95,18 @@ def _admit(events: list[Event], single: bool, past_days: int) -> None:
     raise Problem("forbidden" if status == 403 else "conflict", detail, errors)
 
 
+def _body() -> bytes:
+    """The request's body, refused with 413 past the app's limit whether its length was given or it came in chunks
+    (werkzeug cuts a chunked body at the limit, and the cut JSON would read as a 400)."""
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if request.content_length is not None:
+        return request.get_data()  # werkzeug refuses a Content-Length over the limit before reading
+    data: bytes = request.environ["wsgi.input"].read(limit + 1)
+    if len(data) > limit:
+        raise RequestEntityTooLarge(f"the body is larger than {limit} bytes")
+    return data
+
+
 def _events(body: bytes, most: int, latest: date) -> tuple[list[Event], bool]:
     """The body's events and whether it was one (an object, not an array), or the 400 problem that names every
     field at fault."""
@@ -109,9 +121,15 @@ def _events(body: bytes, most: int, latest: date) -> tuple[list[Event], bool]:
         raise Problem("invalid-event", detail, [{"field": "body", "detail": detail}])
     events, errors = [], []
     for index, item in enumerate(items):
-        verdict = parse(orjson.dumps(item), latest)  # as the worker will see it (its size limit included)
+        prefix = "" if single else f"{index}."
+        try:
+            raw = orjson.dumps(item)  # as the worker will see it (its size limit included)
+        except orjson.JSONEncodeError:  # nested over 254 levels, while no field of an event nests at all
+            errors.append({"field": f"{prefix}message", "detail": "nested too deep: no event field holds arrays"})
+            continue
+        verdict = parse(raw, latest)
         if isinstance(verdict, Rejection):
-            errors += reason_errors(verdict.reason, "" if single else f"{index}.")
+            errors += reason_errors(verdict.reason, prefix)
         else:
             events.append(verdict)
     if errors:

@@ -9,7 +9,7 @@ from uythac.adapters.sql import queries
 from uythac.entrypoints.api import answers
 from uythac.entrypoints.api.auth import caller
 from uythac.entrypoints.api.context import reading
-from uythac.entrypoints.api.marshal import arguments, respond
+from uythac.entrypoints.api.marshal import path, respond
 from uythac.entrypoints.api.problems import Problem
 from uythac.entrypoints.api.schemas import LoanPathArgs, LoanSchema
 
@@ -33,7 +33,7 @@ def get_loan(loan_id: str) -> Response:
         400: BadParameter
         404: NotFound
     """
-    arguments(_LOAN_PATH, {"loan_id": loan_id})
+    path(_LOAN_PATH, {"loan_id": loan_id})
     connection = reading()
     loan = queries.loan(connection, loan_id)
     if loan is None or not caller().area.covers(loan.district_id, loan.commune_id):

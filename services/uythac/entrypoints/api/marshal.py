@@ -39,6 +39,15 @@ def query(schema: Schema) -> dict[str, Any]:
     return arguments(schema, request.args)
 
 
+def path(schema: Schema, values: Mapping[str, str]) -> dict[str, Any]:
+    """The path's parameters, loaded by `schema`; an endpoint that takes them takes no query parameter (a typo
+    would otherwise be ignored, and each spelling kept as an answer of its own)."""
+    if request.args:
+        errors = [{"field": name, "detail": "not a parameter of this endpoint"} for name in sorted(request.args)]
+        raise Problem("bad-parameter", f"invalid parameter: {', '.join(sorted(request.args))}", errors)
+    return arguments(schema, values)
+
+
 def respond(schema: Schema, data: Any, status: int = 200) -> Response:
     return as_json(schema.dump(data), status)
 

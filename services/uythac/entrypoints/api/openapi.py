@@ -41,6 +41,7 @@ _RESPONSES = {
     "NotFound": "not-found",
     "Conflict": "conflict",
     "NoSnapshot": "no-snapshot",
+    "TooManyRequests": "too-many-requests",
     "KafkaUnavailable": "kafka-unavailable",
     "NotReady": "not-ready",
 }
@@ -96,6 +97,7 @@ def _complete(operation: dict[str, Any], docstring: str, keyed: bool, problem: d
     responses = operation.setdefault("responses", {})
     if keyed:
         responses.setdefault(401, "Unauthorized")
+        responses.setdefault(429, "TooManyRequests")
     responses.setdefault("default", {"description": "Any other error, as a problem document", "content": problem})
 
 

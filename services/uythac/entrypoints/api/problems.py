@@ -42,6 +42,7 @@ KINDS: dict[str, Kind] = {
     "not-found": Kind(404, "Not found", "No such resource in the area of the API key."),
     "conflict": Kind(409, "Conflict", "An id the event names belongs to another unit or district, by the store."),
     "no-snapshot": Kind(404, "No report for that date", "Only T and the stored month ends can be answered."),
+    "too-many-requests": Kind(429, "Too many requests", "A key scoped below all called faster than it may."),
     "kafka-unavailable": Kind(503, "Kafka unavailable", "The events could not be handed to Kafka; retry."),
     "not-ready": Kind(503, "Not ready", "The store or the worker is not fit to answer (see `errors`)."),
 }

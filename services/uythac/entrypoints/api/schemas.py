@@ -8,6 +8,7 @@ nothing longer. Every body field a response always carries is `required`, so the
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Any
 
@@ -33,6 +34,20 @@ class Day(fields.Date):
             return parse_day(value if isinstance(value, str) else "")
         except ValueError as error:
             raise ValidationError("must be a YYYY-MM-DD date") from error
+
+
+class Whole(fields.Integer):
+    """A whole number in a query: ASCII digits only. Python's int() would also take `+2`, `1_0`, `١` and `１`,
+    and two spellings of one page would be two answers to keep."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
+        if not isinstance(value, str) or not _DIGITS(value):
+            raise ValidationError("must be a whole number written with the digits 0-9")
+        number: int = super()._deserialize(value, attr, data, **kwargs)
+        return number
+
+
+_DIGITS = re.compile(r"[0-9]{1,9}").fullmatch
 
 
 class Points(fields.Float):
@@ -75,8 +90,8 @@ class _Arguments(Schema):
 
 
 class PageArgs(_Arguments):
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=MAX_PAGE))
-    per_page = fields.Integer(load_default=50, validate=validate.Range(min=1, max=MAX_PER_PAGE))
+    page = Whole(load_default=1, validate=validate.Range(min=1, max=MAX_PAGE))
+    per_page = Whole(load_default=50, validate=validate.Range(min=1, max=MAX_PER_PAGE))
 
 
 class UnitsArgs(PageArgs):
@@ -92,7 +107,7 @@ class FlagsArgs(PageArgs):
 
 
 class WorklistArgs(FlagsArgs):
-    within_days = fields.Integer(load_default=7, validate=validate.Range(min=0, max=MAX_WITHIN_DAYS))
+    within_days = Whole(load_default=7, validate=validate.Range(min=0, max=MAX_WITHIN_DAYS))
 
 
 class ReportArgs(_Arguments):

@@ -15,6 +15,7 @@ from uythac.entrypoints.api.auth import caller_name
 from uythac.metrics import API_SECONDS
 
 log = logging.getLogger("uythac.entrypoints.api.requests")
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def _start() -> None:
@@ -24,11 +25,12 @@ def _start() -> None:
 def _finish(response: Response) -> Response:
     seconds = time.perf_counter() - g.started
     route = request.url_rule.rule if request.url_rule else "unmatched"
-    API_SECONDS.labels(route, request.method, str(response.status_code)).observe(seconds)
+    method = request.method if request.method in METHODS else "other"  # a label's values stay few, whatever is sent
+    API_SECONDS.labels(route, method, str(response.status_code)).observe(seconds)
     log.info(
         "request",
         extra={
-            "method": request.method,
+            "method": method,
             "route": route,
             "status": response.status_code,
             "ms": round(seconds * 1000, 2),

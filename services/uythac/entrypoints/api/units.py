@@ -10,7 +10,7 @@ from uythac.core.areas import Selection
 from uythac.entrypoints.api import answers
 from uythac.entrypoints.api.auth import caller
 from uythac.entrypoints.api.context import per_version, reading, services
-from uythac.entrypoints.api.marshal import arguments, query, respond
+from uythac.entrypoints.api.marshal import path, query, respond
 from uythac.entrypoints.api.problems import Problem
 from uythac.entrypoints.api.schemas import UnitDetailSchema, UnitPathArgs, UnitsArgs, UnitsPageSchema
 
@@ -69,7 +69,7 @@ def get_unit(commune_id: str, org: str) -> Response:
         400: BadParameter
         404: NotFound
     """
-    arguments(_UNIT_PATH, {"commune_id": commune_id, "org": org})
+    path(_UNIT_PATH, {"commune_id": commune_id, "org": org})
     context = services()
     connection = reading()
     unit = queries.unit(connection, commune_id, org)
