@@ -58,9 +58,11 @@ class AreaId(fields.String):
 class Money(fields.Integer):
     """Whole VND. JSON `true` and `1.0` are not integers here."""
 
+    DESCRIPTION = "Whole VND, written as a JSON integer without a fraction or exponent: 496, not 496.0 (refused)."
+
     def __init__(self, minimum: int, **kwargs: Any) -> None:
         rule = validate.Range(min=minimum, max=MAX_AMOUNT, error=f"must be between {minimum} and {MAX_AMOUNT}")
-        super().__init__(strict=True, validate=rule, **kwargs)
+        super().__init__(strict=True, validate=rule, metadata={"description": self.DESCRIPTION}, **kwargs)
 
     def _validated(self, value: Any) -> int:
         if isinstance(value, bool):

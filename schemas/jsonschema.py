@@ -26,6 +26,8 @@ def _pattern(regex: str, python: bool) -> str:
 def field_schema(field: fields.Field[Any], python: bool) -> dict[str, Any]:
     """The JSON Schema of one marshmallow field of ours."""
     out: dict[str, Any] = {"type": "integer" if isinstance(field, fields.Integer) else "string"}
+    if "description" in field.metadata:
+        out["description"] = field.metadata["description"]
     patterns = getattr(field, "json_patterns", ())
     if patterns:
         out["anyOf"] = [{"pattern": _pattern(p, python)} for p in patterns]
