@@ -189,26 +189,38 @@ class SavingsDeposited(UnitEnvelope):
     amount = Money(1, required=True)
 
 
+LOAN_KINDS = ("post_disbursement", "follow_up")  # inspections of one loan: they name it and no group
+
+
 class InspectionRecorded(UnitEnvelope):
-    """A post-disbursement inspection names its loan; a periodic one names its group."""
+    """An inspection done on the business date. `post_disbursement`: the 30-day inspection of a loan;
+    `follow_up`: any other inspection of one loan (of an inactive loan, say); both name the loan (`loan_id`)
+    and no group. `periodic`: an inspection of a group (`group_id`), naming a loan of it too if it found that
+    loan's money misused."""
 
     TYPE = "inspection.recorded"
     JSON_SCHEMA_EXTRA: ClassVar[dict[str, Any]] = {
-        "if": {"properties": {"kind": {"const": "post_disbursement"}}},
-        "then": {"required": ["loan_id"]},
+        "if": {"properties": {"kind": {"enum": list(LOAN_KINDS)}}},
+        "then": {"required": ["loan_id"], "not": {"required": ["group_id"]}},
         "else": {"required": ["group_id"]},
     }
-    kind = fields.String(required=True, validate=one_of("post_disbursement", "periodic"))
+    kind = fields.String(required=True, validate=one_of(*LOAN_KINDS, "periodic"))
     loan_id = Id()
     group_id = Id()
     result = fields.String(validate=one_of("compliant", "misuse"))
 
     @validates_schema
-    @fast_rule("('loan_id' in data or v_kind != 'post_disbursement') and ('group_id' in data or v_kind != 'periodic')")
+    @fast_rule(
+        f"(v_kind not in {LOAN_KINDS!r} or ('loan_id' in data and 'group_id' not in data))"
+        " and ('group_id' in data or v_kind != 'periodic')"
+    )
     def _names_its_subject(self, data: dict[str, Any], **_: Any) -> None:
-        if data.get("kind") == "post_disbursement" and "loan_id" not in data:
-            raise ValidationError("required when kind is post_disbursement", "loan_id")
-        if data.get("kind") == "periodic" and "group_id" not in data:
+        kind = data.get("kind")
+        if kind in LOAN_KINDS and "loan_id" not in data:
+            raise ValidationError(f"required when kind is {kind}", "loan_id")
+        if kind in LOAN_KINDS and "group_id" in data:
+            raise ValidationError(f"not allowed when kind is {kind} (an inspection of one loan)", "group_id")
+        if kind == "periodic" and "group_id" not in data:
             raise ValidationError("required when kind is periodic", "group_id")
 
 

@@ -57,6 +57,9 @@ def test_every_type_has_a_valid_example(event_type: str) -> None:
         ("inspection.recorded", {"result": "misuse"}),
         ("inspection.recorded", {"result": DROP}),
         ("inspection.recorded", {"kind": "periodic", "loan_id": DROP, "group_id": "G1"}),
+        ("inspection.recorded", {"kind": "periodic", "group_id": "G1"}),  # a loan of the group found misused
+        ("inspection.recorded", {"kind": "follow_up"}),
+        ("inspection.recorded", {"kind": "follow_up", "result": "misuse"}),
         ("group.registered", {"org": "HPN"}),
         ("group.registered", {"org": "HCCB"}),
         ("group.registered", {"org": "DTN"}),
@@ -160,6 +163,9 @@ BAD_FIELDS: list[tuple[str, str, dict[str, Any]]] = [
     ("group_id", "group.closed", {"group_id": DROP}),
     ("loan_id", "inspection.recorded", {"loan_id": DROP}),
     ("group_id", "inspection.recorded", {"kind": "periodic", "loan_id": DROP}),
+    ("group_id", "inspection.recorded", {"group_id": "G1"}),  # a post-disbursement inspection names one loan
+    ("group_id", "inspection.recorded", {"kind": "follow_up", "group_id": "G1"}),
+    ("loan_id", "inspection.recorded", {"kind": "follow_up", "loan_id": DROP}),
     ("kind", "inspection.recorded", {"kind": "annual"}),
     ("kind", "inspection.recorded", {"kind": DROP}),
     ("result", "inspection.recorded", {"result": "ok"}),
@@ -449,7 +455,7 @@ RULE_VALUES: dict[str, list[Any]] = {  # every field a fast rule reads, with the
     "type": list(EVENT_TYPES),
     "principal": [0, 1, DROP],
     "interest": [0, 1, DROP],
-    "kind": ["post_disbursement", "periodic", "other", DROP],
+    "kind": ["post_disbursement", "follow_up", "periodic", "other", DROP],
     "loan_id": ["L1", DROP],
     "group_id": ["G1", DROP],
 }
