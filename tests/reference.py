@@ -4,6 +4,10 @@ The property tests hold the incremental engine to this: same events, same report
 everything from the list of events each time, so it is slow, short and easy to check by eye. An event
 counts for a loan or group only when it names the unit of the loan's disbursement or the group's
 registration (`mine`).
+
+Version 2 of the contract adds the other inspection duties (§7): an inactive loan must be inspected within
+30 days of its 90th day without activity, and every group once a calendar year. They are read from the
+same lists of events, after the scorecard, and change nothing of it.
 """
 
 from __future__ import annotations
@@ -61,7 +65,7 @@ def reference_report(events: list[dict[str, Any]], as_of: date | None = None) ->
     if as_of is not None:
         dated = [(d, e) for d, e in dated if d <= as_of]
     if not dated and as_of is None:
-        return {"as_of": None, "units": [], "flags": [], "distribution": {}}
+        return {"as_of": None, "units": [], "flags": [], "duties": [], "distribution": {}}
     T = as_of if as_of is not None else max(d for d, _ in dated)
 
     def of(kind: str) -> list[tuple[date, dict[str, Any]]]:
@@ -133,6 +137,68 @@ def reference_report(events: list[dict[str, Any]], as_of: date | None = None) ->
             c[9] += 1
             c[8] += any(T - timedelta(days=30) < s <= T for s, x in ours if x["type"] == "savings.deposited")
 
+    # §7: every reported unit has duty counts, zeros when it has none
+    duty_counts: dict[tuple[str, str], dict[str, dict[str, int]]] = {
+        unit: {
+            "inactive_loan": {"pending": 0, "missed": 0, "done": 0},
+            "group_of_year": {"pending": 0, "done": 0, "missed_last_year": 0},
+        }
+        for unit in district
+    }
+    loan_visits = [(d, e) for d, e in of("inspection.recorded") if e["kind"] in ("post_disbursement", "follow_up")]
+    duties = []
+    for loan_id, (d, e) in disbursal.items():
+        unit = (e["commune_id"], e["org"])
+        paid_days = [r for r, x in repayments if x["loan_id"] == loan_id and r <= T and mine(x, unit)]
+        principal = sum(x["principal"] for r, x in repayments if x["loan_id"] == loan_id and r <= T and mine(x, unit))
+        outstanding = max(0, e["amount"] - principal)
+        a = max([d, *paid_days])  # the last activity: the disbursement or the latest repayment
+        if outstanding == 0 or a > T - timedelta(days=90):
+            continue  # not inactive at T: no duty, whatever happened in an earlier stretch
+        opened = a + timedelta(days=90)  # O
+        deadline = opened + timedelta(days=30)  # E
+        visits = [i for i, x in loan_visits if x["loan_id"] == loan_id and mine(x, unit) and i <= T]
+        if any(opened <= i <= deadline for i in visits):
+            status = "done"
+        elif deadline < T:
+            status = "missed"
+        else:
+            status = "pending"
+        duty_counts[unit]["inactive_loan"][status] += 1
+        if status == "done":
+            continue
+        late = [i for i in visits if deadline < i <= T]  # none while pending: then T <= deadline
+        duties.append(
+            {
+                "loan_id": loan_id,
+                "district_id": e["district_id"],
+                "commune_id": e["commune_id"],
+                "org": e["org"],
+                "inactive_since": a.isoformat(),
+                "opened_on": opened.isoformat(),
+                "deadline": deadline.isoformat(),
+                "status": status,
+                "late_inspection_on": min(late).isoformat() if late else None,
+            }
+        )
+
+    first_day = date(T.year, 1, 1)
+    last_year_first, last_year_last = date(T.year - 1, 1, 1), date(T.year - 1, 12, 31)
+    for group_id, (r, e) in registration.items():
+        unit = (e["commune_id"], e["org"])
+        closings = [c for c, x in of("group.closed") if x["group_id"] == group_id and mine(x, unit) and c <= T]
+        visits = [i for i, x in periodic if x["group_id"] == group_id and mine(x, unit) and i <= T]
+        year = duty_counts[unit]["group_of_year"]
+        if r <= T - timedelta(days=90) and not closings:  # active at T and registered 90 days before
+            year["done" if any(first_day <= i <= T for i in visits) else "pending"] += 1
+        active_on_last_day = not any(c <= last_year_last for c in closings)
+        if (
+            r <= last_year_last - timedelta(days=90)
+            and active_on_last_day
+            and not any(last_year_first <= i <= last_year_last for i in visits)
+        ):
+            year["missed_last_year"] += 1
+
     units = []
     for (commune, org), c in counts.items():
         parts = {
@@ -157,13 +223,15 @@ def reference_report(events: list[dict[str, Any]], as_of: date | None = None) ->
                 "score": number(total),
                 "class": rating,
                 "components": components,
+                "duties": duty_counts[(commune, org)],
             }
         )
     units.sort(key=lambda u: (u["district_id"], u["commune_id"], u["org"]))
     flags.sort(key=lambda f: (f["commune_id"], f["org"], f["loan_id"]))
+    duties.sort(key=lambda f: (f["commune_id"], f["org"], f["loan_id"]))
     distribution: dict[str, dict[str, int]] = {}
     for org in ORGS:
         mine = [u for u in units if u["org"] == org]
         if mine:
             distribution[org] = {k: sum(u["class"] == k for u in mine) for k in ("tot", "kha", "trung_binh", "yeu")}
-    return {"as_of": T.isoformat(), "units": units, "flags": flags, "distribution": distribution}
+    return {"as_of": T.isoformat(), "units": units, "flags": flags, "duties": duties, "distribution": distribution}

@@ -46,6 +46,11 @@ def inspect(loan_id: str, on: str | date, **fields: Any) -> dict[str, Any]:
     return ev("inspection.recorded", on, kind="post_disbursement", loan_id=loan_id, **fields)
 
 
+def follow_up(loan_id: str, on: str | date, **fields: Any) -> dict[str, Any]:
+    """An inspection of one loan other than its 30-day one (of an inactive loan, say)."""
+    return ev("inspection.recorded", on, kind="follow_up", loan_id=loan_id, **fields)
+
+
 def periodic(group_id: str, on: str | date, **fields: Any) -> dict[str, Any]:
     return ev("inspection.recorded", on, kind="periodic", group_id=group_id, **fields)
 
