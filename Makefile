@@ -8,9 +8,11 @@ RUN_DIR ?= var/demo
 
 .PHONY: run test lint typecheck tools unit bench venv kafka-up kafka-down clean schemas
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml deploy/durable-rules/fixes.patch deploy/durable-rules/build-wheel.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
+	deploy/durable-rules/build-wheel.sh $(VENV)/wheels $(BIN)/python
+	$(BIN)/pip install -q --find-links $(VENV)/wheels 'durable-rules==2.0.28+uythac.1'
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
@@ -24,13 +26,17 @@ run: $(STAMP)
 test: $(STAMP) lint typecheck tools
 	$(BIN)/pytest -q
 
-## tools: promtool (Debian's prometheus package) checks the alert rules and their unit tests
+## tools: promtool (Debian's prometheus package) checks the alert rules; valgrind watches durable's C engine
 tools:
-	@command -v promtool >/dev/null || { \
-		echo "installing promtool (apt-get install prometheus)"; \
+	@missing=""; \
+	command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	command -v valgrind >/dev/null || missing="$$missing valgrind"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing (apt-get)"; \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 		$$SUDO apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check services rules schemas tests

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from functools import partial
-from importlib import resources
+from importlib import metadata, resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # kafka-python is loaded by the commands that use Kafka only
     from uythac.adapters.kafka.intake import IntakeConfig
 
 PACKAGED_SCORECARD = "rules/scorecard.yaml"
+DURABLE_RULES = "2.0.28+uythac.1"  # deploy/durable-rules: PyPI's 2.0.28 reads past its arrays and may crash
 
 
 def open_store(location: str) -> Store:
@@ -50,7 +51,21 @@ def load_scorecard(settings: Settings) -> Scorecard:
 
 def processor(settings: Settings, store: Store, card: Scorecard) -> Processor:
     """The processor of a store: its state kept in step with the store, batch by batch."""
+    check_durable_rules()
     return Processor(store, card, settings.reports_months, settings.cache_entities)
+
+
+def check_durable_rules() -> None:
+    """Refuse to run the rules on durable-rules without uythac's fixes (deploy/durable-rules/fixes.patch)."""
+    try:
+        found = metadata.version("durable-rules")
+    except metadata.PackageNotFoundError:
+        found = "(none)"
+    if found != DURABLE_RULES:
+        raise ConfigError(
+            f"durable-rules {found} is installed; uythac needs {DURABLE_RULES}, built by "
+            "deploy/durable-rules/build-wheel.sh (make venv does it)"
+        )
 
 
 def latest_accepted(settings: Settings) -> date:
