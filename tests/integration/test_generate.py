@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 import random
 from collections import Counter
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -17,7 +19,10 @@ from uythac.core.events import Event, Rejection, parse
 from uythac.devtools import generate
 from uythac.schemas.events import EVENT_TYPES
 
-SMALL = generate.GenerateOptions(communes=8, seed=11)  # about 50 000 lines, a few closed groups among them
+SMALL = generate.GenerateOptions(communes=8, seed=11)  # about 40 000 lines, a few closed groups among them
+MIDDLE = generate.GenerateOptions(communes=40, seed=11)  # 160 units: enough to see how units differ
+WINDOW = date(2022, 12, 1)  # the first day of the default window
+END = date(2023, 11, 30)  # its last day, the scoring day
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +35,17 @@ def small() -> tuple[list[str], generate.GenerateSummary]:
 @pytest.fixture(scope="module")
 def parsed(small: tuple[list[str], generate.GenerateSummary]) -> list[Event | Rejection]:
     return [parse(line) for line in small[0]]
+
+
+@pytest.fixture(scope="module")
+def middle() -> list[Event]:
+    """The MIDDLE province's events, each once."""
+    events: dict[str, Event] = {}
+    for line in generate.events(MIDDLE):
+        outcome = parse(line)
+        if isinstance(outcome, Event):
+            events.setdefault(outcome.event_id, outcome)
+    return list(events.values())
 
 
 def test_the_same_options_give_the_same_bytes(tmp_path: Path) -> None:
@@ -90,6 +106,8 @@ def test_a_small_province_has_every_kind_of_event_and_of_mess(
 ) -> None:
     events = [outcome for outcome in parsed if isinstance(outcome, Event)]
     assert {event.type for event in events} == set(EVENT_TYPES)
+    inspections = [event for event in events if event.type == "inspection.recorded"]
+    assert {event.data["kind"] for event in inspections} == {"post_disbursement", "periodic", "follow_up"}
     assert {event.data["org"] for event in events if "org" in event.data} == {"HND", "HPN", "HCCB", "DTN"}
     assert {event.data.get("result") for event in events if event.type == "inspection.recorded"} == {
         None,
@@ -215,3 +233,133 @@ def test_broken_lines_are_broken_in_the_promised_ways() -> None:
     broken = {generate._break(rng, line, number) for number in range(200)}
     assert all(isinstance(parse(text), Rejection) for text in broken)
     assert len(broken) > 10
+
+
+@dataclass
+class _Loan:
+    disbursed: date
+    amount: int
+    payments: list[tuple[date, int]] = field(default_factory=list)  # (day, principal)
+    inspections: list[date] = field(default_factory=list)  # its loan inspections: post_disbursement and follow_up
+
+    def owing(self, on: date) -> bool:
+        return self.amount > sum(principal for day, principal in self.payments if day <= on)
+
+    def last_activity(self, on: date) -> date:
+        return max([self.disbursed, *(day for day, _ in self.payments if day <= on)])
+
+
+def _loans(events: list[Event]) -> dict[str, _Loan]:
+    loans = {e.data["loan_id"]: _Loan(e.day, e.data["amount"]) for e in events if e.type == "loan.disbursed"}
+    for event in events:
+        if event.type == "repayment.recorded":
+            loans[event.data["loan_id"]].payments.append((event.day, event.data["principal"]))
+        elif event.type == "inspection.recorded" and event.data["kind"] != "periodic":
+            loans[event.data["loan_id"]].inspections.append(event.day)
+    return loans
+
+
+def _inactive_duties(loans: dict[str, _Loan], on: date) -> Counter[str]:
+    """SPEC §7.1 at `on`: the inactive loans' duties by status, and the missed ones never inspected at all."""
+    duties: Counter[str] = Counter()
+    for loan in loans.values():
+        last = loan.last_activity(on)
+        if loan.disbursed > on or not loan.owing(on) or last > on - timedelta(days=90):
+            continue
+        opened, deadline = last + timedelta(days=90), last + timedelta(days=120)
+        inspected = [day for day in loan.inspections if day <= on]
+        if any(opened <= day <= deadline for day in inspected):
+            duties["done"] += 1
+        elif on <= deadline:
+            duties["pending"] += 1
+        else:
+            duties["missed"] += 1
+            duties["never inspected"] += not any(deadline < day for day in inspected)
+    return duties
+
+
+def test_some_loans_go_quiet_for_months_while_owing_and_some_of_them_pay_again(
+    parsed: list[Event | Rejection],
+) -> None:
+    loans = _loans([outcome for outcome in parsed if isinstance(outcome, Event)])
+    recovered = quiet_at_the_end = 0
+    for loan in loans.values():
+        days = sorted([loan.disbursed, *(day for day, _ in loan.payments)])
+        recovered += sum(1 for a, b in itertools.pairwise(days) if b >= WINDOW and (b - a).days >= 90 and loan.owing(a))
+        quiet_at_the_end += (END - days[-1]).days >= 90 and loan.owing(END)
+    seasoned = sum(1 for loan in loans.values() if loan.disbursed <= END - timedelta(days=90) and loan.owing(END))
+    assert recovered > 20, "no loan quiet for 90 days pays again in the window"
+    assert 0.005 * seasoned < quiet_at_the_end < 0.1 * seasoned
+
+
+def test_quiet_loans_get_follow_ups_on_time_late_or_never(parsed: list[Event | Rejection]) -> None:
+    events = [outcome for outcome in parsed if isinstance(outcome, Event)]
+    loans = _loans(events)
+    follow_ups = [e for e in events if e.type == "inspection.recorded" and e.data["kind"] == "follow_up"]
+    assert all("group_id" not in e.data and e.data["loan_id"] in loans for e in follow_ups)
+    lead = WINDOW - timedelta(days=30)  # from the month before the window on, every loan that pays pays monthly
+    quiet_for: Counter[str] = Counter()  # how long the loan had been quiet when it was followed up
+    for event in follow_ups:
+        loan = loans[event.data["loan_id"]]
+        days = [day for day in sorted([loan.disbursed, *(day for day, _ in loan.payments)]) if day <= event.day]
+        quiet = (event.day - days[-1]).days
+        recent = [day for day in days if day >= lead]
+        if quiet >= 90:
+            quiet_for["within the 30 days" if quiet <= 120 else "later"] += 1
+        elif (
+            recent
+            and (event.day - recent[0]).days > 150
+            and all((b - a).days < 90 for a, b in itertools.pairwise(recent))
+        ):
+            quiet_for["a loan never quiet"] += 1  # for 150 days or more: not the follow-up of a quiet stretch
+    assert quiet_for["within the 30 days"] >= 20 and quiet_for["later"] >= 20, quiet_for
+    assert 0 < quiet_for["a loan never quiet"] < 0.2 * len(follow_ups), quiet_for
+    assert 0 < sum(e.data.get("result") == "misuse" for e in follow_ups) < 0.2 * len(follow_ups)
+    entered_late = [
+        e
+        for e in follow_ups
+        if "recorded_at" in e.data and parse_datetime(e.data["recorded_at"]).date() > e.day + timedelta(days=13)
+    ]
+    assert entered_late, "no follow-up entered into the software weeks after it was done"
+    for on in (END, date(2023, 6, 30), date(2023, 1, 10)):
+        duties = _inactive_duties(loans, on)
+        assert duties["done"] > 0 and duties["pending"] > 0 and duties["missed"] > duties["never inspected"] > 0, on
+
+
+def test_groups_get_periodic_inspections_each_year_most_of_them_in_some_units_none_in_others(
+    middle: list[Event],
+) -> None:
+    registered = {
+        e.data["group_id"]: (e.day, e.data["commune_id"], e.data["org"]) for e in middle if e.type == "group.registered"
+    }
+    closed = {e.data["group_id"]: e.day for e in middle if e.type == "group.closed"}
+    periodic: dict[str, list[date]] = {group_id: [] for group_id in registered}
+    for event in middle:
+        if event.type == "inspection.recorded" and event.data["kind"] == "periodic":
+            periodic[event.data["group_id"]].append(event.day)
+    days = [day for inspected in periodic.values() for day in inspected]
+    by_month = Counter((day.year, day.month) for day in days)
+    for year in (2021, 2022):  # December, and what slipped into the first days of the next year
+        assert by_month[(year, 12)] > 0
+        assert any(day.year == year + 1 and day.month == 1 and day.day <= 10 for day in days)
+    usual = sum(by_month[(year, month)] for year in (2022, 2023) for month in range(3, 11)) / 16
+    assert by_month[(2021, 12)] + by_month[(2022, 12)] > 2 * 1.3 * usual, "no rush to finish the year's plan"
+    # Year 2022, as SPEC §7.2 reads it: groups active all year and registered 90 days before its end.
+    year_end = date(2022, 12, 31)
+    units: dict[tuple[str, str], list[bool]] = {}
+    for group_id, (day, commune_id, org) in registered.items():
+        if day <= year_end - timedelta(days=90) and closed.get(group_id, date.max) > year_end:
+            inspected = any(d.year == 2022 for d in periodic[group_id])
+            units.setdefault((commune_id, org), []).append(inspected)
+    shares = [sum(groups) / len(groups) for groups in units.values() if len(groups) >= 3]
+    everything = [inspected for groups in units.values() for inspected in groups]
+    assert 0.05 < sum(everything) / len(everything) < 0.4
+    assert sum(share >= 0.6 for share in shares) >= 3, "no unit inspects most of its groups in a year"
+    assert sum(share == 0 for share in shares) > len(shares) / 4, "every unit inspects some groups"
+    # And the group-of-the-year duty on the scoring day: done, pending, and missed last year.
+    active = [
+        g for g, (day, _, _) in registered.items() if day <= END - timedelta(days=90) and closed.get(g, date.max) > END
+    ]
+    done = sum(any(date(2023, 1, 1) <= d <= END for d in periodic[g]) for g in active)
+    assert 0 < done < len(active)
+    assert len(everything) - sum(everything) > 0  # missed last year

@@ -3,19 +3,23 @@
 Why: the product answers a letter about the scores of 520 communes, and nobody may ship the bank's real
 data around. To show, test and benchmark the engine we need a province that behaves like one: uneven
 districts and communes, four organizations of different sizes, groups and loans that existed before the
-window, monthly interest and savings, instalments, overdue and silent loans, and officers whose habits
-differ from unit to unit (a 30-day inspection done on time, late, or on time but entered into the
-software weeks later). Scored at the end of a 12-month window with the default scorecard, the Farmers'
-Associations come out in the letter's shape: a few Tốt, a fifth Khá, most Trung bình, a few Yếu.
-The file is as messy as real delivery: mixed date forms, late and out-of-order lines, exact duplicates
-and a few broken lines.
+window, monthly interest and savings, instalments, overdue loans and loans that go quiet for months (some
+pay again, some never do), and officers whose habits differ from unit to unit: a 30-day inspection done on
+time, late, or on time but entered into the software weeks later; the follow-up of a loan quiet for 90 days
+done within the next 30 days, later or never; a few units that inspect most of their groups every year and
+many that inspect few, with a rush in November and December and what slipped into early January. So every
+inspection duty (SPEC §4 and §7) shows done, pending and missed. Scored at the end of a 12-month window with
+the default scorecard, the Farmers' Associations come out in the letter's shape: a few Tốt, a fifth Khá,
+most Trung bình, a few Yếu. The file is as messy as real delivery: mixed date forms, late and out-of-order
+lines, exact duplicates and a few broken lines.
 
 How: every commune draws its structure and behaviour from its own random stream (seeded by the seed and
 its number), so a commune is the same whatever the size of the province. The simulation walks calendar
 months: before the window in brief (the registrations, disbursements and principal instalments of the
-loans still outstanding, and the last year's inspections), then the month before the window and the
-window in full. Each line is put on an agenda at the day it arrives; a day is written once its month is
-done, so memory holds about a month of lines, and the same options always give the same bytes.
+loans still outstanding, the last interest payment of those already quiet, and the last year's inspections
+and follow-ups), then the month before the window and the window in full. Each line is put on an agenda at
+the day it arrives; a day is written once its month is done, so memory holds about a month of lines, and
+the same options always give the same bytes.
 """
 
 from __future__ import annotations
@@ -72,6 +76,8 @@ PLAIN = 0.86  # share of events written the plain way: a YYYY-MM-DD date, delive
 DUPLICATE = 0.02  # of the other events: delivered twice
 BROKEN = 0.0025  # of the other events: followed by a broken line (about 0.035 % of all lines)
 MISUSE = 0.01  # inspections that find the loan used for something else
+FOLLOW_UP_MISUSE = 0.05  # follow-ups of a loan that stopped paying find its money misused more often
+INACTIVE_DAYS, INACTIVE_INSPECTION_DAYS = 90, 30  # a loan quiet this long is due a follow-up within 30 more days
 PAYMENT = "repayment.recorded"
 
 # Officers' habits. Each unit draws its own around these centres, as (centre, spread) on a logit or log scale.
@@ -81,9 +87,20 @@ PAYMENT = "repayment.recorded"
 DIRECTION = 0.5  # spread of a district's direction of inspection work (the letter asks districts to direct it)
 EXEMPLARY, EXEMPLARY_LIFT = 0.007, 3.0  # the few units that do everything by the book, and by how much
 INSPECTED = (-2.3, 0.6)  # logit of the share of 30-day inspections done within the 30 days (about 10 %)
-COVERAGE = (-2.5, 1.0)  # logit of the share of groups given a periodic inspection in a year (about 10 %)
+COVERAGE = (-2.8, 1.0)  # logit of the share of groups given a periodic inspection in a year (about 6 %) ...
+PLANNED, PLANNED_COVERAGE = 0.05, (0.6, 0.95)  # ... but a few units keep to their yearly plan (about 14 % in all)
+# When periodic inspections are done, by calendar month (January first): few at Tết (February), a rush to finish
+# the year's plan in November and December, and in January what slipped over the new year (early in the month).
+SEASON = (1.1, 0.5, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 1.3, 1.9)
+JANUARY_EARLY = 0.5  # of January's periodic inspections: in its first 10 days
+# Logit lift and spread of the share of loans quiet for 90 days given a follow-up within 30 days, over the unit's
+# share of 30-day inspections done on time: the borrower who stops coming to the group's sessions is noticed, so
+# about 20 % (a unit that does its 30-day inspections does its follow-ups too); as many more are done later.
+FOLLOW_UP = (1.0, 0.7)
+VISIT = 0.03  # chance that an instalment paid short brings a follow-up, where half the quiet loans get theirs
 SAVING = (1.3, 0.2)  # logit of a group's chance to deposit at a month's session (about 78 %)
-SILENT = (-3.2, 0.15)  # log of the share of loans whose borrowers have stopped paying (about 4 %)
+SILENT = (-3.15, 0.25)  # log of the share of loans whose borrowers have stopped paying (about 4 %, fewer in good units)
+SILENT_DIRECTION = 0.4  # where a district directs the work well, officers also chase the borrowers who stop paying
 EXTENSION = (0.8, 0.98)  # range of the chance that a silent borrower's instalment is postponed, not overdue
 MISS = (-2.25, 0.15)  # log of the chance that an instalment is paid short (about 10 %)
 NEW_GROUPS = 0.003  # chance, per group and month, that its unit registers a new group
@@ -165,6 +182,9 @@ class _Unit:
         "entered_late",
         "envelope",
         "extension",
+        "follow_entered_late",
+        "follow_late",
+        "follow_on_time",
         "groups",
         "groups_made",
         "late",
@@ -179,6 +199,7 @@ class _Unit:
         "saving",
         "silence",
         "silent_share",
+        "visit",
     )
 
     def __init__(self, rng: random.Random, commune: _Commune, org: str, direction: float) -> None:
@@ -188,15 +209,25 @@ class _Unit:
         self.groups_made = self.loans_made = 0
         lift = EXEMPLARY_LIFT if rng.random() < EXEMPLARY else 0.0
         # The 30-day inspection: done and entered on time, done on time but entered weeks later, done late.
-        inspected = _sigmoid(_draw(rng, INSPECTED) + direction + lift)
+        diligence = _draw(rng, INSPECTED) + direction + lift
+        inspected = _sigmoid(diligence)
         entered_late = rng.uniform(0.05, 0.4)
         self.on_time = inspected * (1 - entered_late)
         self.entered_late = inspected * entered_late
         self.late = (1 - inspected) * rng.uniform(0.2, 0.6)
         coverage = min(0.995, _sigmoid(_draw(rng, COVERAGE) + direction + 1.5 * lift))
-        self.periodic = 1 - (1 - coverage) ** (1 / 12)  # a group's chance of a periodic inspection in a month
+        if rng.random() < PLANNED:
+            coverage = max(coverage, rng.uniform(*PLANNED_COVERAGE))
+        # A group's chance of a periodic inspection in each calendar month: `coverage` in a year, by SEASON.
+        self.periodic = tuple(1 - (1 - coverage) ** (weight / sum(SEASON)) for weight in SEASON)
+        # The follow-up of a loan quiet for 90 days: done within the 30 days (and entered as promptly as the
+        # unit's 30-day inspections), done later, or never.
+        self.follow_on_time = _sigmoid(diligence + _draw(rng, FOLLOW_UP))
+        self.follow_entered_late = entered_late
+        self.follow_late = (1 - self.follow_on_time) * rng.uniform(0.2, 0.5)
+        self.visit = VISIT * 2 * (self.follow_on_time + self.follow_late)
         self.saving = _sigmoid(_draw(rng, SAVING) + lift)
-        self.silent_share = min(0.3, math.exp(_draw(rng, SILENT) - lift))
+        self.silent_share = min(0.3, math.exp(_draw(rng, SILENT) - SILENT_DIRECTION * direction - lift))
         self.resume = rng.uniform(0.08, 0.2)  # a silent borrower's chance to pay again, each month
         self.silence = self.silent_share * self.resume / (1 - self.silent_share)  # keeps the share steady
         self.extension = rng.uniform(*EXTENSION)
@@ -229,10 +260,12 @@ class _Loan:
         "amount",
         "disbursed",
         "every",
+        "followed",
         "group",
         "head",
         "instalment",
         "interest",
+        "last",
         "loan_id",
         "maturity",
         "next_due",
@@ -262,11 +295,14 @@ class _Loan:
         self.silent = False
         self.silent_since = NEVER  # the month it stopped paying, for a loan already silent at the opening
         self.disbursed = self.maturity = self.next_due = 0
+        self.last = 0  # the day of its last activity: its disbursement or its latest repayment
+        self.followed = -1  # the `last` of the quiet stretch whose follow-up is decided
 
     def schedule(self, disbursed: int) -> None:
         """Disbursed on this day: the first instalment `every` months later, the last at maturity."""
         start = _month_of(disbursed)
         self.disbursed, self.maturity, self.next_due = disbursed, start + self.term, start + self.every
+        self.last = disbursed
 
     def _interest(self) -> int:
         return max(1000, round(self.outstanding * self.rate / 1000) * 1000)
@@ -397,13 +433,23 @@ class Province:
         self.registrations: dict[int, list[_Group]] = {}
         self.disbursements: dict[int, list[_Loan]] = {}
         self.instalments: dict[int, list[_Loan]] = {}
+        # Loans already quiet at the opening: the month of their last interest payment, the month they went quiet,
+        # and (filled as the history goes) the month their follow-up falls due.
+        self.last_interest: dict[int, list[_Loan]] = {}
+        self.silences: dict[int, list[_Loan]] = {}
+        self.follow_ups: dict[int, list[_Loan]] = {}
         for unit in self._units():
             for group in unit.groups:
                 self.registrations.setdefault(_month_of(group.registered), []).append(group)
                 for loan in group.loans:
                     self.disbursements.setdefault(_month_of(loan.disbursed), []).append(loan)
-                    for due in _history_instalments(loan, self.first_full):
+                    instalments = _history_instalments(loan, self.first_full)
+                    for due in instalments:
                         self.instalments.setdefault(due, []).append(loan)
+                    if loan.silent_since != NEVER:
+                        self.silences.setdefault(loan.silent_since, []).append(loan)
+                        if loan.silent_since - 1 not in instalments:
+                            self.last_interest.setdefault(loan.silent_since - 1, []).append(loan)
         self.first_day = date.fromordinal(min(g.registered for u in self._units() for g in u.groups))
 
     def _units(self) -> Iterator[_Unit]:
@@ -569,12 +615,48 @@ class Province:
         else:
             self._miss(loan, day, month)
 
-    def _periodic(self, unit: _Unit, group: _Group, first: int, days: int, tag: str) -> None:
+    def _periodic(self, unit: _Unit, group: _Group, month: int, first: int, days: int, tag: str) -> None:
         rng = unit.rng
         result = ',"result":"misuse"' if rng.random() < MISUSE else ""
         rest = f'{unit.envelope},"kind":"periodic","group_id":"{group.group_id}"{result}'
+        if month % 12 == 0 and rng.random() < JANUARY_EARLY:
+            days = 10  # last year's plan, finished in the first days of the new year
         day = max(first + _between(rng, 0, days - 1), group.registered)
         self._put(rng, day, f"{group.group_id}:inspected:{tag}", "inspection.recorded", rest)
+
+    def _follow_up(self, loan: _Loan, first: int) -> None:
+        """A loan quiet since `loan.last`: its follow-up inspection, within the 30 days from its 90th day, later or
+        never. Decided in the month of that 90th day (`first` is that month's first day), once per quiet stretch."""
+        unit, rng = loan.unit, loan.unit.rng
+        loan.followed = loan.last
+        opened = loan.last + INACTIVE_DAYS
+        r = rng.random()
+        if r >= unit.follow_on_time + unit.follow_late:
+            return
+        result = ',"result":"misuse"' if rng.random() < FOLLOW_UP_MISUSE else ""
+        rest = f'{loan.head},"kind":"follow_up"{result}'
+        event_id = f"{loan.loan_id}:followup:{_tag(_month_of(opened))}"
+        if r < unit.follow_on_time:
+            day = opened + _between(rng, 0, INACTIVE_INSPECTION_DAYS)
+        else:
+            day = opened + INACTIVE_INSPECTION_DAYS + _between(rng, 1, 120)
+        if day < first:  # quiet since before the full simulation (its last payment in the brief history)
+            day = first + _between(rng, 0, 27)
+        if r < unit.follow_on_time and rng.random() < unit.follow_entered_late:
+            self._put_entered_late(rng, day, day + _between(rng, 14, 60), event_id, "inspection.recorded", rest)
+        else:
+            self._put(rng, day, event_id, "inspection.recorded", rest)
+
+    def _visit(self, loan: _Loan, day: int, tag: str) -> None:
+        """A follow-up of a loan that pays, after an instalment paid short (not for a quiet stretch)."""
+        rng = loan.unit.rng
+        result = ',"result":"misuse"' if rng.random() < MISUSE else ""
+        rest = f'{loan.head},"kind":"follow_up"{result}'
+        event_id = f"{loan.loan_id}:followup:{tag}:short"
+        if rng.random() < loan.unit.follow_entered_late:
+            self._put_entered_late(rng, day, day + _between(rng, 14, 60), event_id, "inspection.recorded", rest)
+        else:
+            self._put(rng, day, event_id, "inspection.recorded", rest)
 
     def _history_month(self, month: int) -> None:
         """Before the full simulation: only what still matters when the window opens."""
@@ -597,14 +679,26 @@ class Province:
                 continue
             interest, principal = loan.interest, loan.due()
             loan.pay(principal)
+            loan.last = day
             rest = f'{loan.head},"principal":{principal},"interest":{interest}'
             self._put(loan.unit.rng, day, f"{loan.loan_id}:paid:{tag}", PAYMENT, rest)
+        for loan in self.last_interest.pop(month, []):  # the last month it paid (its interest) before going quiet
+            day = first + loan.unit.commune.transaction_day - 1
+            if day > loan.disbursed:
+                loan.last = day
+                rest = f'{loan.head},"principal":0,"interest":{loan.interest}'
+                self._put(loan.unit.rng, day, f"{loan.loan_id}:paid:{tag}", PAYMENT, rest)
+        for loan in self.silences.pop(month, []):  # quiet from this month: its follow-up falls due 90 days on
+            self.follow_ups.setdefault(max(month, _month_of(loan.last + INACTIVE_DAYS)), []).append(loan)
+        for loan in self.follow_ups.pop(month, []):
+            self._follow_up(loan, first)
         if month >= self.first_full - 12:
             days = _first_day(month + 1) - first
+            season = month % 12
             for unit in self._units():
                 for group in unit.groups:
-                    if group.registered < first and unit.rng.random() < unit.periodic:
-                        self._periodic(unit, group, first, days, tag)
+                    if group.registered < first and unit.rng.random() < unit.periodic[season]:
+                        self._periodic(unit, group, month, first, days, tag)
 
     def _full_month(self, month: int) -> None:
         first = _first_day(month)
@@ -634,8 +728,8 @@ class Province:
             amount = group.members * _between(rng, 10, 40) * 1000
             rest = f'{unit.envelope},"group_id":"{group.group_id}","amount":{amount}'
             self._put(rng, payday, f"{group.group_id}:saved:{tag}", "savings.deposited", rest)
-        if random_() < unit.periodic:
-            self._periodic(unit, group, first, days, tag)
+        if random_() < unit.periodic[month % 12]:
+            self._periodic(unit, group, month, first, days, tag)
         kept: list[_Loan] = []
         arrivals = self.agenda[payday - self.base] if payday <= self.end else None
         paid_on = self.dates[payday - self.base] if payday <= self.end else ""
@@ -648,6 +742,8 @@ class Province:
             if loan.silent:
                 if due:
                     self._lapse(loan, payday, month)
+                if loan.followed != loan.last and loan.last + INACTIVE_DAYS < first + days:
+                    self._follow_up(loan, first)  # quiet for 90 days by the end of this month
                 kept.append(loan)
                 continue
             interest, principal = loan.interest, 0
@@ -658,10 +754,13 @@ class Province:
                     principal -= short
                     loan.overdue += short
                     self._overdue(loan, payday + _between(rng, 5, 20), tag)
+                    if random_() < unit.visit:
+                        self._visit(loan, payday + _between(rng, 10, 60), tag)
             elif loan.overdue and random_() < unit.cure:
                 principal, loan.overdue = loan.overdue, 0
                 self._overdue(loan, payday, tag)
             if arrivals is not None:  # `_put`, inlined: nine events in ten are these
+                loan.last = payday
                 r = random_()
                 if r < PLAIN:
                     arrivals.append(
