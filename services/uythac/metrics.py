@@ -52,7 +52,7 @@ OTHER_UNIT = Counter(
 )
 RULE_DECISIONS = Counter(
     "uythac_rule_decisions_total",
-    "Decisions of the obligation rules (fulfilled, missed, late_inspection, due_soon, misuse)",
+    "Decisions of the rules (the 30-day obligation's and the inactive-loan duty's)",
     ["decision"],
 )
 TRANSITIONS = Counter(
@@ -99,4 +99,5 @@ API_SECONDS = Histogram(
 # Read from the store at scrape time by the API's collector (uythac.entrypoints.api), not kept in memory:
 OPEN_FLAGS_NAME = "uythac_open_flags"  # gauge {district_id}: missed 30-day inspections in the window
 UNITS_NAME = "uythac_units"  # gauge {district_id, org, class}: reported units per class
+DUTIES_NAME = "uythac_duties"  # gauge {district_id, duty, status}: open items of the worklist
 STORE_CLOCK_NAME = "uythac_store_clock_timestamp_seconds"  # gauge: the store's clock T (Vietnam midnight)

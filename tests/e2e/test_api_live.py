@@ -192,9 +192,11 @@ def test_a_flagged_loan_reads_missed(api: Api) -> None:
     assert api.get(f"/v1/loans/{first['loan_id']}")["status"] == "missed"
 
 
-def test_the_worklist_comes_by_deadline(api: Api) -> None:
-    worklist = api.get("/v1/worklist?within_days=30")["items"]
-    assert [w["deadline"] for w in worklist] == sorted(w["deadline"] for w in worklist)
+def test_the_worklist_comes_missed_first_then_by_deadline(api: Api) -> None:
+    worklist = api.get("/v1/worklist?within_days=30&per_page=500")["items"]
+    order = [(w["status"] != "missed", w["deadline"]) for w in worklist]
+    assert order == sorted(order)
+    assert {w["duty"] for w in worklist} == {"new_loan", "inactive_loan", "group_of_year"}
 
 
 def test_the_api_is_ready_once_the_worker_caught_up(api: Api) -> None:

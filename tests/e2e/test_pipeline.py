@@ -86,11 +86,15 @@ def _outputs_agree(pipeline: Pipeline, report: dict[str, Any]) -> None:
 
     states: dict[str, list[str]] = defaultdict(list)
     misuse: list[str] = []
+    duties: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for event in _first_of_each(pipeline.read("flags")):
         if event["type"] == "misuse.found":
             misuse.append(event.get("loan_id") or event["group_id"])
+        elif event["type"].startswith("duty."):
+            duties[event["loan_id"]].append(event)
         else:
             states[event["loan_id"]].append(event["type"])
+    _duties_agree(duties, report)
     assert len(misuse) == len(set(misuse)), "misuse found twice"
     for loan_id, changes in states.items():
         assert changes[::2] == ["flag.raised"] * len(changes[::2]), (loan_id, changes)
@@ -104,6 +108,32 @@ def _outputs_agree(pipeline: Pipeline, report: dict[str, Any]) -> None:
         store.close()
     assert raised == missed
     assert {flag["loan_id"] for flag in report["flags"]} <= raised
+
+
+def _duties_agree(events: dict[str, list[dict[str, Any]]], report: dict[str, Any]) -> None:
+    """Each stretch of a loan's inactivity (its opening day) is opened once, then missed or done at most once
+    each (missed first); a loan's last stretch ends as the report lists it: pending, missed, or (done) not at all."""
+    assert events, "the province must open inactive-loan duties"
+    listed = {duty["loan_id"]: duty for duty in report["duties"]}
+    for loan_id, said in events.items():
+        stretches: dict[str, list[str]] = defaultdict(list)
+        for event in said:
+            stretches[event["opened_on"]].append(event["type"])
+        for changes in stretches.values():
+            assert changes in (
+                ["duty.opened"],
+                ["duty.opened", "duty.missed"],
+                ["duty.opened", "duty.done"],
+                ["duty.opened", "duty.missed", "duty.done"],
+            ), (loan_id, said)
+        last = max(stretches)
+        status = {1: "pending", 2: "missed" if stretches[last][-1] == "duty.missed" else "done", 3: "done"}
+        now = status[len(stretches[last])]
+        duty = listed.pop(loan_id, None)
+        if duty is None:  # done, or the loan is active again (no message says so)
+            continue
+        assert (duty["opened_on"], duty["status"]) == (last, now), (loan_id, said, duty)
+    assert not listed, f"duties listed but never opened: {sorted(listed)}"
 
 
 def test_worker_report_equals_replay_byte_for_byte(pipeline: Pipeline, province: Path, expected: str) -> None:

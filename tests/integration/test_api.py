@@ -202,7 +202,8 @@ def test_scoped_keys_see_their_area_only(client: FlaskClient, keys: Keys) -> Non
     assert units("nowhere") == []
     assert units("c0001", "?district_id=D02") == []  # a filter never widens a key's area
     assert [f["loan_id"] for f in get(client, keys, "/v1/flags", "d01")["items"]] == ["L1", "L5", "L7"]
-    assert [w["loan_id"] for w in get(client, keys, "/v1/worklist?within_days=30", "c0001")["items"]] == ["L4", "L3"]
+    worklist = get(client, keys, "/v1/worklist?within_days=30", "c0001")["items"]
+    assert [w["id"] for w in worklist] == ["L1", "L5", "L4", "L3", "L1", "G1", "G2"]
 
 
 @pytest.mark.parametrize(("key", "path"), [("c0001", "/v1/units/C0002/HND"), ("d01", "/v1/loans/L8")])
@@ -320,13 +321,58 @@ def test_a_unit_explains_its_score_and_lists_its_work(client: FlaskClient, keys:
     assert _problem(client.get("/v1/units/C0001/DTN", headers=keys.header("all")), 404)
 
 
-def test_worklist_is_ordered_by_deadline_within_the_days_asked(client: FlaskClient, keys: Keys) -> None:
-    def loans(days: int) -> list[tuple[str, str]]:
-        return [(w["loan_id"], w["deadline"]) for w in get(client, keys, f"/v1/worklist?within_days={days}")["items"]]
+def test_the_worklist_lists_every_open_item_of_every_duty_missed_first_then_by_deadline(
+    client: FlaskClient, keys: Keys
+) -> None:
+    def items(query: str = "") -> list[tuple[str, str, str, str, str, int]]:
+        found = get(client, keys, f"/v1/worklist{query}")["items"]
+        return [(w["duty"], w["id"], w["opened_on"], w["deadline"], w["status"], w["days_left"]) for w in found]
 
-    assert loans(0) == []
-    assert loans(7) == [("L4", "2024-04-04")]
-    assert loans(30) == [("L4", "2024-04-04"), ("L3", "2024-04-19"), ("L9", "2024-04-24")]
+    missed = [
+        ("new_loan", "L1", "2024-01-01", "2024-01-31", "missed", -60),
+        ("new_loan", "L7", "2024-01-05", "2024-02-04", "missed", -56),
+        ("new_loan", "L8", "2024-01-15", "2024-02-14", "missed", -46),
+        ("new_loan", "L5", "2024-02-01", "2024-03-02", "missed", -29),
+    ]
+    # L1 was disbursed on T − 90 and never repaid: inactive since then, its duty opens on T
+    inactive = ("inactive_loan", "L1", "2024-03-31", "2024-04-30", "pending", 30)
+    groups = [
+        ("group_of_year", group, "2024-01-01", "2024-12-31", "pending", 275) for group in ("G1", "G2", "G3", "G4")
+    ]
+    due_soon = ("new_loan", "L4", "2024-03-05", "2024-04-04", "due_soon", 4)
+    assert items() == [*missed, due_soon, inactive, *groups]
+    assert items("?within_days=0") == [*missed, inactive, *groups]
+    later = [
+        ("new_loan", "L3", "2024-03-20", "2024-04-19", "pending", 19),
+        ("new_loan", "L9", "2024-03-25", "2024-04-24", "pending", 24),
+    ]
+    assert items("?within_days=30") == [*missed, due_soon, *later, inactive, *groups]
+    assert items("?duty=inactive_loan") == [inactive]
+    assert items("?duty=group_of_year&status=missed") == []
+    assert items("?status=pending&within_days=30") == [*later, inactive, *groups]
+    assert items("?duty=new_loan&status=missed&district_id=D02") == [missed[2]]
+    page = get(client, keys, "/v1/worklist?per_page=2&page=3")
+    assert (page["total"], [w["id"] for w in page["items"]]) == (10, ["L4", "L1"])
+
+
+def test_a_unit_says_what_it_must_still_inspect_this_year(client: FlaskClient, keys: Keys) -> None:
+    unit = get(client, keys, "/v1/units/C0001/HND")
+    assert unit["duties"] == {
+        "inactive_loan": {"pending": 1, "missed": 0, "done": 0},
+        "group_of_year": {"pending": 1, "done": 0, "missed_last_year": 1},  # registered 01/01/2023
+    }
+    assert unit["to_inspect"] == {
+        "en": "Still to inspect in 2024: 1 of 1 savings-and-loan group (this year's periodic inspection, by "
+        "31/12/2024); 1 loan with no transaction for 90 days or more.",
+        "vi": "Còn phải kiểm tra năm 2024: 1/1 tổ TK&VV (kiểm tra định kỳ năm 2024, hạn 31/12/2024); 1 món vay "
+        "không có giao dịch từ 90 ngày trở lên.",
+    }
+
+
+def test_worklist_filters_are_checked(client: FlaskClient, keys: Keys) -> None:
+    for query, field in (("duty=loan", "duty"), ("status=done", "status")):
+        body = _problem(client.get(f"/v1/worklist?{query}", headers=keys.header("all")), 400)
+        assert field in body["detail"], body
 
 
 def test_a_loan_is_its_status_and_no_more(client: FlaskClient, keys: Keys) -> None:
@@ -497,6 +543,18 @@ def test_metrics_count_requests_and_read_the_store(client: FlaskClient, keys: Ke
     text = client.get("/metrics").get_data(as_text=True)
     assert 'uythac_api_request_seconds_count{method="GET",route="/v1/distribution",status="200"}' in text
     assert 'uythac_open_flags{district_id="D01"} 3.0' in text and 'uythac_open_flags{district_id="D02"} 1.0' in text
+    duties = {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("uythac_duties{")
+    }
+    assert duties['uythac_duties{district_id="D01",duty="new_loan",status="missed"}'] == 3  # the open flags
+    assert duties['uythac_duties{district_id="D01",duty="new_loan",status="due_soon"}'] == 1  # L4
+    assert duties['uythac_duties{district_id="D01",duty="new_loan",status="pending"}'] == 1  # L3: all not yet due
+    assert duties['uythac_duties{district_id="D01",duty="inactive_loan",status="pending"}'] == 1  # L1
+    assert duties['uythac_duties{district_id="D01",duty="inactive_loan",status="missed"}'] == 0
+    assert duties['uythac_duties{district_id="D02",duty="group_of_year",status="pending"}'] == 1  # G4
+    assert len(duties) == 2 * 6
     units = [line for line in text.splitlines() if line.startswith("uythac_units{")]
     for rating, count in hpn.items():  # by district, org and class: summed over districts, the table
         assert (

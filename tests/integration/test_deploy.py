@@ -45,13 +45,14 @@ DASHBOARD_FILE = GRAFANA_DIR / "dashboards" / "uythac.json"
 UYTHAC_IMAGE = "uythac:local"
 WORKER_JOB, API_JOB = "uythac-worker", "uythac-api"
 
-# The alerts the operations issue asks for (more may exist).
+# The alerts the issues ask for (more may exist).
 REQUIRED_ALERTS = {
     "UythacWorkerDown",
     "UythacConsumerLagGrowing",
     "UythacEventsRejected",
     "UythacNoEventsForADay",
     "UythacOpenFlagsRising",
+    "UythacMissedInactiveLoanInspectionsRising",
     "UythacOutboxNotDraining",
     "UythacApiErrors",
     "UythacApiSlow",
@@ -62,6 +63,7 @@ REQUIRED_ALERTS = {
 STORE_GAUGE_LABELS = {
     metrics.OPEN_FLAGS_NAME: {"district_id"},
     metrics.UNITS_NAME: {"district_id", "org", "class"},
+    metrics.DUTIES_NAME: {"district_id", "duty", "status"},
     metrics.STORE_CLOCK_NAME: set(),
 }
 

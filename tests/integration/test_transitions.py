@@ -1,4 +1,5 @@
-"""What other services hear of (through `Processor`): flags raised and cleared, misuse found.
+"""What other services hear of (through `Processor`): flags raised and cleared, misuse found, inactive loans'
+duties opened, missed and done.
 
 Each transition happens once, when the state changes, whatever the order the events arrive in; a
 state that ends where it began says nothing.
@@ -11,10 +12,11 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from tests.support import CARD, group, inspect, loan, periodic, tick
+from tests.support import CARD, follow_up, group, inspect, loan, periodic, repay, tick
 from uythac.adapters.sql.store import Store
 from uythac.core.events import Event, parse
 from uythac.core.outcome import Outcome
+from uythac.core.outputs import Topics, messages
 from uythac.service.processor import Processor
 
 d = date(2023, 3, 1)
@@ -92,3 +94,109 @@ def test_misuse_named_in_another_unit_says_nothing_of_the_loan(tmp_path: Path) -
     processor.process(_events(loan("L1", d)))  # in C0001/HND
     elsewhere = inspect("L1", d, event_id="m-1", result="misuse", commune_id="C0009")
     assert _said(processor.process(_events(elsewhere))) == []
+
+
+# inactive loans' duties: L1 disbursed on 01/03/2023 and never repaid; O = 30/05, E = 29/06 ----------------
+OPENED = d + timedelta(days=90)
+E = OPENED + timedelta(days=30)
+
+
+def _duties(outcome: Outcome) -> list[tuple[str, str, str, str]]:
+    return [
+        (t.change, t.subject, t.day.isoformat(), t.cause) for t in outcome.transitions if t.change.startswith("duty.")
+    ]
+
+
+def test_an_inactive_loans_duty_opens_on_day_90_and_is_missed_the_day_after_its_deadline(tmp_path: Path) -> None:
+    processor = _processor(tmp_path)
+    processor.process(_events(loan("L1", d), tick(OPENED - timedelta(days=1))))
+    said = processor.process(_events(tick(OPENED)))
+    assert _duties(said) == [("duty.opened", "L1", OPENED.isoformat(), f"clock:{OPENED}")]
+    assert _duties(processor.process(_events(tick(E)))) == []
+    missed = processor.process(_events(tick(E + timedelta(days=1))))
+    assert _duties(missed) == [("duty.missed", "L1", E.isoformat(), f"clock:{E + timedelta(days=1)}")]
+    visit = follow_up("L1", E, event_id="visit-1")  # on the deadline, entered late
+    assert _duties(processor.process(_events(visit))) == [("duty.done", "L1", E.isoformat(), "visit-1")]
+    assert _duties(processor.process(_events(tick(E + timedelta(days=40))))) == []
+
+
+def test_a_duty_opened_and_missed_in_one_batch_says_both_in_order(tmp_path: Path) -> None:
+    """The batch takes the clock past two month ends: each change is caused by the month end it happened by."""
+    processor = _processor(tmp_path)
+    processor.process(_events(loan("L1", d)))
+    said = _duties(processor.process(_events(tick(E + timedelta(days=3)))))
+    opened, missed = (
+        ("duty.opened", "L1", "2023-05-30", "clock:2023-05-31"),
+        ("duty.missed", "L1", "2023-06-29", "clock:2023-06-30"),
+    )
+    assert said == [opened, missed]
+    processor = _processor(tmp_path / "again")
+    processor.process(_events(loan("L1", d), tick(OPENED - timedelta(days=1))))
+    said = _duties(processor.process(_events(tick(OPENED + timedelta(days=1)))))
+    assert said == [("duty.opened", "L1", "2023-05-30", "clock:2023-05-31")]
+
+
+def test_a_repayment_ends_the_duty_without_a_word_and_the_next_stretch_opens_another(tmp_path: Path) -> None:
+    processor = _processor(tmp_path)
+    processor.process(_events(loan("L1", d), tick(OPENED + timedelta(days=5))))
+    paid = OPENED + timedelta(days=10)
+    assert _duties(processor.process(_events(repay("L1", paid)))) == []
+    again = paid + timedelta(days=90)
+    assert _duties(processor.process(_events(tick(again)))) == [
+        ("duty.opened", "L1", again.isoformat(), f"clock:{again}")
+    ]
+
+
+def test_an_inspection_before_the_duty_opened_does_not_do_it(tmp_path: Path) -> None:
+    processor = _processor(tmp_path)
+    early = follow_up("L1", OPENED - timedelta(days=1), event_id="early")
+    assert _duties(processor.process(_events(loan("L1", d), early, tick(OPENED)))) == [
+        ("duty.opened", "L1", OPENED.isoformat(), f"clock:{OPENED}")
+    ]
+    on_time = follow_up("L1", OPENED, event_id="on-time")
+    assert _duties(processor.process(_events(on_time))) == [("duty.done", "L1", OPENED.isoformat(), "on-time")]
+
+
+def test_duty_messages_say_which_duty_and_its_days(tmp_path: Path) -> None:
+    processor = _processor(tmp_path)
+    processor.process(_events(loan("L1", d)))
+    outcome = processor.process(
+        _events(tick(E + timedelta(days=3)), follow_up("L1", E + timedelta(days=2), event_id="late"))
+    )
+    ids = iter(f"out-{n}" for n in range(100))
+    sent = [
+        json.loads(m.value)
+        for m in messages(outcome, processor.score, ids, Topics("flags", "scores"))
+        if m.topic == "flags"
+    ]
+    duties = [m for m in sent if m["type"].startswith("duty.")]
+    common = {
+        "loan_id": "L1",
+        "district_id": "D01",
+        "commune_id": "C0001",
+        "org": "HND",
+        "duty": "inactive_loan",
+        "inactive_since": d.isoformat(),
+        "opened_on": OPENED.isoformat(),
+        "deadline": E.isoformat(),
+    }
+    assert [{k: v for k, v in m.items() if k != "event_id"} for m in duties] == [
+        {"type": "duty.opened", "occurred_at": OPENED.isoformat(), "cause": "clock:2023-05-31", **common},
+        {
+            "type": "duty.missed",
+            "occurred_at": E.isoformat(),
+            "cause": "clock:2023-06-30",
+            **common,
+            "late_inspection_on": None,  # missed by the month end 30/06; the late visit is dated 01/07
+        },
+    ]
+
+
+def test_only_events_naming_a_known_loan_with_another_unit_are_counted_as_such(tmp_path: Path) -> None:
+    """A repayment that arrives before its loan's disbursement waits for it: it names no other unit."""
+    processor = _processor(tmp_path)
+    early = repay("L1", d + timedelta(days=10), event_id="early")
+    assert processor.process(_events(early)).other_unit == set()
+    processor.process(_events(loan("L1", d)))
+    elsewhere = repay("L1", d + timedelta(days=20), event_id="elsewhere", commune_id="C0009")
+    assert processor.process(_events(elsewhere)).other_unit == {"elsewhere"}

@@ -9,7 +9,7 @@ from datetime import date, timedelta
 import pytest
 
 from uythac.core import engine as obligations
-from uythac.core.engine import Decision, Inspection, Obligation, ObligationEngine
+from uythac.core.engine import Decision, Inspection, Obligation, obligations_engine
 
 TODAY = date(2023, 6, 30)
 
@@ -36,7 +36,7 @@ def _facts(seed: int) -> tuple[list[Obligation], list[Inspection]]:
 
 
 def _decide(duties: list[Obligation], visits: list[Inspection]) -> list[Decision]:
-    return sorted(ObligationEngine(7).decide(TODAY, duties, visits), key=repr)
+    return sorted(obligations_engine(7).decide(TODAY, duties, visits), key=repr)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -58,7 +58,7 @@ def test_facts_put_to_the_rules_in_groups_decide_as_all_at_once(monkeypatch: pyt
 
 def test_a_call_whose_last_fact_meets_no_rule_still_runs_its_actions() -> None:
     """durable's own host defers such a call's actions to the next call (MessageNotHandled)."""
-    engine = ObligationEngine(7)
+    engine = obligations_engine(7)
     tidy = Inspection("i-tidy", "periodic", None, "G1", TODAY, "compliant", True)  # no rule looks at it
     assert engine.decide(TODAY, [], [tidy]) == []
     duty = Obligation("L1", TODAY - timedelta(days=40), TODAY - timedelta(days=10), "pending")
@@ -67,7 +67,7 @@ def test_a_call_whose_last_fact_meets_no_rule_still_runs_its_actions() -> None:
 
 def test_an_error_in_an_action_is_raised_not_swallowed(monkeypatch: pytest.MonkeyPatch) -> None:
     """durable's own host logs it into the session state and goes on; here the batch must fail."""
-    engine = ObligationEngine(7)
+    engine = obligations_engine(7)
 
     def broken(*_: object) -> None:
         raise RuntimeError("a bug in a decision")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from tests.examples import CARD
 from uythac.core import report
-from uythac.core.explanations import explain_score
+from uythac.core.explanations import Words, explain_score, still_to_inspect
 from uythac.core.model import Counts
 
 
@@ -28,3 +30,21 @@ def test_words_agree_in_number_and_never_round_a_loss_away() -> None:
     assert one[0].en == "Lost 0.5 of 10 points: 1 of 20 loans was not inspected within 30 days of disbursement"
     assert "(<0.01%)" in one[1].en and "(<0,01%)" in one[1].vi
     assert explain_score(report.score(Counts(), CARD), CARD.windows) == []
+
+
+def test_what_is_left_to_inspect_this_year_in_both_languages() -> None:
+    today = date(2024, 3, 31)
+    owing = Counts(year_pending=3, year_done=5, inactive_pending=1, inactive_missed=1)
+    assert still_to_inspect(owing, today, CARD.windows) == Words(
+        "Still to inspect in 2024: 3 of 8 savings-and-loan groups (this year's periodic inspection, by 31/12/2024); "
+        "2 loans with no transaction for 90 days or more (1 past the 30 days to inspect it).",
+        "Còn phải kiểm tra năm 2024: 3/8 tổ TK&VV (kiểm tra định kỳ năm 2024, hạn 31/12/2024); "
+        "2 món vay không có giao dịch từ 90 ngày trở lên (1 món đã quá 30 ngày phải kiểm tra).",
+    )
+    one_loan = Counts(year_done=1, inactive_pending=1, inactive_done=4)
+    assert still_to_inspect(one_loan, today, CARD.windows).en == (
+        "Still to inspect in 2024: 1 loan with no transaction for 90 days or more."
+    )
+    assert still_to_inspect(Counts(year_done=2, inactive_done=1), date(2025, 1, 1), CARD.windows) == Words(
+        "Nothing left to inspect in 2025.", "Năm 2025 không còn gì phải kiểm tra."
+    )

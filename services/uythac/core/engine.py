@@ -1,9 +1,10 @@
-"""The rules engine: one pass of the durable_rules ruleset in `rules/obligations.py` per batch.
+"""The rules engine: one pass of a durable_rules ruleset of `rules/` per batch (`rules/obligations.py`, the 30-day
+inspection; `rules/duties.py`, the inactive-loan duty).
 
 durable_rules keeps facts in process memory (at most 1024 live sids per ruleset) and its default host
 runs actions later, on background threads. Here the store is the source of truth and the engine keeps
 only the clock: a batch asserts the facts it must decide on (the inspections first, then the
-obligations, so that an obligation meets its on-time inspection before its deadline rule can fire),
+obligations or duties, so that one meets its on-time inspection before its deadline rule can fire),
 collects the decisions the rules make, and retracts the facts again.
 
 The rules are compiled and matched by durable_rules' own engine; this module drives it through the same
@@ -23,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from types import ModuleType
 from typing import Any
 
 import durable_rules_engine as rete
@@ -31,7 +33,7 @@ from durable import engine as durable_engine
 
 from uythac.core.model import Status
 from uythac.core.obligations import Decision, Verdict
-from uythac.rules import obligations as ruleset
+from uythac.rules import duties, obligations
 
 SID = "0"
 FACTS_AT_ONCE = 250  # at least; a loan's facts are never split
@@ -48,9 +50,18 @@ class Obligation:
 
 
 @dataclass(frozen=True, slots=True)
+class Duty:
+    """An inactive loan's duty of inspection: the current stretch of inactivity's O and E."""
+
+    loan_id: str
+    opened_on: date
+    deadline: date
+
+
+@dataclass(frozen=True, slots=True)
 class Inspection:
     event_id: str
-    purpose: str  # post_disbursement | periodic
+    purpose: str  # post_disbursement | follow_up | periodic
     loan_id: str | None
     group_id: str | None
     day: date
@@ -89,10 +100,10 @@ class _Match:
         return _Fact(self._facts[name])
 
 
-class ObligationEngine:
-    """The clock as a durable_rules fact; obligations and inspections in, decisions out."""
+class RulesEngine:
+    """One ruleset of `rules/`, with the clock as a durable_rules fact; the loans' facts in, decisions out."""
 
-    def __init__(self, due_soon_days: int) -> None:
+    def __init__(self, ruleset: ModuleType, due_soon_days: int) -> None:
         self._decisions: list[Decision] = []
         definition = ruleset.define(self._decide)
         self._actions = {name: rule["run"] for name, rule in definition.items()}  # taken out by durable
@@ -106,15 +117,16 @@ class ObligationEngine:
         self._decisions.append(Decision(Verdict(verdict), subject, date.fromordinal(day), evidence))
 
     def decide(
-        self, today: date, obligations: Sequence[Obligation], inspections: Sequence[Inspection]
+        self, today: date, subjects: Sequence[Obligation] | Sequence[Duty], inspections: Sequence[Inspection]
     ) -> list[Decision]:
         """Run the rules once over these facts at `today`; nothing stays in the engine but the clock."""
         self._set_clock(today)
         by_loan: dict[str | None, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {}
         for inspection in inspections:
             by_loan.setdefault(inspection.loan_id, ([], []))[0].append(_inspection_fact(inspection))
-        for obligation in obligations:
-            by_loan.setdefault(obligation.loan_id, ([], []))[1].append(_obligation_fact(obligation))
+        for subject in subjects:
+            fact = _obligation_fact(subject) if isinstance(subject, Obligation) else _duty_fact(subject)
+            by_loan.setdefault(subject.loan_id, ([], []))[1].append(fact)
         visits: list[dict[str, Any]] = []
         duties: list[dict[str, Any]] = []
         for loan_visits, loan_duties in by_loan.values():
@@ -173,6 +185,27 @@ def _obligation_fact(obligation: Obligation) -> dict[str, Any]:
         "deadline": obligation.deadline.toordinal(),
         "status": obligation.status,
     }
+
+
+def _duty_fact(duty: Duty) -> dict[str, Any]:
+    return {
+        "id": f"d:{duty.loan_id}",
+        "sid": SID,
+        "kind": "duty",
+        "loan_id": duty.loan_id,
+        "opened_on": duty.opened_on.toordinal(),
+        "deadline": duty.deadline.toordinal(),
+    }
+
+
+def obligations_engine(due_soon_days: int) -> RulesEngine:
+    """The 30-day post-disbursement inspection (`rules/obligations.py`)."""
+    return RulesEngine(obligations, due_soon_days)
+
+
+def duties_engine() -> RulesEngine:
+    """The inactive-loan duty (`rules/duties.py`)."""
+    return RulesEngine(duties, 0)
 
 
 def _inspection_fact(inspection: Inspection) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""The points a unit lost, in words, in English and in Vietnamese (pure: a score in, sentences out).
+"""The points a unit lost, and what it must still inspect this year, in words, in English and in Vietnamese
+(pure: a score or counts in, sentences out).
 
 A commune officer reads "Mất 3,5/10 điểm: 7/20 món vay không được kiểm tra trong 30 ngày sau giải ngân",
 not a numerator and a denominator: each component that lost points gets one sentence per language,
@@ -9,8 +10,10 @@ and dots between thousands (3,5 điểm; 1.500.000 đồng); English the other w
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from fractions import Fraction
 
+from uythac.core.model import Counts
 from uythac.core.report import ComponentScore, UnitScore
 from uythac.core.scorecard import Windows, as_number, hundredths
 
@@ -141,3 +144,40 @@ def explain_score(scored: UnitScore, windows: Windows) -> list[Explanation]:
         for component in scored.components
         if component.points < component.max
     ]
+
+
+@dataclass(frozen=True)
+class Words:
+    en: str
+    vi: str
+
+
+def still_to_inspect(counts: Counts, today: date, windows: Windows) -> Words:
+    """What the unit must still inspect in T's year, in words: its groups without this year's periodic
+    inspection (deadline 31 December) and its inactive loans whose duty is open (how many are late)."""
+    year, end = today.year, f"31/12/{today.year}"
+    groups, left = counts.year_pending + counts.year_done, counts.year_pending
+    loans, late = counts.inactive_pending + counts.inactive_missed, counts.inactive_missed
+    en: list[str] = []
+    vi: list[str] = []
+    if left:
+        en.append(
+            f"{_number(left, False)} of {_number(groups, False)} savings-and-loan {_plural(groups, 'group')} "
+            f"(this year's periodic inspection, by {end})"
+        )
+        vi.append(f"{_number(left, True)}/{_number(groups, True)} tổ TK&VV (kiểm tra định kỳ năm {year}, hạn {end})")
+    if loans:
+        days = windows.inactive_inspection_days
+        en.append(
+            f"{_number(loans, False)} {_plural(loans, 'loan')} with no transaction for {windows.inactive_days} days "
+            f"or more" + (f" ({_number(late, False)} past the {days} days to inspect it)" if late else "")
+        )
+        vi.append(
+            f"{_number(loans, True)} món vay không có giao dịch từ {windows.inactive_days} ngày trở lên"
+            + (f" ({_number(late, True)} món đã quá {days} ngày phải kiểm tra)" if late else "")
+        )
+    if not en:
+        return Words(f"Nothing left to inspect in {year}.", f"Năm {year} không còn gì phải kiểm tra.")
+    return Words(
+        f"Still to inspect in {year}: " + "; ".join(en) + ".", f"Còn phải kiểm tra năm {year}: " + "; ".join(vi) + "."
+    )

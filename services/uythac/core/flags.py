@@ -1,4 +1,5 @@
-"""The flags of the scoring window, kept in memory for the report at each month end the clock passes.
+"""The report's lists of loans (flags, open duties), kept in memory for the report at each month end the clock
+passes.
 
 A month-end report lists the missed loans whose deadline lies in (T − W, T). A backfill passes a
 month end every few batches, and reading those loans back from the store each time would be most of a report's
@@ -11,61 +12,109 @@ not of the whole history.
 from __future__ import annotations
 
 from bisect import bisect_left, insort
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date
+from functools import partial
 from typing import Any
 
-from uythac.core.model import Loan, Status
-from uythac.core.report import Flag, flag_entry
+from uythac.core.model import OPEN_DUTY, Loan, Status
+from uythac.core.report import DutyRow, Flag, duty_entry, flag_entry
+from uythac.core.scorecard import Windows
 
-_Shown = tuple[Any, ...]  # what a flag entry shows of its loan (see `_shown`)
-_Order = tuple[str, str, str]  # (commune_id, org, loan_id): the report's order of flags
+_Shown = tuple[Any, ...]  # what an entry shows of its loan: the entry changes when this does
+_Order = tuple[str, str, str]  # (commune_id, org, loan_id): the report's order of flags and duties
 
 
-class FlagIndex:
-    """Missed loans while their deadline is in the window, and their places in the report's order."""
+class _Ordered:
+    """Report entries by loan, and their places in the report's order."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[_Shown | None, _Order, dict[str, Any]]] = {}
+        self._order: list[_Order] = []  # sorted
+
+    def _keep(self, loan: Loan, shown: _Shown, entry: Callable[[Loan], dict[str, Any]]) -> None:
+        """The loan's entry, made again only if what it shows of the loan changed."""
+        kept = self._entries.get(loan.loan_id)
+        if kept is None or kept[0] != shown:
+            self._put(shown, entry(loan))
+
+    def _put(self, shown: _Shown | None, entry: dict[str, Any]) -> None:
+        loan_id = entry["loan_id"]
+        order = (entry["commune_id"], entry["org"], loan_id)
+        kept = self._entries.get(loan_id)
+        if kept is None or kept[1] != order:
+            if kept is not None:
+                self._drop(loan_id)
+            insort(self._order, order)
+        self._entries[loan_id] = (shown, order, entry)
+
+    def _drop(self, loan_id: str) -> None:
+        if loan_id in self._entries:
+            _, order, _ = self._entries.pop(loan_id)
+            del self._order[bisect_left(self._order, order)]
+
+    def _ordered(self) -> Iterator[dict[str, Any]]:
+        entries = self._entries
+        return (entries[order[2]][2] for order in self._order)
+
+
+class FlagIndex(_Ordered):
+    """Missed loans while their deadline is in the window."""
 
     def __init__(self, flags: Iterable[Flag] = ()) -> None:
         """`flags`: the missed loans whose deadline is in the window, as the store has them."""
-        # loan_id → (what the entry shows, its place in report order, its deadline (ISO), the entry)
-        self._flags: dict[str, tuple[_Shown | None, _Order, str, dict[str, Any]]] = {}
-        self._order: list[_Order] = []  # sorted
+        super().__init__()
         for flag in flags:
             self._put(None, flag_entry(flag))
 
     def sync(self, loans: Iterable[Loan], assessed_after: date) -> None:
         """Take in the state of these loans: a missed one with a deadline after `assessed_after` is a flag."""
-        flags = self._flags
         for loan in loans:
             deadline = loan.deadline
             if loan.status == Status.MISSED and deadline is not None and deadline > assessed_after:
-                shown = _shown(loan)
-                kept = flags.get(loan.loan_id)
-                if kept is None or kept[0] != shown:
-                    self._put(shown, flag_entry(loan))
-            elif loan.loan_id in flags:
+                shown = (
+                    loan.district_id,
+                    loan.commune_id,
+                    loan.org,
+                    loan.disbursed_on,
+                    deadline,
+                    loan.late_inspection_on,
+                )
+                self._keep(loan, shown, flag_entry)
+            else:
                 self._drop(loan.loan_id)
 
     def entries(self, after: date, before: date) -> list[dict[str, Any]]:
         """The report entries of the flags whose deadline lies in (after, before), in report order."""
         low, high = after.isoformat(), before.isoformat()  # ISO dates compare as the days they name
-        flags = self._flags
-        return [entry for _, _, deadline, entry in (flags[order[2]] for order in self._order) if low < deadline < high]
-
-    def _put(self, shown: _Shown | None, entry: dict[str, Any]) -> None:
-        loan_id = entry["loan_id"]
-        order = (entry["commune_id"], entry["org"], loan_id)
-        kept = self._flags.get(loan_id)
-        if kept is None or kept[1] != order:
-            if kept is not None:
-                self._drop(loan_id)
-            insort(self._order, order)
-        self._flags[loan_id] = (shown, order, entry["deadline"], entry)
-
-    def _drop(self, loan_id: str) -> None:
-        _, order, _, _ = self._flags.pop(loan_id)
-        del self._order[bisect_left(self._order, order)]
+        return [entry for entry in self._ordered() if low < entry["deadline"] < high]
 
 
-def _shown(loan: Loan) -> _Shown:
-    return (loan.district_id, loan.commune_id, loan.org, loan.disbursed_on, loan.deadline, loan.late_inspection_on)
+class DutyIndex(_Ordered):
+    """Inactive loans whose duty is pending or missed (docs/contract.md §7.3): every one of them, not a window."""
+
+    def __init__(self, windows: Windows, duties: Iterable[DutyRow] = ()) -> None:
+        """`duties`: the open duties as the store has them."""
+        super().__init__()
+        self.entry = partial(duty_entry, windows=windows)
+        for duty in duties:
+            self._put(None, self.entry(duty))
+
+    def sync(self, loans: Iterable[Loan]) -> None:
+        """Take in the state of these loans: one whose duty is pending or missed is listed."""
+        for loan in loans:
+            if loan.duty_status in OPEN_DUTY:
+                shown = (
+                    loan.district_id,
+                    loan.commune_id,
+                    loan.org,
+                    loan.duty_status,
+                    loan.duty_opened_on,
+                    loan.duty_late_on,
+                )
+                self._keep(loan, shown, self.entry)
+            else:
+                self._drop(loan.loan_id)
+
+    def entries(self) -> list[dict[str, Any]]:
+        return list(self._ordered())

@@ -25,6 +25,7 @@ from typing import Any, ClassVar, NamedTuple
 
 from uythac.core.dates import ONE_DAY, shared
 from uythac.core.scorecard import Windows
+from uythac.rules.duties import group_of_year
 
 
 class Status(StrEnum):
@@ -37,6 +38,17 @@ class Status(StrEnum):
 
 
 OPEN = (Status.PENDING, Status.DUE_SOON)  # still waiting for an inspection
+
+
+class DutyStatus(StrEnum):
+    """Where an inactive loan's duty of inspection stands (docs/contract.md §7.1)."""
+
+    PENDING = "pending"  # not inspected in [O, E] yet, and T ≤ E
+    MISSED = "missed"  # E passed without an inspection in [O, E]
+    DONE = "done"  # a loan inspection is dated in [O, E]
+
+
+OPEN_DUTY = (DutyStatus.PENDING, DutyStatus.MISSED)  # on the worklist and in the report's duties
 
 
 class Counts(NamedTuple):
@@ -52,6 +64,13 @@ class Counts(NamedTuple):
     loans_seasoned: int = 0  # ... loans still owing, disbursed at least `inactive_days` ago
     groups_with_deposit: int = 0  # savings_activity: saving-age active groups with a deposit in `savings_days`
     groups_saving_age: int = 0  # ... active groups registered at least `savings_seasoning_days` ago
+    # The duties (not scored): inactive loans' inspections, and each group's inspection of the year.
+    inactive_pending: int = 0
+    inactive_missed: int = 0
+    inactive_done: int = 0
+    year_pending: int = 0  # seasoned active groups not inspected since 1 January
+    year_done: int = 0
+    year_missed_last_year: int = 0
 
     def plus(self, other: Counts) -> Counts:
         return Counts._make(map(add, self, other))
@@ -84,6 +103,7 @@ class Bounds:
     groups_seasoned_by: date  # groups registered by then are assessed for periodic inspection
     savers_seasoned_by: date  # ... for savings activity
     deposits_after: date  # deposits dated after it count as savings activity
+    last_year_end: date  # 31 December of the year before: a group closed after it had last year's duty
 
     @classmethod
     def at(cls, today: date, windows: Windows) -> Bounds:
@@ -95,6 +115,7 @@ class Bounds:
             today - windows.group_seasoning,
             today - windows.savings_seasoning,
             today - windows.savings,
+            date(today.year - 1, 12, 31),
         )
 
 
@@ -129,6 +150,9 @@ class Loan:
     late_inspection_on: date | None = None
     misuse: bool = False
     next_change: date | None = None
+    duty_status: DutyStatus | None = None  # the inactive-loan duty of its current stretch of inactivity, if any
+    duty_opened_on: date | None = None  # O = a + `inactive_days`, a being its last activity
+    duty_late_on: date | None = None  # a missed duty's earliest loan inspection after its deadline
     has_strays: bool = False  # events naming it with another unit are kept (`Strays`)
     # What the loan counts for in its unit now, and that unit: the processor moves only the difference.
     counted: Counts = field(default=NOTHING, repr=False, compare=False, metadata=NOT_STORED)
@@ -186,6 +210,7 @@ class Loan:
             seasoned = disbursed_on <= at.quiet_since
             quiet = self.last_repayment_on is None or self.last_repayment_on <= at.quiet_since
         overdue = self.overdue_principal
+        duty = self.duty_status if seasoned and quiet else None  # the processor keeps it current (`_decide_duties`)
         return _counts(
             Counts,
             (
@@ -199,8 +224,27 @@ class Loan:
                 int(seasoned),  # loans_seasoned
                 0,
                 0,
+                int(duty == DutyStatus.PENDING),  # inactive_pending
+                int(duty == DutyStatus.MISSED),  # inactive_missed
+                int(duty == DutyStatus.DONE),  # inactive_done
+                0,
+                0,
+                0,
             ),
         )
+
+    def inactive_stretch(self, at: Bounds) -> tuple[date, date, date] | None:
+        """(a, O, E) of its duty at `at.today` if the loan is inactive: still owing, and its last activity a
+        (disbursement or repayment) at least `inactive_days` ago; O = a + `inactive_days`, E = O +
+        `inactive_inspection_days`."""
+        disbursed_on, repaid_on = self.disbursed_on, self.last_repayment_on
+        if disbursed_on is None or self.amount <= self.principal_paid:
+            return None
+        since = disbursed_on if repaid_on is None or repaid_on < disbursed_on else repaid_on
+        if since > at.quiet_since:
+            return None
+        opened = since + at.windows.inactive
+        return since, opened, opened + at.windows.inactive_inspection
 
     def next_due(self, at: Bounds) -> date | None:
         """The first day after `at.today` on which `contribution` can change with no new event."""
@@ -225,6 +269,10 @@ class Loan:
                     day = since + windows.inactive
                     if day > today and (first is None or day < first):
                         first = day
+            if self.duty_status == DutyStatus.PENDING and self.duty_opened_on is not None:  # missed after E
+                day = self.duty_opened_on + windows.inactive_inspection + ONE_DAY
+                if day > today and (first is None or day < first):
+                    first = day
         return None if first is None else shared(first)
 
 
@@ -241,12 +289,19 @@ class Group:
     closed_on: date | None = None
     last_periodic_on: date | None = None
     last_deposit_on: date | None = None
+    prior_periodic_year: int | None = None  # the latest year with a periodic inspection, before last_periodic_on's
     misuse: bool = False
     next_change: date | None = None
     has_strays: bool = False  # as for a loan
     counted: Counts = field(default=NOTHING, repr=False, compare=False, metadata=NOT_STORED)  # as for a loan
     counted_in: UnitKey | None = field(default=None, repr=False, compare=False, metadata=NOT_STORED)
-    ACTIVITY: ClassVar[tuple[str, ...]] = ("closed_on", "last_periodic_on", "last_deposit_on", "misuse")
+    ACTIVITY: ClassVar[tuple[str, ...]] = (
+        "closed_on",
+        "last_periodic_on",
+        "last_deposit_on",
+        "prior_periodic_year",
+        "misuse",
+    )
 
     @property
     def unit(self) -> UnitKey | None:
@@ -270,31 +325,60 @@ class Group:
             self.last_deposit_on = shared(day)
 
     def inspected(self, day: date) -> None:
-        if _later(self.last_periodic_on, day):
+        """Keep the latest periodic inspection, and the latest year before its year that had one (the group's duty
+        of the year and of the year before need no more)."""
+        last = self.last_periodic_on
+        if last is None or day > last:
+            if last is not None and last.year < day.year:
+                self._inspected_in(last.year)
             self.last_periodic_on = shared(day)
+        elif day.year < last.year:
+            self._inspected_in(day.year)
+
+    def _inspected_in(self, year: int) -> None:
+        if self.prior_periodic_year is None or year > self.prior_periodic_year:
+            self.prior_periodic_year = year
 
     def contribution(self, at: Bounds) -> Counts:
-        if self.registered_on is None or (self.closed_on is not None and self.closed_on <= at.today):
+        registered, closed = self.registered_on, self.closed_on
+        if registered is None:
             return NOTHING
-        seasoned = self.registered_on <= at.groups_seasoned_by
+        this_year, missed_last_year = group_of_year(
+            registered, closed, self._inspected_in_year, at.today, at.windows.group_seasoning
+        )
+        if closed is not None and closed <= at.today:
+            return Counts(year_missed_last_year=1) if missed_last_year else NOTHING
+        seasoned = registered <= at.groups_seasoned_by
         inspected = _after(self.last_periodic_on, at.assessed_after)
-        saving = self.registered_on <= at.savers_seasoned_by
+        saving = registered <= at.savers_seasoned_by
         deposited = _after(self.last_deposit_on, at.deposits_after)
         return Counts(
             groups_inspected=int(seasoned and inspected),
             groups_seasoned=int(seasoned),
             groups_with_deposit=int(saving and deposited),
             groups_saving_age=int(saving),
+            year_pending=int(this_year == "pending"),
+            year_done=int(this_year == "done"),
+            year_missed_last_year=int(missed_last_year),
         )
 
+    def _inspected_in_year(self, year: int) -> bool:
+        last = self.last_periodic_on
+        return last is not None and (last.year == year or self.prior_periodic_year == year)
+
     def next_due(self, at: Bounds) -> date | None:
-        """The first day after `at.today` on which `contribution` can change with no new event."""
+        """The first day after `at.today` on which `contribution` can change with no new event: seasoning, the
+        windows sliding, and 1 January (a new year's duty, and last year's result)."""
         today, windows = at.today, at.windows
-        if self.registered_on is None or (self.closed_on is not None and self.closed_on <= today):
+        if self.registered_on is None:
             return None
+        next_year = date(today.year + 1, 1, 1)
+        if self.closed_on is not None and self.closed_on <= today:  # only last year's duty is left to change
+            return shared(next_year) if self.closed_on > at.last_year_end else None
         candidates = [
             self.registered_on + windows.group_seasoning,
             self.registered_on + windows.savings_seasoning,
+            next_year,
         ]
         if self.last_periodic_on is not None:
             candidates.append(self.last_periodic_on + windows.scoring)

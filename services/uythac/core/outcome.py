@@ -23,6 +23,7 @@ class Transition:
     entity: Loan | Group
     day: date
     cause: str  # the event_id that caused it, or "clock:<day>"
+    detail: tuple[tuple[str, str | None], ...] = ()  # more fields of its message, as they were at the change
 
 
 @dataclass(slots=True)

@@ -1,9 +1,10 @@
 """Output messages for other services, built from a batch's outcome (pure: no I/O).
 
-`uythac.flags`: a 30-day inspection flag raised or cleared, misuse found. `uythac.scores`: a unit's
-score or class changed. Both keyed by commune_id. Each message has its own `event_id`, made from the
-store's epoch and a sequence kept in the store, fixed when the outbox row is written: a relay that
-sends a row twice sends the same id, so a consumer that dedupes by event_id sees each message once.
+`uythac.flags`: a 30-day inspection flag raised or cleared, misuse found, an inactive loan's duty of
+inspection opened, missed or done. `uythac.scores`: a unit's score or class changed. Both keyed by
+commune_id. Each message has its own `event_id`, made from the store's epoch and a sequence kept in the
+store, fixed when the outbox row is written: a relay that sends a row twice sends the same id, so a
+consumer that dedupes by event_id sees each message once.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ class Topics:
 def messages(
     outcome: Outcome, scorer: Callable[[Counts], UnitScore], ids: Iterator[str], topics: Topics
 ) -> list[Message]:
-    """The flags and score changes of one batch, in the order they happened; one id from `ids` each.
+    """The flags, duties and score changes of one batch, in the order they happened; one id from `ids` each.
     `scorer`: a unit's score from its counts (the processor's, which remembers them)."""
     out = []
     for transition in outcome.transitions:
@@ -74,7 +75,9 @@ def messages(
             "org": entity.org,
             "cause": transition.cause,
         }
-        if isinstance(entity, Loan) and entity.disbursed_on is not None and entity.deadline is not None:
+        if transition.detail:
+            payload.update(transition.detail)
+        elif isinstance(entity, Loan) and entity.disbursed_on is not None and entity.deadline is not None:
             payload["disbursed_on"] = entity.disbursed_on.isoformat()
             payload["deadline"] = entity.deadline.isoformat()
         key = entity.commune_id.encode() if entity.commune_id else None

@@ -1,5 +1,5 @@
-"""The machine-readable report (docs/contract.md, "The report"): units with their five components, flags,
-distribution.
+"""The machine-readable report (docs/contract.md, "The report"): units with their five components and their
+duties, flags, the open inactive-loan duties, distribution.
 
 `build` is pure: counts in, JSON-ready dict out. `render` fixes the bytes (key order as in the contract,
 2-space indent, UTF-8), so a replay and the worker produce identical files from the same events.
@@ -14,8 +14,8 @@ from datetime import date
 from functools import partial
 from typing import Any, NamedTuple
 
-from uythac.core.model import Counts, Loan, Unit
-from uythac.core.scorecard import CLASSES, Scorecard, as_number
+from uythac.core.model import Counts, DutyStatus, Loan, Unit
+from uythac.core.scorecard import CLASSES, Scorecard, Windows, as_number
 from uythac.schemas.events import ORGS
 
 RATIOS: dict[str, tuple[str, str]] = {  # component → (numerator, denominator) fields of Counts
@@ -68,6 +68,7 @@ def window(today: date, card: Scorecard) -> tuple[date, date]:
 
 def scored_entry(unit: Unit, scored: UnitScore) -> dict[str, Any]:
     """A unit's report entry from a score already worked out (the API keeps scores; scoring is slow)."""
+    counts = unit.counts
     return {
         "district_id": unit.district_id,
         "commune_id": unit.commune_id,
@@ -82,6 +83,18 @@ def scored_entry(unit: Unit, scored: UnitScore) -> dict[str, Any]:
                 "denominator": c.denominator,
             }
             for c in scored.components
+        },
+        "duties": {
+            "inactive_loan": {
+                "pending": counts.inactive_pending,
+                "missed": counts.inactive_missed,
+                "done": counts.inactive_done,
+            },
+            "group_of_year": {
+                "pending": counts.year_pending,
+                "done": counts.year_done,
+                "missed_last_year": counts.year_missed_last_year,
+            },
         },
     }
 
@@ -103,6 +116,35 @@ def flag_entry(loan: Loan | Flag) -> dict[str, Any]:
     return {name: _iso(getattr(loan, name)) for name in Flag._fields}
 
 
+class DutyRow(NamedTuple):
+    """An inactive loan's open duty, as the store keeps it (`duty_entry` makes the report's entry)."""
+
+    loan_id: str
+    district_id: str
+    commune_id: str
+    org: str
+    duty_status: DutyStatus
+    duty_opened_on: date
+    duty_late_on: date | None
+
+
+def duty_entry(loan: Loan | DutyRow, windows: Windows) -> dict[str, Any]:
+    """An open inactive-loan duty as the report lists it (docs/contract.md §7.3)."""
+    opened = loan.duty_opened_on
+    assert opened is not None, loan
+    return {
+        "loan_id": loan.loan_id,
+        "district_id": loan.district_id,
+        "commune_id": loan.commune_id,
+        "org": loan.org,
+        "inactive_since": (opened - windows.inactive).isoformat(),
+        "opened_on": opened.isoformat(),
+        "deadline": (opened + windows.inactive_inspection).isoformat(),
+        "status": str(loan.duty_status),
+        "late_inspection_on": _iso(loan.duty_late_on),
+    }
+
+
 def _iso(value: Any) -> Any:
     return value.isoformat() if isinstance(value, date) else value
 
@@ -115,11 +157,12 @@ def build(
     today: date | None,
     units: Iterable[Unit],
     flags: Iterable[dict[str, Any]],
+    duties: Iterable[dict[str, Any]],
     card: Scorecard,
     scorer: Callable[[Counts], UnitScore] | None = None,
 ) -> dict[str, Any]:
     """The report at `today`; `flags` are the entries (`flag_entry`'s shape, in report order) of the missed
-    loans whose deadline lies in the window.
+    loans whose deadline lies in the window, `duties` those (`duty_entry`'s) of the open inactive-loan duties.
 
     `scorer` gives a unit's score from its counts (default: `score` with `card`; the API passes its memo).
     """
@@ -129,6 +172,7 @@ def build(
         "as_of": None if today is None else today.isoformat(),
         "units": entries,
         "flags": list(flags),
+        "duties": list(duties),
         "distribution": distribution(entries),
     }
 

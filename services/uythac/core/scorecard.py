@@ -103,6 +103,7 @@ class Windows:
     due_soon_days: int
     group_seasoning_days: int
     inactive_days: int
+    inactive_inspection_days: int
     savings_seasoning_days: int
     savings_days: int
 
@@ -125,6 +126,10 @@ class Windows:
     @cached_property
     def inactive(self) -> timedelta:
         return timedelta(days=self.inactive_days)
+
+    @cached_property
+    def inactive_inspection(self) -> timedelta:
+        return timedelta(days=self.inactive_inspection_days)
 
     @cached_property
     def savings_seasoning(self) -> timedelta:

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from uythac.core.model import Entity, Group, Loan, Strays, Unit, UnitKey
 from uythac.core.outputs import OutboxRow, StoredOutboxRow
-from uythac.core.report import Flag
+from uythac.core.report import DutyRow, Flag
 
 Rows = dict[str, dict[str, tuple[Any, ...]]]  # loan and group rows as stored, kept between transactions
 OffsetMoves = dict[int, tuple[int | None, int]]  # partition: (the offset expected now, the next one)
@@ -52,6 +52,7 @@ class UnitOfWork(Protocol):
     # reports
     def keep_report(self, as_of: date, report: Mapping[str, Any], months_kept: int) -> None: ...
     def missed_loans(self, after: date, before: date) -> list[Flag]: ...
+    def open_duties(self) -> list[DutyRow]: ...
 
     # Kafka offsets and the outbox
     def offsets(self, topic: str) -> dict[int, int]: ...

@@ -7,7 +7,8 @@ Order inside a batch, all in one unit of work (`apply`):
      that day kept (for the API's `?as_of=`), then the rest (steps 2 to 6 for each part);
   2. load the loans and groups the events name, and those whose contribution falls due by the new clock;
   3. fold the events into them (order-independent summaries, `core.model`);
-  4. the rules decide (`core.engine`): touched loans first, against the old clock, then the clock moves;
+  4. the rules decide (`core.engine`): touched loans first, against the old clock, then the clock moves; then
+     the inactive loans' duties (`rules/duties.py`) of the loans whose duty can have changed;
   5. recompute the contribution of every loaded entity and move the difference into its unit;
   6. write entities, units, inspections, accepted ids and the clock.
 The caller's transaction (`transaction`) commits it with whatever else it adds (the worker's offsets and
@@ -26,13 +27,14 @@ from typing import Any
 
 from uythac.core import report
 from uythac.core.dates import ONE_DAY, month_end
-from uythac.core.engine import Inspection, Obligation, ObligationEngine
+from uythac.core.engine import Duty, Inspection, Obligation, duties_engine, obligations_engine
 from uythac.core.events import Event, Rejection
-from uythac.core.flags import FlagIndex
+from uythac.core.flags import DutyIndex, FlagIndex
 from uythac.core.model import (
     NOTHING,
     Bounds,
     Counts,
+    DutyStatus,
     Entity,
     Group,
     Loan,
@@ -44,11 +46,13 @@ from uythac.core.model import (
     stray,
     switch_unit,
 )
-from uythac.core.obligations import Change, Decision, Verdict, apply
+from uythac.core.obligations import Change, Decision, Verdict, apply, apply_duty
 from uythac.core.outcome import Outcome, Ref, Transition
 from uythac.core.scorecard import Scorecard
 from uythac.service.cache import Cache
 from uythac.service.ports import Store, UnitOfWork
+
+DUTY_FIELDS = ("inactive_since", "opened_on", "deadline")  # of a duty's messages, beside the loan's unit
 
 Events = Sequence[tuple[Ref, Event]]
 log = logging.getLogger(__name__)
@@ -76,7 +80,9 @@ class Processor:
             self.flags = FlagIndex(
                 [] if self.today is None else uow.missed_loans(*report.window(self.today, self.card))
             )
-            self.engine = ObligationEngine(self.card.windows.due_soon_days)
+            self.open_duties = DutyIndex(self.card.windows, uow.open_duties())
+            self.engine = obligations_engine(self.card.windows.due_soon_days)
+            self.duties = duties_engine()
 
     @contextmanager
     def transaction(self) -> Iterator[UnitOfWork]:
@@ -125,7 +131,7 @@ class Processor:
     def _report(self, today: date) -> dict[str, Any]:
         """The report at the clock `today`, from this transaction's state (kept in memory)."""
         flags = self.flags.entries(*report.window(today, self.card))
-        return report.build(today, self.units.values(), flags, self.card, self.score)
+        return report.build(today, self.units.values(), flags, self.open_duties.entries(), self.card, self.score)
 
 
 class _Batch:
@@ -139,6 +145,7 @@ class _Batch:
         self.named: dict[UnitKey, Unit] = {}  # units a reporting event named in this batch
         self.disbursed_now: dict[str, str] = {}  # loan_id → the event_id that (re)disbursed it in this batch
         self.strays: dict[str, Strays] = {}  # by "l" + loan_id or "g" + group_id: read or made in this batch
+        self.inspected: set[str] = set()  # loans with a loan inspection of their unit accepted in this batch
         self.outcome = Outcome()
 
     def run(self, accepted: list[Event], floor: date | None) -> Outcome:
@@ -153,8 +160,10 @@ class _Batch:
         to_evaluate, fresh = self._fold(accepted)
         self._decide(to_evaluate, fresh, today)
         at = Bounds.at(today, self.windows)
+        self._decide_duties(at)
         self._rescore(at)
         self.processor.flags.sync(self.loans.values(), at.assessed_after)
+        self.processor.open_duties.sync(self.loans.values())
         self.uow.save_loans(self.loans.values())
         self.uow.save_groups(self.groups.values())
         self.uow.set_clock(today)
@@ -228,32 +237,44 @@ class _Batch:
             elif kind == "inspection.recorded":
                 row = _inspection_row(event)
                 rows.append(row)
-                misuse = row["result"] == "misuse"
-                if row["kind"] == "periodic":
-                    group = groups[data["group_id"]]
-                    (group if names(group, data) else stray(group, strays(group, event), data)).inspected(day)
-                    if misuse and row["loan_id"] is None:  # the group's own misuse
-                        if names(group, data):
-                            fresh.append(_inspection(row, fresh=True))
-                        else:
-                            stray(group, strays(group, event), data).misuse = True
-                        continue
-                loan_id = row["loan_id"]
-                if row["kind"] == "post_disbursement":
-                    to_evaluate.add(loan_id)  # its inspections of its own unit decide (`_decide`)
-                if row["kind"] == "post_disbursement" or misuse:
-                    loan = loans[loan_id]
-                    if names(loan, data):
-                        fresh.append(_inspection(row, fresh=True))
-                    elif misuse:
-                        stray(loan, strays(loan, event), data).misuse = True
+                self._fold_inspection(event, row, to_evaluate, fresh)
         self.uow.add_inspections(rows)
         return fresh
 
+    def _fold_inspection(
+        self, event: Event, row: dict[str, Any], to_evaluate: set[str], fresh: list[Inspection]
+    ) -> None:
+        """A periodic inspection counts for its group; a loan inspection (post-disbursement or follow-up) is kept
+        for its loan's duties (`_decide`, `_decide_duties`); misuse is found on the loan it names, or else on the
+        group. Each counts only where it names the entity's unit (else it waits with the strays)."""
+        data, misuse, loan_id = event.data, row["result"] == "misuse", row["loan_id"]
+        if row["kind"] == "periodic":
+            group = self.groups[data["group_id"]]
+            ours = names(group, data)
+            (group if ours else stray(group, self._strays_of(group, event), data)).inspected(event.day)
+            if misuse and loan_id is None:  # the group's own misuse
+                if ours:
+                    fresh.append(_inspection(row, fresh=True))
+                else:
+                    stray(group, self._strays_of(group, event), data).misuse = True
+            if loan_id is None or not misuse:
+                return
+        elif row["kind"] == "post_disbursement":
+            to_evaluate.add(loan_id)  # its inspections of its own unit decide (`_decide`)
+        loan = self.loans[loan_id]
+        if names(loan, data):
+            if row["kind"] != "periodic":
+                self.inspected.add(loan_id)  # its inactive-loan duty may be done (`_decide_duties`)
+            if row["kind"] == "post_disbursement" or misuse:
+                fresh.append(_inspection(row, fresh=True))
+        elif misuse:
+            stray(loan, self._strays_of(loan, event), data).misuse = True
+
     def _strays_of(self, entity: Entity, event: Event | None = None) -> Strays:
         """What events naming the entity with other units said (read from the store once a batch); `event`,
-        if given, names it with another unit: counted for the metrics and the log."""
-        if event is not None:
+        if given, names it with another unit: counted for the metrics and the log, unless the entity has no
+        unit yet (its disbursement or registration has not arrived: the event waits for it, as any other)."""
+        if event is not None and entity.unit is not None:
             self.outcome.other_unit.add(event.event_id)
         key = ("l" + entity.loan_id) if isinstance(entity, Loan) else ("g" + entity.group_id)
         kept = self.strays.get(key)
@@ -306,7 +327,9 @@ class _Batch:
         stored = [
             _inspection(row, fresh=False)
             for row in self.uow.loan_inspections(sorted(evaluate))
-            if row["event_id"] not in fresh_ids and names(self.loans[row["loan_id"]], row)
+            if row["kind"] == "post_disbursement"
+            and row["event_id"] not in fresh_ids
+            and names(self.loans[row["loan_id"]], row)
         ]
         obligations = [
             Obligation(loan_id, loan.disbursed_on, loan.deadline, loan.status)
@@ -332,6 +355,49 @@ class _Batch:
             return
         cause = decision.evidence or self.disbursed_now.get(decision.subject) or f"clock:{today.isoformat()}"
         self.outcome.transitions.append(Transition(change, decision.subject, entity, decision.day, cause))
+
+    def _decide_duties(self, at: Bounds) -> None:
+        """The inactive-loan duty of every loaded loan whose duty can have changed: it became inactive or active
+        again, a loan inspection of its unit arrived, or its pending duty's deadline passed. The rules decide
+        from the loan's inspections (`rules/duties.py`); a loan that is not inactive has no duty."""
+        today = at.today
+        changed: list[tuple[Loan, tuple[date, date, date] | None]] = []
+        duties: list[Duty] = []
+        for loan_id, loan in self.loans.items():
+            stretch = loan.inactive_stretch(at)
+            if stretch is None:
+                if loan.duty_status is not None:
+                    changed.append((loan, None))
+            elif (
+                loan.duty_opened_on != stretch[1]
+                or loan_id in self.inspected
+                or (loan.duty_status == DutyStatus.PENDING and stretch[2] < today)
+            ):
+                changed.append((loan, stretch))
+                duties.append(Duty(loan_id, stretch[1], stretch[2]))
+        decisions: dict[str, list[Decision]] = {}
+        if duties:
+            visits = [
+                _inspection(row, fresh=False)
+                for row in self.uow.loan_inspections(sorted(duty.loan_id for duty in duties))
+                if row["kind"] != "periodic" and names(self.loans[row["loan_id"]], row)
+            ]
+            decided = self.processor.duties.decide(today, duties, visits)
+            self.outcome.decisions += decided
+            for decision in decided:
+                decisions.setdefault(decision.subject, []).append(decision)
+        for loan, stretch in changed:
+            changes = apply_duty(loan, stretch, decisions.get(loan.loan_id, []))
+            if not changes:
+                continue
+            entry = report.duty_entry(loan, self.windows)
+            detail = [("duty", "inactive_loan")] + [(name, entry[name]) for name in DUTY_FIELDS]
+            for change, day, evidence in changes:
+                late = [("late_inspection_on", entry["late_inspection_on"])] if change == Change.DUTY_MISSED else []
+                cause = evidence or f"clock:{today.isoformat()}"
+                self.outcome.transitions.append(
+                    Transition(change, loan.loan_id, loan, day, cause, tuple(detail + late))
+                )
 
     # 5 ------------------------------------------------------------------------------------------
     def _rescore(self, at: Bounds) -> None:

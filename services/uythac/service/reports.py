@@ -15,4 +15,5 @@ def current_report(store: Store, card: Scorecard) -> dict[str, Any]:
         today = uow.clock()
         units = uow.units().values()
         flags = [] if today is None else uow.missed_loans(*report.window(today, card))
-    return report.build(today, units, map(report.flag_entry, flags), card)
+        duties = [report.duty_entry(duty, card.windows) for duty in uow.open_duties()]
+    return report.build(today, units, map(report.flag_entry, flags), duties, card)

@@ -28,7 +28,8 @@ from uythac.adapters.sql.statements import driver_rows
 from uythac.adapters.sql.store import Store
 from uythac.core.admission import Known
 from uythac.core.areas import Selection
-from uythac.core.model import OPEN, Counts, Loan, Status, Unit
+from uythac.core.model import OPEN, OPEN_DUTY, Counts, DutyStatus, Loan, Status, Unit
+from uythac.core.worklist import DutyKind, WorkBounds, WorkItem
 
 
 @dataclass(frozen=True)
@@ -220,7 +221,7 @@ _BY_DEADLINE = (loans.c.deadline, *_BY_UNIT)
 
 @cache
 def _loans_listing(kind: str, columns: tuple[str, ...]) -> _Listing:
-    """Whole loans of a kind (`flags` or `open`) with these ids fixed.
+    """Whole loans of a kind (`flags`, `open` or `duties`) with these ids fixed.
 
     A page is found by its loan ids first, then only its rows are read, by those ids alone: the ids, the
     filters and the sort keys can all come from one index (status, deadline, district, commune, org, and
@@ -231,6 +232,8 @@ def _loans_listing(kind: str, columns: tuple[str, ...]) -> _Listing:
         conditions = [loans.c.status == Status.MISSED.value, loans.c.deadline > sa.bindparam("after")]
         conditions += [loans.c.deadline < sa.bindparam("before")]
         order = _BY_UNIT
+    elif kind == "duties":
+        conditions, order = [loans.c.duty_status.in_([sa.literal(s.value) for s in OPEN_DUTY])], _BY_UNIT
     else:
         open_ = loans.c.status.in_([sa.literal(status.value) for status in OPEN])  # not expanded per execution
         conditions, order = [open_, loans.c.deadline <= sa.bindparam("through")], _BY_DEADLINE
@@ -258,11 +261,167 @@ def flags(
     return _loans(connection, "flags", {"after": after, "before": before}, selection, limit, offset)
 
 
+def open_duties(connection: Connection, selection: Selection, limit: int | None = None, offset: int = 0) -> Page:
+    """Inactive loans whose duty is pending or missed, by (commune, org, loan) like the report."""
+    return _loans(connection, "duties", {}, selection, limit, offset)
+
+
 def open_obligations(
     connection: Connection, through: date, selection: Selection, limit: int | None = None, offset: int = 0
 ) -> Page:
     """Loans still waiting for their 30-day inspection with a deadline on or before `through`, soonest first."""
     return _loans(connection, "open", {"through": through}, selection, limit, offset)
+
+
+# the worklist --------------------------------------------------------------------------------------
+def _plus(day: sa.ColumnElement[Any], days: str) -> sa.ColumnElement[Any]:
+    """`day` + the :days parameter, on the stored day numbers, read back as a date."""
+    return sa.type_coerce(sa.type_coerce(day, sa.Integer) + sa.bindparam(days, type_=sa.Integer), Day)
+
+
+def _items(table: sa.Table, duty: DutyKind, *columns: sa.ColumnElement[Any]) -> sa.Select[Any]:
+    """A select of WorkItem's columns: the duty, then `columns` (id, opened_on, deadline, status) with the area."""
+    id_, opened_on, deadline, status = columns
+    row = (
+        sa.literal(duty.value),
+        id_,
+        table.c.district_id,
+        table.c.commune_id,
+        table.c.org,
+        opened_on,
+        deadline,
+        status,
+    )
+    return sa.select(*(column.label(name) for column, name in zip(row, WorkItem._fields, strict=True)))
+
+
+def _work_parts(duty: str | None, status: str | None) -> list[tuple[sa.Table, sa.Select[Any]]]:
+    """One select per duty and kind of status that the filters admit, with the area's table of each."""
+    today = sa.bindparam("today", type_=Day)
+    year_start = sa.bindparam("year_start", type_=Day)
+    new_loan = (loans.c.loan_id, loans.c.disbursed_on, loans.c.deadline, loans.c.status)
+    parts = [
+        (
+            DutyKind.NEW_LOAN,
+            loans,
+            tuple(s.value for s in OPEN),
+            _items(loans, DutyKind.NEW_LOAN, *new_loan).where(
+                loans.c.status.in_([sa.literal(s.value) for s in OPEN]),
+                loans.c.deadline <= sa.bindparam("through", type_=Day),
+            ),
+        ),
+        (
+            DutyKind.NEW_LOAN,
+            loans,
+            (Status.MISSED.value,),
+            _items(loans, DutyKind.NEW_LOAN, *new_loan).where(
+                loans.c.status == Status.MISSED.value,
+                loans.c.deadline > sa.bindparam("flagged_after", type_=Day),
+                loans.c.deadline < today,
+            ),
+        ),
+        (
+            DutyKind.INACTIVE_LOAN,
+            loans,
+            tuple(s.value for s in OPEN_DUTY),
+            _items(
+                loans,
+                DutyKind.INACTIVE_LOAN,
+                loans.c.loan_id,
+                loans.c.duty_opened_on,
+                _plus(loans.c.duty_opened_on, "inspection_days"),
+                loans.c.duty_status,
+            ).where(loans.c.duty_status.in_([sa.literal(s.value) for s in OPEN_DUTY])),
+        ),
+    ]
+    opened = _plus(groups.c.registered_on, "seasoning_days")
+    parts.append(
+        (
+            DutyKind.GROUP_OF_YEAR,
+            groups,
+            (DutyStatus.PENDING.value,),
+            _items(
+                groups,
+                DutyKind.GROUP_OF_YEAR,
+                groups.c.group_id,
+                sa.case((opened > year_start, opened), else_=year_start),
+                sa.bindparam("year_end", type_=Day),
+                sa.literal(DutyStatus.PENDING.value),
+            ).where(
+                groups.c.registered_on <= sa.bindparam("seasoned_by", type_=Day),
+                sa.or_(groups.c.closed_on.is_(None), groups.c.closed_on > today),
+                sa.or_(groups.c.last_periodic_on.is_(None), groups.c.last_periodic_on < year_start),
+            ),
+        )
+    )
+    admitted = []
+    for kind, table, statuses, select in parts:
+        if duty not in (None, kind) or status not in (None, *statuses):
+            continue
+        if status is not None and len(statuses) > 1:
+            select = select.where(select.selected_columns.status == status)
+        admitted.append((table, select))
+    return admitted
+
+
+@cache
+def _worklist_listing(columns: tuple[str, ...], duty: str | None, status: str | None) -> _Listing | None:
+    """The worklist's statements for these fixed ids and filters; None if the filters admit no duty."""
+    parts = [select.where(*_equal(table, columns)) for table, select in _work_parts(duty, status)]
+    if not parts:
+        return None
+    items = sa.union_all(*parts).subquery("items")
+    missed_first = sa.case((items.c.status == Status.MISSED.value, 0), else_=1)
+    order = (missed_first, items.c.deadline, items.c.commune_id, items.c.org, items.c.duty, items.c.id)
+    return _listing(sa.select(*items.c).order_by(*order))
+
+
+@cache
+def _duties_by_district() -> sa.Select[Any]:
+    items = sa.union_all(*(select for _, select in _work_parts(None, None))).subquery("items")
+    keys = (items.c.district_id, items.c.duty, items.c.status)
+    return sa.select(*keys, sa.func.count()).group_by(*keys)
+
+
+def duties_by_district(connection: Connection, bounds: WorkBounds) -> dict[tuple[str, str, str], int]:
+    """How many open items of each duty and status each district's worklist has at `bounds` (the metrics)."""
+    parameters = _work_parameters(bounds)
+    return {
+        (district, duty, status): int(count)
+        for district, duty, status, count in _rows(connection, _duties_by_district(), parameters)
+    }
+
+
+def worklist(
+    connection: Connection,
+    bounds: WorkBounds,
+    selection: Selection,
+    duty: str | None = None,
+    status: str | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+) -> Page:
+    """The open items of the inspection duties in the selection at `bounds.today`, missed first, then by
+    deadline (`core.worklist`); only the duty and status asked for, if any."""
+    wanted = selection.equalities()
+    listing = None if wanted is None else _worklist_listing(tuple(sorted(wanted)), duty, status)
+    if wanted is None or listing is None:
+        return NOTHING
+    found = listing.run(connection, {**_work_parameters(bounds), **wanted}, limit, offset)
+    return Page(found.total, [WorkItem(*row) for row in found.rows])
+
+
+def _work_parameters(bounds: WorkBounds) -> dict[str, Any]:
+    return {
+        "through": bounds.through,
+        "flagged_after": bounds.flagged_after,
+        "today": bounds.today,
+        "inspection_days": bounds.inspection_days,
+        "seasoning_days": bounds.seasoning_days,
+        "seasoned_by": bounds.seasoned_by,
+        "year_start": bounds.year_start,
+        "year_end": bounds.year_end,
+    }
 
 
 _LOAN = sa.select(*_LOAN_COLUMNS).where(loans.c.loan_id == sa.bindparam("loan_id"), loans.c.status.is_not(None))

@@ -31,7 +31,7 @@ from uythac.core.dates import day_number, day_of
 from uythac.core.events import DIGEST_SIZE
 from uythac.core.model import Counts, Group, Loan
 
-LAYOUT = "4"  # of the tables below; a store made with another layout is refused (replay into a new one)
+LAYOUT = "5"  # of the tables below; a store made with another layout is refused (replay into a new one)
 
 
 class Day(sa.TypeDecorator[date]):
@@ -88,8 +88,12 @@ loans = sa.Table(  # a loan's obligation; what repayments change is in loan_bala
     sa.Column("inspected_on", Day),
     sa.Column("late_inspection_on", Day),
     sa.Column("misuse", sa.Boolean, nullable=False),
+    sa.Column("duty_status", sa.String(8)),  # the inactive-loan duty (docs/contract.md §7.1), if inactive
+    sa.Column("duty_opened_on", Day),
+    sa.Column("duty_late_on", Day),
     sa.Column("has_strays", sa.Boolean, nullable=False),
     sa.Index("loans_unit", "commune_id", "org"),
+    sa.Index("loans_duty_district", "duty_status", "district_id", "commune_id", "org", "loan_id"),
     # Flags and worklists by status, then area, then deadline, then loan_id: a commune's or a district's
     # flags are a short range of one index, not a scan of the province's window of flags.
     sa.Index("loans_status_unit", "status", "commune_id", "org", "deadline", "loan_id"),
@@ -117,6 +121,7 @@ groups = sa.Table(
     sa.Column("closed_on", Day),
     sa.Column("last_periodic_on", Day),
     sa.Column("last_deposit_on", Day),
+    sa.Column("prior_periodic_year", sa.Integer),
     sa.Column("misuse", sa.Boolean, nullable=False),
     sa.Column("next_change", Day),
     sa.Column("has_strays", sa.Boolean, nullable=False),
@@ -229,5 +234,5 @@ class EntityTables:
 
 
 _AREA = frozenset({"district_id", "commune_id", "org"})
-LOANS = EntityTables("loans", Loan, (loans, loan_balances), _AREA | {"group_id", "status"})
+LOANS = EntityTables("loans", Loan, (loans, loan_balances), _AREA | {"group_id", "status", "duty_status"})
 GROUPS = EntityTables("groups", Group, (groups,), _AREA)

@@ -19,8 +19,8 @@ from sqlalchemy.engine import Connection
 from uythac.adapters.sql.schema import OUTBOX_FIELDS, EntityTables, loans, outbox
 from uythac.core.dates import day_number
 from uythac.core.events import DIGEST_SIZE
-from uythac.core.model import Status
-from uythac.core.report import Flag
+from uythac.core.model import OPEN_DUTY, Status
+from uythac.core.report import DutyRow, Flag
 
 CHUNK = 2048  # keys per statement of a read by keys
 Statement = tuple[str, tuple[str, ...] | None]  # SQL, and for a named paramstyle the parameter names
@@ -101,6 +101,17 @@ def select_outbox(dialect: sa.Dialect, limit: int) -> str:
     query = sa.select(outbox.c.id, *(outbox.c[name] for name in OUTBOX_FIELDS)).order_by(outbox.c.id).limit(limit)
     if dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
+    return str(query.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+
+
+@cache
+def select_duties(dialect: sa.Dialect) -> str:
+    """The open inactive-loan duties' columns (dates as day numbers), in report order."""
+    query = (
+        sa.select(*(loans.c[name] for name in DutyRow._fields))
+        .where(loans.c.duty_status.in_([status.value for status in OPEN_DUTY]))
+        .order_by(loans.c.commune_id, loans.c.org, loans.c.loan_id)
+    )
     return str(query.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
 
 

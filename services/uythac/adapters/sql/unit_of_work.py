@@ -37,9 +37,9 @@ from uythac.adapters.sql.schema import (
 )
 from uythac.core.dates import day_number, day_of
 from uythac.core.events import DIGEST_SIZE
-from uythac.core.model import OPEN, Counts, Entity, Group, Loan, Status, Strays, Unit, UnitKey
+from uythac.core.model import OPEN, Counts, DutyStatus, Entity, Group, Loan, Status, Strays, Unit, UnitKey
 from uythac.core.outputs import OutboxRow, StoredOutboxRow
-from uythac.core.report import Flag
+from uythac.core.report import DutyRow, Flag
 from uythac.errors import StoreError
 from uythac.service.ports import OffsetMoves, Rows
 
@@ -163,12 +163,11 @@ class SqlUnitOfWork:
             self.connection.execute(inspections.insert(), list(rows))
 
     def loan_inspections(self, loan_ids: Sequence[str]) -> list[Mapping[str, Any]]:
-        """The post-disbursement inspections of these loans, as rows like `add_inspections` takes."""
+        """The inspections that name these loans, as rows like `add_inspections` takes (periodic ones that found a
+        loan misused among them)."""
         names = ("loan_id", *(column.name for column in inspections.columns if column.name != "loan_id"))
         rows = (dict(zip(names, row, strict=True)) for row in self._rows_in(inspections, names, loan_ids))
-        return [
-            {**row, "inspected_on": day_of(row["inspected_on"])} for row in rows if row["kind"] == "post_disbursement"
-        ]
+        return [{**row, "inspected_on": day_of(row["inspected_on"])} for row in rows]
 
     # what events of other units said of a loan or group ----------------------------------------------
     def strays(self, entity: Entity) -> Strays:
@@ -255,6 +254,23 @@ class SqlUnitOfWork:
             )
             for loan_id, district_id, commune_id, org, disbursed, deadline, late in statements.driver_rows(
                 self.connection, statements.select_flags(self.connection.dialect), bounds
+            )
+        ]
+
+    def open_duties(self) -> list[DutyRow]:
+        """The inactive-loan duties pending or missed, in report order (commune, org, loan)."""
+        return [
+            DutyRow(
+                loan_id,
+                district,
+                commune,
+                org,
+                DutyStatus(status),
+                day_of(opened),
+                None if late is None else day_of(late),
+            )
+            for loan_id, district, commune, org, status, opened, late in statements.driver_rows(
+                self.connection, statements.select_duties(self.connection.dialect), ()
             )
         ]
 

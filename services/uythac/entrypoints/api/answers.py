@@ -7,6 +7,7 @@ reads the same in `GET /v1/report`, in a list and in a detail. Scores come kept 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import asdict
 from datetime import date, timedelta
 from itertools import groupby
 from operator import itemgetter
@@ -14,6 +15,7 @@ from typing import Any
 
 from uythac.core import report
 from uythac.core.areas import Selection
+from uythac.core.explanations import still_to_inspect
 from uythac.core.model import Loan, Unit
 from uythac.core.report import UnitScore
 from uythac.entrypoints.api.caching import Scores
@@ -47,6 +49,7 @@ def unit_detail(
         **unit_summary(unit, scored),
         "as_of": iso(today),
         "explanations": scores.explained(scored),
+        "to_inspect": None if today is None else asdict(still_to_inspect(unit.counts, today, scores.card.windows)),
         "flags": [report.flag_entry(loan) for loan in flags],
         "due_soon": [obligation_entry(loan, today) for loan in due_soon],
     }
@@ -88,12 +91,13 @@ def loan_status(loan: Loan, today: date | None) -> dict[str, Any]:
 
 # reports and the province letter's table -----------------------------------------------------------
 def restrict(full: Mapping[str, Any], selection: Selection) -> dict[str, Any]:
-    """A stored report cut down to a selection: its units and flags, and the distribution of those units."""
+    """A stored report cut down to a selection: its units, flags and duties, and the distribution of those units."""
     entries = [entry for entry in full["units"] if selection.admits(entry)]
     return {
         "as_of": full["as_of"],
         "units": entries,
         "flags": [entry for entry in full["flags"] if selection.admits(entry)],
+        "duties": [entry for entry in full["duties"] if selection.admits(entry)],
         "distribution": report.distribution(entries),
     }
 

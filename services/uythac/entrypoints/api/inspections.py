@@ -1,4 +1,4 @@
-"""The 30-day post-disbursement inspections: the ones missed (flags) and the ones still to do (worklist)."""
+"""Inspections: the 30-day ones missed (flags), and every open item of every inspection duty (the worklist)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ from sqlalchemy.engine import Connection
 
 from uythac.adapters.sql import queries
 from uythac.adapters.sql.queries import Page
-from uythac.core import report
+from uythac.core import report, worklist
 from uythac.core.areas import Selection
 from uythac.core.model import Loan
+from uythac.core.worklist import WorkBounds
 from uythac.entrypoints.api import answers
 from uythac.entrypoints.api.auth import caller
 from uythac.entrypoints.api.context import per_version, reading, services
@@ -55,9 +56,11 @@ def list_flags() -> Response:
 
 @bp.get("/v1/worklist")
 def get_worklist() -> Response:
-    """The commune officer's list: loans not yet inspected whose deadline is at most `within_days` after T,
-    soonest deadline first (ties by commune, org, loan). `within_days` runs from 0 (due today) to 30, the
-    whole inspection period.
+    """The commune officer's list: every open item of every inspection duty at T, missed first, then by deadline
+    (ties by commune, org, duty, id). New loans not yet inspected show when their deadline is at most
+    `within_days` after T (0: due today; 30: the whole inspection period), missed ones while their deadline is
+    in the assessed window; inactive loans pending or missed; groups without this year's periodic inspection.
+    `duty` and `status` keep one kind.
     ---
     get:
       summary: Inspections to do (the worklist)
@@ -68,11 +71,15 @@ def get_worklist() -> Response:
         400: BadParameter
     """
     args = query(_WORKLIST_ARGS)
-
-    def found(connection: Connection, today: date, selection: Selection, limit: int, offset: int) -> Page:
-        return queries.open_obligations(connection, answers.later(today, args["within_days"]), selection, limit, offset)
-
-    return _loans_page(_WORKLIST_PAGE, args, found, answers.obligation_entry)
+    limit, offset = args["per_page"], (args["page"] - 1) * args["per_page"]
+    connection = reading()
+    today = queries.clock(connection)
+    if today is None:
+        return respond(_WORKLIST_PAGE, answers.page(None, args["page"], limit, 0, []))
+    bounds = WorkBounds.at(today, services().card.windows, args["within_days"])
+    found = queries.worklist(connection, bounds, _selection(args), args.get("duty"), args.get("status"), limit, offset)
+    items = [worklist.entry(item, today) for item in found.rows]
+    return respond(_WORKLIST_PAGE, answers.page(today, args["page"], limit, found.total, items))
 
 
 def _loans_page(

@@ -2,7 +2,8 @@
 
 Under gunicorn every worker process records its requests in files of PROMETHEUS_MULTIPROC_DIR (set by
 `uythac api` before prometheus_client is imported) and a scrape adds them up, whichever worker answers.
-The store gauges (open flags per district, units per district, org and class, the clock T) are read by the
+The store gauges (open flags per district, open duties per district, duty and status, units per district,
+org and class, the clock T) are read by the
 collector when Prometheus scrapes, so they are the store's truth, never a copy a process kept.
 """
 
@@ -26,13 +27,22 @@ from uythac.core import report
 from uythac.core.areas import Selection
 from uythac.core.dates import VIETNAM
 from uythac.core.scorecard import CLASSES
+from uythac.core.worklist import DutyKind, WorkBounds
 from uythac.entrypoints.api.caching import Scores
-from uythac.metrics import OPEN_FLAGS_NAME, STORE_CLOCK_NAME, UNITS_NAME
+from uythac.metrics import DUTIES_NAME, OPEN_FLAGS_NAME, STORE_CLOCK_NAME, UNITS_NAME
 from uythac.schemas.events import ORGS
 
 log = logging.getLogger(__name__)
 bp = Blueprint("prometheus", __name__)
 EXTENSION = "uythac.prometheus"
+DUTY_STATUSES = (  # every (duty, status) a worklist item can have: each district shows them all, zeros too
+    (DutyKind.NEW_LOAN, "due_soon"),
+    (DutyKind.NEW_LOAN, "pending"),
+    (DutyKind.NEW_LOAN, "missed"),
+    (DutyKind.INACTIVE_LOAN, "pending"),
+    (DutyKind.INACTIVE_LOAN, "missed"),
+    (DutyKind.GROUP_OF_YEAR, "pending"),
+)
 
 
 class StoreCollector:
@@ -47,6 +57,9 @@ class StoreCollector:
                 today = queries.clock(connection)
                 window = None if today is None else report.window(today, self.scores.card)
                 flags = {} if window is None else queries.flags_by_district(connection, window)
+                windows = self.scores.card.windows
+                everything = None if today is None else WorkBounds.at(today, windows, windows.inspection_deadline_days)
+                duties = {} if everything is None else queries.duties_by_district(connection, everything)
                 units = queries.units_of(connection, Selection()).rows
         except SQLAlchemyError as error:
             log.warning("store gauges skipped: the store cannot be read", extra={"error": str(error)})
@@ -56,6 +69,12 @@ class StoreCollector:
         for district, count in sorted(flags.items()):
             open_flags.add_metric([district], count)
         yield open_flags
+        help_text = "Open items of the worklist, by district, duty and status (every new loan not yet inspected)"
+        open_duties = GaugeMetricFamily(DUTIES_NAME, help_text, labels=["district_id", "duty", "status"])
+        for district in sorted({district for district, _, _ in duties} | set(flags)):
+            for duty, status in DUTY_STATUSES:
+                open_duties.add_metric([district, duty, status], duties.get((district, duty, status), 0))
+        yield open_duties
         classes = Counter((unit.district_id, unit.org, self.scores.of(unit.counts).rating) for unit in units)
         help_text = "Reported units by district, organization and class"
         per_class = GaugeMetricFamily(UNITS_NAME, help_text, labels=["district_id", "org", "class"])

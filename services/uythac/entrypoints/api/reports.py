@@ -71,7 +71,10 @@ def report_at_t(context: Services, connection: Connection, today: date | None, s
         window = None if today is None else report.window(today, context.card)
         loans = [] if window is None else queries.flags(connection, window, selection).rows
         flags = [report.flag_entry(loan) for loan in loans]
-        return orjson.dumps(report.build(today, units, flags, context.card, context.scores.of))
+        duties = [
+            report.duty_entry(loan, context.card.windows) for loan in queries.open_duties(connection, selection).rows
+        ]
+        return orjson.dumps(report.build(today, units, flags, duties, context.card, context.scores.of))
 
     return context.bodies.get(("report", queries.version(connection), selection.area), build)
 

@@ -17,6 +17,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 from uythac.core.dates import parse_day
 from uythac.core.model import OPEN, Status
 from uythac.core.scorecard import CLASSES, COMPONENTS
+from uythac.core.worklist import WORK_STATUSES, DutyKind
 from uythac.schemas.events import ORGS, AreaId, Id, one_of
 
 MAX_PER_PAGE = 500
@@ -107,7 +108,13 @@ class FlagsArgs(PageArgs):
 
 
 class WorklistArgs(FlagsArgs):
-    within_days = Whole(load_default=7, validate=validate.Range(min=0, max=MAX_WITHIN_DAYS))
+    within_days = Whole(
+        load_default=7,
+        validate=validate.Range(min=0, max=MAX_WITHIN_DAYS),
+        metadata={"description": "new loans not yet inspected: those with a deadline at most this many days after T"},
+    )
+    duty = fields.String(validate=one_of(*(kind.value for kind in DutyKind)))
+    status = fields.String(validate=one_of(*WORK_STATUSES))
 
 
 class ReportArgs(_Arguments):
@@ -147,6 +154,21 @@ def _distribution() -> fields.Dict:
     return fields.Dict(keys=fields.String(), values=fields.Nested(ClassCountsSchema), required=True)
 
 
+InactiveLoanDutiesSchema = Schema.from_dict(
+    {"pending": _count(), "missed": _count(), "done": _count()}, name="InactiveLoanDutiesSchema"
+)
+GroupOfYearDutiesSchema = Schema.from_dict(
+    {"pending": _count(), "done": _count(), "missed_last_year": _count()}, name="GroupOfYearDutiesSchema"
+)
+
+
+class UnitDutiesSchema(Schema):
+    """How many of the unit's inactive loans and groups owe, missed or did their inspection (docs/contract.md §7)."""
+
+    inactive_loan = fields.Nested(InactiveLoanDutiesSchema, required=True)
+    group_of_year = fields.Nested(GroupOfYearDutiesSchema, required=True)
+
+
 class UnitSchema(Schema):
     district_id = _text()
     commune_id = _text()
@@ -154,6 +176,7 @@ class UnitSchema(Schema):
     score = Points(required=True)
     class_ = _text(data_key="class", attribute="class", metadata={"enum": list(CLASSES)})
     components = Built(ComponentsSchema, required=True)
+    duties = Built(UnitDutiesSchema, required=True)
 
 
 class FlagSchema(Schema):
@@ -166,10 +189,25 @@ class FlagSchema(Schema):
     late_inspection_on = _day(nullable=True)
 
 
+class DutySchema(Schema):
+    """An inactive loan's duty of inspection, pending or missed."""
+
+    loan_id = _text()
+    district_id = _text()
+    commune_id = _text()
+    org = _org()
+    inactive_since = _day()
+    opened_on = _day()
+    deadline = _day()
+    status = _text(metadata={"enum": ["pending", "missed"]})
+    late_inspection_on = _day(nullable=True)
+
+
 class ReportSchema(Schema):
     as_of = _day(nullable=True)
     units = fields.List(fields.Nested(UnitSchema), required=True)
     flags = fields.List(fields.Nested(FlagSchema), required=True)
+    duties = fields.List(fields.Nested(DutySchema), required=True)
     distribution = _distribution()
 
 
@@ -195,9 +233,20 @@ class ObligationSchema(Schema):
     days_left = _count()
 
 
+class WordsSchema(Schema):
+    en = _text()
+    vi = _text()
+
+
 class UnitDetailSchema(UnitSummarySchema):
     as_of = _day(nullable=True)
     explanations = fields.List(fields.Nested(ExplanationSchema), required=True)
+    to_inspect = fields.Nested(
+        WordsSchema,
+        required=True,
+        allow_none=True,
+        metadata={"description": "what the unit must still inspect in T's year, in words; null before any event"},
+    )
     flags = fields.List(fields.Nested(FlagSchema), required=True)
     due_soon = fields.List(fields.Nested(ObligationSchema), required=True)
 
@@ -217,8 +266,20 @@ class FlagsPageSchema(_PageSchema):
     items = fields.List(fields.Nested(FlagSchema), required=True)
 
 
+class WorkItemSchema(Schema):
+    duty = _text(metadata={"enum": [kind.value for kind in DutyKind]})
+    id = _text(metadata={"description": "the loan_id, or the group_id of a group_of_year item"})
+    district_id = _text()
+    commune_id = _text()
+    org = _org()
+    opened_on = _day()
+    deadline = _day()
+    days_left = fields.Integer(required=True, metadata={"description": "deadline − T: negative when late"})
+    status = _text(metadata={"enum": list(WORK_STATUSES)})
+
+
 class WorklistPageSchema(_PageSchema):
-    items = fields.List(fields.Nested(ObligationSchema), required=True)
+    items = fields.List(fields.Nested(WorkItemSchema), required=True)
 
 
 class LoanSchema(Schema):
