@@ -16,12 +16,26 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 BIN=.venv/bin
 DIR="${RUN_DIR:-var/demo}"
 COMMUNES="${DEMO_COMMUNES:-130}"
-PROVINCE="$DIR/province-$COMMUNES.jsonl.gz"
-# The store's name carries its layout (3): a demo store of an older layout is left aside, not refused.
-export UYTHAC_DB="${UYTHAC_DB:-$DIR/uythac-$COMMUNES.layout3.db}"
+# Names carry the generator's revision and the store's table layout: a demo made by an older uythac is left
+# aside, not refused.
+read -r REVISION LAYOUT < <("$BIN/python" -c 'from uythac.devtools.generate import REVISION
+from uythac.adapters.sql.schema import LAYOUT
+print(REVISION, LAYOUT)')
+PROVINCE="$DIR/province-$COMMUNES.r$REVISION.jsonl.gz"
+export UYTHAC_DB="${UYTHAC_DB:-$DIR/uythac-$COMMUNES.r$REVISION.layout$LAYOUT.db}"
+KAFKA_DIR="${UYTHAC_KAFKA_DIR:-var/kafka}"
 mkdir -p "$DIR"
 
+# The local broker keeps the events published to it. If it holds another revision's demo (the same event ids
+# with other content), it starts afresh: it is this project's own broker, made by deploy/kafka/kafkactl.
+holds="$KAFKA_DIR/demo-revision"
+if [[ -d "$KAFKA_DIR/data" && "$(cat "$holds" 2>/dev/null || echo 1)" != "$REVISION" ]]; then
+    echo "the local broker holds the demo of an older generator: starting it afresh ($KAFKA_DIR/data)"
+    deploy/kafka/kafkactl down
+    rm -rf "$KAFKA_DIR/data"
+fi
 deploy/kafka/kafkactl up
+echo "$REVISION" >"$holds"
 
 if [[ ! -f "$PROVINCE" ]]; then
     "$BIN/uythac" generate --communes "$COMMUNES" --out "$PROVINCE"

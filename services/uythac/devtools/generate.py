@@ -8,7 +8,7 @@ pay again, some never do), and officers whose habits differ from unit to unit: a
 time, late, or on time but entered into the software weeks later; the follow-up of a loan quiet for 90 days
 done within the next 30 days, later or never; a few units that inspect most of their groups every year and
 many that inspect few, with a rush in November and December and what slipped into early January. So every
-inspection duty (SPEC §4 and §7) shows done, pending and missed. Scored at the end of a 12-month window with
+inspection duty (docs/contract.md) shows done, pending and missed. Scored at the end of a 12-month window with
 the default scorecard, the Farmers' Associations come out in the letter's shape: a few Tốt, a fifth Khá,
 most Trung bình, a few Yếu. The file is as messy as real delivery: mixed date forms, late and out-of-order
 lines, exact duplicates and a few broken lines.
@@ -37,6 +37,7 @@ from typing import IO
 
 from uythac.schemas.events import ORGS
 
+REVISION = 2  # of the events a seed gives: raised when they change, so `make run` makes its demo afresh
 LEAD_MONTHS = 1  # months simulated in full before the window, so that its first scores see a live province
 HISTORY_YEARS = 20  # the oldest groups were registered this long before the window
 INSPECTION_HISTORY_DAYS = 400  # loans disbursed this close to the window bring their 30-day inspection
