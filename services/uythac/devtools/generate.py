@@ -16,10 +16,10 @@ lines, exact duplicates and a few broken lines.
 How: every commune draws its structure and behaviour from its own random stream (seeded by the seed and
 its number), so a commune is the same whatever the size of the province. The simulation walks calendar
 months: before the window in brief (the registrations, disbursements and principal instalments of the
-loans still outstanding, the last interest payment of those already quiet, and the last year's inspections
-and follow-ups), then the month before the window and the window in full. Each line is put on an agenda at
-the day it arrives; a day is written once its month is done, so memory holds about a month of lines, and
-the same options always give the same bytes.
+loans still outstanding, their interest every other month, the last interest payment of those already
+quiet, and the last year's inspections and follow-ups), then the month before the window and the window in
+full. Each line is put on an agenda at the day it arrives; a day is written once its month is done, so
+memory holds about a month of lines, and the same options always give the same bytes.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from typing import IO
 
 from uythac.schemas.events import ORGS
 
-REVISION = 2  # of the events a seed gives: raised when they change, so `make run` makes its demo afresh
+REVISION = 3  # of the events a seed gives: raised when they change, so `make run` makes its demo afresh
 LEAD_MONTHS = 1  # months simulated in full before the window, so that its first scores see a live province
 HISTORY_YEARS = 20  # the oldest groups were registered this long before the window
 INSPECTION_HISTORY_DAYS = 400  # loans disbursed this close to the window bring their 30-day inspection
@@ -328,10 +328,15 @@ class _Loan:
 class _Commune:
     """A commune (xã, phường, thị trấn): its own random stream and its four units."""
 
-    __slots__ = ("commune_id", "district_id", "rng", "transaction_day", "units")
+    __slots__ = ("commune_id", "district_id", "interest_rng", "rng", "transaction_day", "units")
 
-    def __init__(self, commune_id: str, district_id: str, rng: random.Random, transaction_day: int) -> None:
+    def __init__(
+        self, commune_id: str, district_id: str, rng: random.Random, interest_rng: random.Random, transaction_day: int
+    ) -> None:
         self.commune_id, self.district_id, self.rng = commune_id, district_id, rng
+        # The brief history's interest payments draw their delivery from a stream of their own, so that adding
+        # them left every other draw, and the province's scores, as they were.
+        self.interest_rng = interest_rng
         self.transaction_day = transaction_day  # the day of the month the bank's mobile desk comes
         self.units: list[_Unit] = []
 
@@ -355,7 +360,8 @@ def _commune(seed: int, number: int, district_id: str, direction: float, opening
     """A commune with its four units, their groups and the loans outstanding on the `opening` day."""
     rng = random.Random(f"uythac-commune:{seed}:{number}")
     size = min(3.0, max(0.3, rng.lognormvariate(0, 0.25)))
-    commune = _Commune(f"C{number:04d}", district_id, rng, _between(rng, 1, 28))
+    interest_rng = random.Random(f"uythac-interest:{seed}:{number}")
+    commune = _Commune(f"C{number:04d}", district_id, rng, interest_rng, _between(rng, 1, 28))
     for org in ORGS:
         unit = _Unit(rng, commune, org, direction)
         for _ in range(max(1, round(size * ORG_GROUPS[org] * rng.uniform(0.75, 1.25)))):
@@ -388,12 +394,23 @@ def _history_instalments(loan: _Loan, first_full: int) -> range:
     return range(loan.next_due, min(first_full - 1, loan.maturity) + 1, loan.every)
 
 
+def _history_interest(loan: _Loan, first_full: int) -> list[int]:
+    """The months of the brief history in which the loan pays its interest alone: every other month after its
+    disbursement, where no instalment falls, until it goes quiet. (A borrower pays interest every month; every
+    other month keeps the history short and still shows no paying loan 90 days without a transaction.)"""
+    start, end = _month_of(loan.disbursed), min(first_full - 1, loan.maturity, loan.silent_since - 2)
+    instalments = set(_history_instalments(loan, first_full))
+    return [month for month in range(start + 2, end + 1, 2) if month not in instalments]
+
+
 def _expected_events(commune: _Commune, first_full: int, full_months: int) -> float:
     """About how many events a commune gives (for `options_for_events`), from its skeleton."""
     loans = [loan for unit in commune.units for group in unit.groups for loan in group.loans]
     groups = sum(len(unit.groups) for unit in commune.units)
-    instalments = sum(len(_history_instalments(loan, first_full)) for loan in loans)
-    return 1.3 * len(loans) + 5 * groups + instalments + full_months * (1.05 * len(loans) + 0.9 * groups)
+    history = sum(
+        len(_history_instalments(loan, first_full)) + len(_history_interest(loan, first_full)) for loan in loans
+    )
+    return 1.3 * len(loans) + 5 * groups + history + full_months * (1.05 * len(loans) + 0.9 * groups)
 
 
 def options_for_events(events: int, *, seed: int, districts: int, months: int, start: date) -> GenerateOptions:
@@ -437,6 +454,7 @@ class Province:
         # Loans already quiet at the opening: the month of their last interest payment, the month they went quiet,
         # and (filled as the history goes) the month their follow-up falls due.
         self.last_interest: dict[int, list[_Loan]] = {}
+        self.interest: dict[int, list[_Loan]] = {}  # loans paying their interest alone, by month of the history
         self.silences: dict[int, list[_Loan]] = {}
         self.follow_ups: dict[int, list[_Loan]] = {}
         for unit in self._units():
@@ -447,6 +465,8 @@ class Province:
                     instalments = _history_instalments(loan, self.first_full)
                     for due in instalments:
                         self.instalments.setdefault(due, []).append(loan)
+                    for paid in _history_interest(loan, self.first_full):
+                        self.interest.setdefault(paid, []).append(loan)
                     if loan.silent_since != NEVER:
                         self.silences.setdefault(loan.silent_since, []).append(loan)
                         if loan.silent_since - 1 not in instalments:
@@ -683,6 +703,12 @@ class Province:
             loan.last = day
             rest = f'{loan.head},"principal":{principal},"interest":{interest}'
             self._put(loan.unit.rng, day, f"{loan.loan_id}:paid:{tag}", PAYMENT, rest)
+        for loan in self.interest.pop(month, []):
+            day = first + loan.unit.commune.transaction_day - 1
+            if day > loan.disbursed and loan.outstanding > 0:
+                loan.last = day
+                rest = f'{loan.head},"principal":0,"interest":{loan.interest}'
+                self._put(loan.unit.commune.interest_rng, day, f"{loan.loan_id}:paid:{tag}", PAYMENT, rest)
         for loan in self.last_interest.pop(month, []):  # the last month it paid (its interest) before going quiet
             day = first + loan.unit.commune.transaction_day - 1
             if day > loan.disbursed:
