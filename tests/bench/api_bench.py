@@ -31,6 +31,7 @@ from pathlib import Path
 
 from tests.bench.common import BENCH_DIR, UYTHAC, machine
 from tests.kafka_broker import free_ports
+from uythac.adapters.sql.schema import LAYOUT
 from uythac.devtools import generate
 from uythac.entrypoints.api.auth import entry, new_key
 
@@ -44,10 +45,10 @@ def store() -> Path:
     given = os.environ.get("BENCH_API_DB")
     if given:
         return Path(given)
-    db = BENCH_DIR / "api-province-520c-12m.db"
+    db = BENCH_DIR / f"api-province-520c-12m.r{generate.REVISION}.layout{LAYOUT}.db"  # made again when either changes
     if not db.exists():
         BENCH_DIR.mkdir(parents=True, exist_ok=True)
-        source = BENCH_DIR / "province-520c-12m.jsonl.gz"
+        source = BENCH_DIR / f"province-520c-12m.r{generate.REVISION}.jsonl.gz"
         if not source.exists():
             generate.write(source, generate.GenerateOptions(communes=520, months=12, seed=7))
         print(f"  building {db.name} by replay of {source.name} (minutes, once)", flush=True)

@@ -37,7 +37,7 @@ def machine() -> str:
 def province(events: int, seed: int = 7) -> Path:
     """A generated province of about `events` events, written once and kept under var/bench/."""
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
-    path = BENCH_DIR / f"province-{events}-{seed}.jsonl.gz"
+    path = BENCH_DIR / f"province-{events}-{seed}.r{generate.REVISION}.jsonl.gz"  # a new revision: a new file
     if not path.exists():
         start = generate.GenerateOptions().start
         options = generate.options_for_events(events, seed=seed, districts=27, months=12, start=start)
