@@ -12,7 +12,7 @@ not of the whole history.
 from __future__ import annotations
 
 from bisect import bisect_left, insort
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from datetime import date
 from functools import partial
 from typing import Any
@@ -32,12 +32,6 @@ class _Ordered:
         self._entries: dict[str, tuple[_Shown | None, _Order, dict[str, Any]]] = {}
         self._order: list[_Order] = []  # sorted
 
-    def _keep(self, loan: Loan, shown: _Shown, entry: Callable[[Loan], dict[str, Any]]) -> None:
-        """The loan's entry, made again only if what it shows of the loan changed."""
-        kept = self._entries.get(loan.loan_id)
-        if kept is None or kept[0] != shown:
-            self._put(shown, entry(loan))
-
     def _put(self, shown: _Shown | None, entry: dict[str, Any]) -> None:
         loan_id = entry["loan_id"]
         order = (entry["commune_id"], entry["org"], loan_id)
@@ -49,9 +43,8 @@ class _Ordered:
         self._entries[loan_id] = (shown, order, entry)
 
     def _drop(self, loan_id: str) -> None:
-        if loan_id in self._entries:
-            _, order, _ = self._entries.pop(loan_id)
-            del self._order[bisect_left(self._order, order)]
+        _, order, _ = self._entries.pop(loan_id)
+        del self._order[bisect_left(self._order, order)]
 
     def _ordered(self) -> Iterator[dict[str, Any]]:
         entries = self._entries
@@ -68,7 +61,9 @@ class FlagIndex(_Ordered):
             self._put(None, flag_entry(flag))
 
     def sync(self, loans: Iterable[Loan], assessed_after: date) -> None:
-        """Take in the state of these loans: a missed one with a deadline after `assessed_after` is a flag."""
+        """Take in the state of these loans: a missed one with a deadline after `assessed_after` is a flag.
+        (Every loan a batch loaded passes here: the loop stays inline.)"""
+        entries = self._entries
         for loan in loans:
             deadline = loan.deadline
             if loan.status == Status.MISSED and deadline is not None and deadline > assessed_after:
@@ -80,8 +75,10 @@ class FlagIndex(_Ordered):
                     deadline,
                     loan.late_inspection_on,
                 )
-                self._keep(loan, shown, flag_entry)
-            else:
+                kept = entries.get(loan.loan_id)
+                if kept is None or kept[0] != shown:  # made again only if what it shows changed
+                    self._put(shown, flag_entry(loan))
+            elif loan.loan_id in entries:
                 self._drop(loan.loan_id)
 
     def entries(self, after: date, before: date) -> list[dict[str, Any]]:
@@ -102,6 +99,7 @@ class DutyIndex(_Ordered):
 
     def sync(self, loans: Iterable[Loan]) -> None:
         """Take in the state of these loans: one whose duty is pending or missed is listed."""
+        entries = self._entries
         for loan in loans:
             if loan.duty_status in OPEN_DUTY:
                 shown = (
@@ -112,8 +110,10 @@ class DutyIndex(_Ordered):
                     loan.duty_opened_on,
                     loan.duty_late_on,
                 )
-                self._keep(loan, shown, self.entry)
-            else:
+                kept = entries.get(loan.loan_id)
+                if kept is None or kept[0] != shown:
+                    self._put(shown, self.entry(loan))
+            elif loan.loan_id in entries:
                 self._drop(loan.loan_id)
 
     def entries(self) -> list[dict[str, Any]]:

@@ -146,6 +146,7 @@ class _Batch:
         self.disbursed_now: dict[str, str] = {}  # loan_id → the event_id that (re)disbursed it in this batch
         self.strays: dict[str, Strays] = {}  # by "l" + loan_id or "g" + group_id: read or made in this batch
         self.inspected: set[str] = set()  # loans with a loan inspection of their unit accepted in this batch
+        self.duties_moved: dict[str, Loan] = {}  # loans whose duty, or unit, changed in this batch (the DutyIndex)
         self.outcome = Outcome()
 
     def run(self, accepted: list[Event], floor: date | None) -> Outcome:
@@ -163,7 +164,7 @@ class _Batch:
         self._decide_duties(at)
         self._rescore(at)
         self.processor.flags.sync(self.loans.values(), at.assessed_after)
-        self.processor.open_duties.sync(self.loans.values())
+        self.processor.open_duties.sync(self.duties_moved.values())
         self.uow.save_loans(self.loans.values())
         self.uow.save_groups(self.groups.values())
         self.uow.set_clock(today)
@@ -286,6 +287,8 @@ class _Batch:
         """The entity's unit moved in this batch (from none to the first one, or to an earlier event's)."""
         misused = entity.misuse
         switch_unit(entity, was, self._strays_of(entity))
+        if isinstance(entity, Loan):
+            self.duties_moved[entity.loan_id] = entity  # its open duty, if any, is listed under its new unit
         if entity.misuse and not misused:  # an inspection of its unit had found misuse before it was known
             subject = entity.loan_id if isinstance(entity, Loan) else entity.group_id
             event_id = entity.disbursal_event if isinstance(entity, Loan) else entity.registration_event
@@ -360,10 +363,13 @@ class _Batch:
         """The inactive-loan duty of every loaded loan whose duty can have changed: it became inactive or active
         again, a loan inspection of its unit arrived, or its pending duty's deadline passed. The rules decide
         from the loan's inspections (`rules/duties.py`); a loan that is not inactive has no duty."""
-        today = at.today
+        today, quiet_since = at.today, at.quiet_since
         changed: list[tuple[Loan, tuple[date, date, date] | None]] = []
         duties: list[Duty] = []
         for loan_id, loan in self.loans.items():
+            repaid_on = loan.last_repayment_on
+            if repaid_on is not None and repaid_on > quiet_since and loan.duty_status is None:
+                continue  # repaid lately and no duty: most loans a batch loads
             stretch = loan.inactive_stretch(at)
             if stretch is None:
                 if loan.duty_status is not None:
@@ -387,6 +393,7 @@ class _Batch:
             for decision in decided:
                 decisions.setdefault(decision.subject, []).append(decision)
         for loan, stretch in changed:
+            self.duties_moved[loan.loan_id] = loan
             changes = apply_duty(loan, stretch, decisions.get(loan.loan_id, []))
             if not changes:
                 continue
