@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 RUN_DIR ?= var/demo
 
-.PHONY: run test lint typecheck tools unit bench venv kafka-up kafka-down clean schemas
+.PHONY: run test lint typecheck tools unit bench venv kafka-up kafka-down nginx-up nginx-down clean schemas
 
 $(STAMP): pyproject.toml deploy/durable-rules/fixes.patch deploy/durable-rules/build-wheel.sh
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,8 @@ $(STAMP): pyproject.toml deploy/durable-rules/fixes.patch deploy/durable-rules/b
 
 venv: $(STAMP)
 
-## run: the local Kafka broker and the worker; a demo province published once; the letter's table
+## run: the local Kafka broker and the worker; a demo province published once; the letter's table; the API
+## behind nginx on http://127.0.0.1:8000
 run: $(STAMP)
 	RUN_DIR=$(RUN_DIR) deploy/run.sh
 
@@ -67,5 +68,14 @@ kafka-up:
 kafka-down:
 	deploy/kafka/kafkactl down
 
-clean: kafka-down
+## nginx-up: start the local reverse proxy on 127.0.0.1:8000 in front of `uythac api` on 127.0.0.1:8001
+## (Debian's nginx, installed with apt-get if missing; data and logs in var/nginx; see deploy/nginx/nginxctl)
+nginx-up:
+	deploy/nginx/nginxctl up
+
+## nginx-down: stop the local reverse proxy
+nginx-down:
+	deploy/nginx/nginxctl down
+
+clean: kafka-down nginx-down
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

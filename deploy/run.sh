@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make run`: the local Kafka broker, the worker, a demo province published once, the letter's table,
-# then the HTTP API on http://127.0.0.1:8000 in the foreground (Ctrl-C stops the API and the worker).
+# then the HTTP API on http://127.0.0.1:8000 in the foreground: nginx (deploy/nginx/nginxctl) there, in
+# front of gunicorn on 127.0.0.1:8001 (Ctrl-C stops the API, nginx and the worker).
 #
 #   RUN_DIR         where the demo keeps its files (default var/demo): province, store, worker log
 #   DEMO_COMMUNES   size of the demo province (default 130 communes in 27 districts, ~0.7 M events;
@@ -9,7 +10,8 @@
 # The province is published on the first run only (the worker's store then holds it); later runs start
 # the broker and the worker again and show the same store. A demo API key (scope: all) is made on the
 # first run and kept in $RUN_DIR/api-key (its hash in $RUN_DIR/api-keys.yaml). Stopping (Ctrl-C) stops
-# the API and the worker; the broker keeps running (`make kafka-down` stops it).
+# the API, nginx and the worker; the broker keeps running (`make kafka-down` stops it). /metrics and
+# /readyz are served on the API's internal address (UYTHAC_API_INTERNAL_BIND), not through nginx.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -26,6 +28,22 @@ export UYTHAC_DB="${UYTHAC_DB:-$DIR/uythac-$COMMUNES.r$REVISION.layout$LAYOUT.db
 KAFKA_DIR="${UYTHAC_KAFKA_DIR:-var/kafka}"
 mkdir -p "$DIR"
 
+# gunicorn behind nginx: nginx reads whole requests first, so slow clients cannot hold gunicorn's threads.
+export UYTHAC_API_BIND="${UYTHAC_API_BIND:-127.0.0.1:8001}"
+export UYTHAC_API_INTERNAL_BIND="${UYTHAC_API_INTERNAL_BIND:-127.0.0.1:9103}"
+
+worker=""
+proxy=""
+stop() { # on every exit: the worker and nginx (the broker keeps running)
+    if [[ -n "$worker" ]]; then
+        kill "$worker" 2>/dev/null || true
+        wait "$worker" 2>/dev/null || true
+        rm -f "$DIR/worker.pid"
+    fi
+    [[ -z "$proxy" ]] || deploy/nginx/nginxctl down || true
+}
+trap stop EXIT
+
 # The local broker keeps the events published to it. If it holds another revision's demo (the same event ids
 # with other content), it starts afresh: it is this project's own broker, made by deploy/kafka/kafkactl.
 holds="$KAFKA_DIR/demo-revision"
@@ -34,8 +52,14 @@ if [[ -d "$KAFKA_DIR/data" && "$(cat "$holds" 2>/dev/null || echo 1)" != "$REVIS
     deploy/kafka/kafkactl down
     rm -rf "$KAFKA_DIR/data"
 fi
+
 deploy/kafka/kafkactl up
 echo "$REVISION" >"$holds"
+# nginx first too (it answers 502 until the API is up): a host that cannot install it fails here, not at the
+# end. It stops with this script: by the trap, or by nginxctl's watcher if the script is killed outright.
+UYTHAC_NGINX_UPSTREAM="${UYTHAC_NGINX_UPSTREAM:-$UYTHAC_API_BIND}" UYTHAC_NGINX_STOP_WITH_PID=$$ \
+    deploy/nginx/nginxctl up
+proxy=up
 
 if [[ ! -f "$PROVINCE" ]]; then
     "$BIN/uythac" generate --communes "$COMMUNES" --out "$PROVINCE"
@@ -47,7 +71,6 @@ fi
 "$BIN/uythac" worker >>"$DIR/worker.log" 2>&1 &
 worker=$!
 echo "$worker" >"$DIR/worker.pid"
-trap 'kill "$worker" 2>/dev/null; wait "$worker" 2>/dev/null; rm -f "$DIR/worker.pid"' EXIT
 echo "worker started (pid $worker, log $DIR/worker.log, metrics http://127.0.0.1:9102/metrics)"
 
 published="$DIR/published-$(basename "$UYTHAC_DB")"  # per store: a new one gets the province again (duplicates are ignored)
@@ -64,20 +87,21 @@ echo "store: $UYTHAC_DB; the report as JSON: $BIN/uythac report --db $UYTHAC_DB"
 # readiness check on the clock's age is off here (UYTHAC_API_READY_CLOCK_DAYS=0).
 export UYTHAC_API_KEYS_FILE="${UYTHAC_API_KEYS_FILE:-$DIR/api-keys.yaml}"
 export UYTHAC_API_READY_CLOCK_DAYS="${UYTHAC_API_READY_CLOCK_DAYS:-0}"
-export UYTHAC_API_BIND="${UYTHAC_API_BIND:-127.0.0.1:8000}"
 if [[ ! -f "$UYTHAC_API_KEYS_FILE" || ! -f "$DIR/api-key" ]]; then
     made="$("$BIN/uythac" apikey --name demo --scope all)"
     head -n1 <<<"$made" >"$DIR/api-key"
     { echo "keys:"; tail -n1 <<<"$made"; } >"$UYTHAC_API_KEYS_FILE"
     chmod 600 "$DIR/api-key"
 fi
-url="http://$UYTHAC_API_BIND"
+url="http://127.0.0.1:${UYTHAC_NGINX_PORT:-8000}"
+internal="http://$UYTHAC_API_INTERNAL_BIND"
 cat <<INFO
 
-The API: $url  (Ctrl-C stops the API and the worker)
+The API: $url  (nginx, in front of gunicorn on $UYTHAC_API_BIND; Ctrl-C stops the API, nginx and the worker)
   docs      $url/docs            (OpenAPI: $url/openapi.json)
-  health    $url/healthz  $url/readyz
-  metrics   $url/metrics         (worker: http://127.0.0.1:9102/metrics)
+  health    $url/healthz
+  internal  $internal/metrics  $internal/readyz  (operators and Prometheus; worker: http://127.0.0.1:9102/metrics)
+  logs      the API: this terminal; nginx: ${UYTHAC_NGINX_DIR:-var/nginx}/logs/ (deploy/nginx/nginxctl logs [error|access])
   try       curl -H "Authorization: Bearer \$(cat $DIR/api-key)" $url/v1/distribution
             curl -H "Authorization: Bearer \$(cat $DIR/api-key)" "$url/v1/units?org=HND&class=yeu"
 INFO

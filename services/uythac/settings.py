@@ -34,7 +34,8 @@ class Settings:
     worker_metrics_port: int = 9102  # the worker's /metrics; 0 turns it off
     worker_stall_s: int = 60  # an intake making no progress this long is replaced (`worker._watch`); 0: never
     api_bind: str = "127.0.0.1:8000"  # `uythac api` (gunicorn): host:port, or unix:/path
-    api_internal_bind: str = "127.0.0.1:9103"  # /metrics and /readyz answer only here; empty: on api_bind too
+    # /metrics and /readyz answer only here (operators, Prometheus); empty: on the public bind too
+    api_internal_bind: str = "127.0.0.1:9103"
     api_workers: int = 2  # gunicorn worker processes
     api_threads: int = 4  # threads per worker process (gthread)
     api_timeout_s: int = 30  # a worker silent this long is restarted by gunicorn

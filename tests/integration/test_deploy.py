@@ -3,6 +3,8 @@
 - docker-compose.yml: every service has an image or a build, depends_on names services with a condition
   they can meet, named volumes are declared, bind mounts exist, published ports are unique and local,
   UYTHAC_* variables are real settings and every uythac command parses with the real CLI.
+- The reverse proxy: compose's nginx renders deploy/nginx/uythac.conf.template with every placeholder
+  set (as nginxctl does on a host), proxies to the api service's bind and is the only way in to the API.
 - Prometheus: the scrape targets are compose services on the ports the settings give them; the alert
   rules are complete and explain themselves; alerts_test.yml has a firing and a quiet case per alert.
 - Grafana: the provisioning points at the folder compose mounts the dashboard into; the dashboard has
@@ -38,6 +40,7 @@ from uythac.entrypoints import cli
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
+NGINX_DIR = ROOT / "deploy" / "nginx"
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
 GRAFANA_DIR = ROOT / "deploy" / "grafana"
@@ -347,6 +350,8 @@ def test_compose_published_ports_are_unique_and_local() -> None:
             assert container_port.isdigit()
             published[int(host_port)] = name
     assert {8000, 9090, 3000} <= set(published)
+    assert published[8000] == "nginx", "the host reaches the API through the reverse proxy"
+    assert "ports" not in SERVICES["api"], "the API is not published: slow clients must meet nginx, not gunicorn"
 
 
 def test_compose_uythac_variables_are_settings() -> None:
@@ -401,6 +406,53 @@ def test_compose_worker_and_api_share_one_store() -> None:
     assert "replicas" not in worker.get("deploy", {}), "one worker per SQLite store"
 
 
+# --- the reverse proxy -----------------------------------------------------------------------------------
+
+PLACEHOLDER = re.compile(r"\$\{(PROXY_[A-Z_]+)\}")
+
+
+def test_compose_nginx_renders_the_projects_template_with_every_placeholder_set() -> None:
+    nginx = SERVICES["nginx"]
+    template = NGINX_DIR / "uythac.conf.template"
+    # the image's entrypoint renders /etc/nginx/templates/X.template into $NGINX_ENVSUBST_OUTPUT_DIR/X
+    target = PurePosixPath(mount_target(nginx, "./deploy/nginx/uythac.conf.template"))
+    assert target.parent == PurePosixPath("/etc/nginx/templates") and target.name == "nginx.conf.template"
+    assert template.is_file()
+    env = compose_env("nginx")
+    assert env["NGINX_ENVSUBST_OUTPUT_DIR"] == "/etc/nginx"
+    assert env["NGINX_ENVSUBST_FILTER"] == "^PROXY_", "nginx's own $variables must stay as they are"
+    placeholders = set(PLACEHOLDER.findall(template.read_text()))
+    assert placeholders == {name for name in env if name.startswith("PROXY_")}
+    assert all(env[name] for name in placeholders)
+    # nginxctl, on a host, fills the same ones
+    nginxctl = (NGINX_DIR / "nginxctl").read_text()
+    assert set(re.findall(r"^\s+(PROXY_[A-Z_]+)\) value=", nginxctl, re.MULTILINE)) == placeholders
+
+
+def test_compose_nginx_is_the_way_in_to_the_api() -> None:
+    env = compose_env("nginx")
+    api_port = compose_env("api")["UYTHAC_API_BIND"].rsplit(":", 1)[1]
+    assert env["PROXY_UPSTREAM"] == f"api:{api_port}"
+    assert api_port in [str(port) for port in SERVICES["api"]["expose"]]
+    assert SERVICES["nginx"]["ports"] == [f"127.0.0.1:8000:{env['PROXY_LISTEN']}"]
+    assert SERVICES["nginx"]["depends_on"]["api"]["restart"] is True, "a new api container: nginx resolves it again"
+    assert SERVICES["nginx"]["command"][0] == "nginx", "the image renders templates only before `nginx`"
+
+
+def test_the_proxy_buffers_whole_requests_and_answers_problems() -> None:
+    """The settings the security finding rests on, as written in the template."""
+    text = (NGINX_DIR / "uythac.conf.template").read_text()
+    directives = dict(re.findall(r"^\s*(\w+) ([^;{]+);", text, re.MULTILINE))
+    assert directives["proxy_request_buffering"] == "on" and directives["proxy_buffering"] == "on"
+    assert directives["client_header_timeout"] == directives["client_body_timeout"] == "10s"
+    assert directives["client_max_body_size"] == "16m"
+    assert "proxy_intercept_errors" not in directives, "the API's own problems pass untouched"
+    [codes] = re.findall(r"^\s*error_page ([\d ]+) /", text, re.MULTILINE)
+    assert {"400", "408", "413", "414", "500", "502", "503", "504"} <= set(codes.split())
+    assert "default_type application/problem+json" in text
+    assert "<html" not in text
+
+
 # --- Prometheus ----------------------------------------------------------------------------------------
 
 PROMETHEUS = load_yaml(PROMETHEUS_DIR / "prometheus.yml")
@@ -421,10 +473,14 @@ def test_prometheus_scrapes_worker_and_api_where_compose_runs_them() -> None:
     targets = scrape_targets()
     defaults = settings.Settings()
     worker_port = int(compose_env("worker").get("UYTHAC_WORKER_METRICS_PORT", defaults.worker_metrics_port))
-    api_port = int(compose_env("api").get("UYTHAC_API_BIND", defaults.api_bind).rsplit(":", 1)[1])
+    # /metrics answers only on the API's internal address (UYTHAC_API_INTERNAL_BIND)
+    internal = compose_env("api").get("UYTHAC_API_INTERNAL_BIND", defaults.api_internal_bind)
+    api_port = int(internal.rsplit(":", 1)[1])
     assert targets[WORKER_JOB] == [f"worker:{worker_port}"]
     assert str(worker_port) in [str(port) for port in SERVICES["worker"]["expose"]]
     assert targets[API_JOB] == [f"api:{api_port}"]
+    assert str(api_port) in [str(port) for port in SERVICES["api"]["expose"]]
+    assert internal.startswith("0.0.0.0:"), "reachable from other containers"
     assert compose_env("api")["UYTHAC_API_BIND"].startswith("0.0.0.0:"), "reachable from other containers"
     for job in PROMETHEUS["scrape_configs"]:
         assert job.get("metrics_path", "/metrics") == "/metrics"
