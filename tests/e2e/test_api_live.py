@@ -71,6 +71,7 @@ class Api:
     """The running server, its keys, and the pipeline behind it."""
 
     base: str
+    internal: str  # the API's internal address: /metrics and /readyz
     keys: Keys
     pipeline: Pipeline
     month_end: dict[str, Any]
@@ -97,7 +98,8 @@ class Api:
 
     def metric(self, line_start: str) -> float:
         """The value of the first /metrics sample whose line starts so (0 if there is none)."""
-        text = self.call("GET", "/metrics", None).body.decode()
+        with urllib.request.urlopen(self.internal + "/metrics", timeout=30) as response:
+            text = response.read().decode()
         return next((float(line.split()[-1]) for line in text.splitlines() if line.startswith(line_start)), 0.0)
 
 
@@ -127,10 +129,11 @@ def api(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
         pipeline.stop_workers()  # no worker left running for a later test to trip over
         raise
     keys = write_keys(directory, SCOPES)
-    port = free_ports(1)[0]
+    port, internal = free_ports(2)
     env = {
         **pipeline.env(),
         "UYTHAC_API_BIND": f"127.0.0.1:{port}",
+        "UYTHAC_API_INTERNAL_BIND": f"127.0.0.1:{internal}",  # never the default 9103 of `make run`
         "UYTHAC_API_WORKERS": "2",
         "UYTHAC_API_KEYS_FILE": str(keys.path),
         "UYTHAC_API_READY_CLOCK_DAYS": "0",  # the province's clock is in 2023
@@ -140,7 +143,7 @@ def api(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     log = directory / "api.log"
     with log.open("wb") as out:
         server = subprocess.Popen([UYTHAC, "api"], env=env, stdout=out, stderr=subprocess.STDOUT)
-    running = Api(f"http://127.0.0.1:{port}", keys, pipeline, month_end, log)
+    running = Api(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{internal}", keys, pipeline, month_end, log)
     try:
         until(lambda: _up(running), 30, f"the API to start; log:\n{log.read_text(errors='replace')[-3000:]}")
         yield running
@@ -200,7 +203,9 @@ def test_the_worklist_comes_missed_first_then_by_deadline(api: Api) -> None:
 
 
 def test_the_api_is_ready_once_the_worker_caught_up(api: Api) -> None:
-    assert api.get("/readyz")["status"] == "ready"
+    with urllib.request.urlopen(api.internal + "/readyz", timeout=30) as response:
+        assert orjson.loads(response.read())["status"] == "ready"
+    assert api.call("GET", "/readyz").status == 404  # not on the callers' address
 
 
 def test_pages_filters_and_past_month_ends(api: Api) -> None:

@@ -18,7 +18,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -31,14 +30,10 @@ import pytest
 from tests.api_support import Keys, write_keys
 from tests.kafka_broker import free_ports
 from tests.pipeline import UYTHAC
+from tests.proxy_support import NGINXCTL, SLOW_BODIES, SLOW_HEADERS, run_nginxctl, slow_clients
 from tests.support import group, inspect, loan, tick, write_lines
 
-ROOT = Path(__file__).resolve().parents[2]
-NGINXCTL = ROOT / "deploy" / "nginx" / "nginxctl"
 MAX_BODY = 16 * 1024 * 1024
-SLOW_HEADERS = 50  # clients sending their request header one byte every BYTE_EVERY_S
-SLOW_BODIES = 20  # clients sending whole headers, then their body one byte every BYTE_EVERY_S
-BYTE_EVERY_S = 0.3
 NORMAL_REQUESTS = 30
 ANSWER_WITHIN_S = 2.0
 
@@ -133,11 +128,6 @@ class Proxied:
         return {**env, **settings}
 
 
-def run_nginxctl(command: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    # the first run on a machine may install nginx with apt-get
-    return subprocess.run([str(NGINXCTL), command], env=env, capture_output=True, text=True, timeout=300, check=False)
-
-
 @pytest.fixture(scope="module")
 def proxied(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxied]:
     directory = tmp_path_factory.mktemp("proxy")
@@ -193,61 +183,6 @@ def _answers(port: int) -> bool:
 
 
 # --- slow clients ------------------------------------------------------------------------------------------
-
-
-class SlowClients:
-    """Connections that each send a request one byte every BYTE_EVERY_S, on one thread, until stopped:
-    `headers` of them trickle their request header; `bodies` of them send a whole header for a
-    POST /v1/events with a valid key, then trickle the body."""
-
-    def __init__(self, port: int, headers: int, bodies: int, key: str) -> None:
-        self.sockets: list[tuple[socket.socket, bytes]] = []
-        header = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n" + b"X-Slow: " + b"a" * 4000 + b"\r\n\r\n"
-        body = b'{"event_id": "slow", "type": "clock.tick", "occurred_at": "2023-11-01"}' + b" " * 4000
-        post = (
-            f"POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-        ).encode()
-        try:
-            for n in range(headers + bodies):
-                sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-                self.sockets.append((sock, header if n < headers else body))
-                if n >= headers:
-                    sock.sendall(post)
-        except BaseException:
-            self.close()
-            raise
-        self.sent = 0
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._trickle, daemon=True)
-        self.thread.start()
-
-    def _trickle(self) -> None:
-        while not self.stopping.is_set():
-            for sock, data in self.sockets:
-                with contextlib.suppress(OSError):  # a server may close a slow client: that is its right
-                    sock.send(data[self.sent : self.sent + 1])
-            self.sent += 1
-            self.stopping.wait(BYTE_EVERY_S)
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self.thread.join(timeout=5)
-        self.close()
-
-    def close(self) -> None:
-        for sock, _ in self.sockets:
-            sock.close()
-
-
-@contextlib.contextmanager
-def slow_clients(port: int, key: str) -> Iterator[SlowClients]:
-    clients = SlowClients(port, SLOW_HEADERS, SLOW_BODIES, key)
-    try:
-        time.sleep(3 * BYTE_EVERY_S)  # every connection has sent something: a gthread server has taken each up
-        yield clients
-    finally:
-        clients.stop()
 
 
 def normal_request(port: int, n: int, key: str) -> Reply | str:
