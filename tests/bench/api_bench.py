@@ -11,27 +11,38 @@
 The mix is by who asks (`request_mix`): commune officers most (their unit, worklist, loans, flags), district
 officers (their district's units, flags, table), the province least (units by class, the whole table, and
 the full report about once a minute at 300/s). Any answer other than 200 is an error.
+
+4. Abuse (`abuse`): the same client, now through nginx as deployed (deploy/nginx/nginxctl), for
+   BENCH_API_ABUSE_SECONDS (default 15) in each of four phases: nothing else; 70 slow clients trickling
+   requests a byte every 0.3 s; a commune's key asking for past month ends' reports as fast as it can (the API
+   keeps parsed month-end answers and limits a scoped key to UYTHAC_API_SCOPED_RATE requests a second); 2 000
+   keyless requests with random methods (the /metrics labels stay bounded). The normal client's p99 in each.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import os
 import random
 import sqlite3
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.request
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from tests.bench.common import BENCH_DIR, UYTHAC, machine
 from tests.kafka_broker import free_ports
+from tests.proxy_support import SLOW_BODIES, SLOW_HEADERS, run_nginxctl, slow_clients
 from uythac.adapters.sql.schema import LAYOUT
+from uythac.core.dates import day_of
 from uythac.devtools import generate
 from uythac.entrypoints.api.auth import entry, new_key
 
@@ -178,31 +189,182 @@ def main() -> None:
         [make for _, make in mix], [weight for weight, _ in mix], k=int(rate * (WARM_UP_S + seconds))
     )
     paths = [make(randomness) for make in makers]
-    token = new_key()
+    token, commune = new_key(), new_key()
+    _, first_commune, _ = _units(db)[0]
+    keys = {"bench": ("all", token), "commune": (f"commune:{first_commune}", commune)}
     cpu: list[float] = []
-    with _serving(db, token, cpu) as port:
-        answers = _run_client(port, token, paths, rate)
+    with _serving(db, keys, cpu) as served:
+        answers = _run_client(served.port, token, paths, rate)
+        abuse(served, db, token, commune, paths, rate)
     warm_up = int(rate * WARM_UP_S)
     results = [(path, latency, status) for i, path, latency, status in answers if i >= warm_up]
+    print("directly to gunicorn:")
     _print(results, rate, seconds, os.environ.get("UYTHAC_API_WORKERS", "2"), os.environ.get("UYTHAC_API_THREADS", "4"))
-    print(f"  server CPU (start-up included): {cpu[0] * 1000 / len(paths):.2f} ms per request")
+    print(f"  server CPU (start-up included, abuse phases too): {cpu[0] * 1000 / len(paths):.2f} ms per request")
+
+
+def _units(db: Path) -> list[tuple[str, str, str]]:
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:
+        return connection.execute("SELECT district_id, commune_id, org FROM units ORDER BY 1, 2, 3").fetchall()
+
+
+def _month_ends(db: Path) -> list[str]:
+    """The month ends whose report the store kept (their `?as_of=`)."""
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:
+        days = [day for (day,) in connection.execute("SELECT as_of FROM snapshots ORDER BY as_of")]
+    return [day_of(day).isoformat() for day in days]
+
+
+def abuse(served: Served, db: Path, token: str, commune: str, paths: list[str], rate: float) -> None:
+    """The normal client through nginx, alone and beside each abuse in turn; a line of figures for each."""
+    seconds = float(os.environ.get("BENCH_API_ABUSE_SECONDS", "15"))
+    count = int(rate * (2 + seconds))
+    normal, warm_up = paths[:count], int(rate * 2)
+    month_ends = _month_ends(db)
+    proxy_port = free_ports(1)[0]
+    env = {
+        **os.environ,
+        "UYTHAC_NGINX_DIR": str(served.scratch / "nginx"),
+        "UYTHAC_NGINX_PORT": str(proxy_port),
+        "UYTHAC_NGINX_UPSTREAM": f"127.0.0.1:{served.port}",
+        "UYTHAC_NGINX_STOP_WITH_PID": str(os.getpid()),
+    }
+    if os.geteuid() == 0:
+        env["UYTHAC_NGINX_USER"] = "root"  # the scratch folder is private to its owner
+    started = run_nginxctl("up", env)
+    if started.returncode != 0:
+        print(f"abuse: skipped, nginx did not start: {started.stderr.strip()}")
+        return
+    try:
+        print(f"abuse: the same mix through nginx, {rate:.0f} requests/s for {seconds:.0f} s per phase")
+        print(f"  {'beside it':<52} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'errors':>7}  abuse's answers")
+        phases: list[tuple[str, Callable[[], contextlib.AbstractContextManager[Callable[[], str]]]]] = [
+            ("nothing", _nothing),
+            (f"{SLOW_HEADERS + SLOW_BODIES} slow clients (a byte every 0.3 s)", lambda: _slow(proxy_port, token)),
+            ("a commune's key asking for past month ends", lambda: _flood(proxy_port, commune, month_ends)),
+            ("2 000 keyless requests with random methods", lambda: _methods(proxy_port, served.internal)),
+        ]
+        for name, phase in phases:
+            with phase() as said:
+                answers = _run_client(proxy_port, token, normal, rate)
+            latencies = [latency * 1000 for i, _, latency, _ in answers if i >= warm_up]
+            errors = sum(status != 200 for i, _, _, status in answers if i >= warm_up)
+            p50, p99, most = percentile(latencies, 0.5), percentile(latencies, 0.99), max(latencies)
+            print(f"  {name:<52} {p50:>8.1f} {p99:>8.1f} {most:>8.1f} {errors:>7}  {said()}")
+    finally:
+        run_nginxctl("down", env)
 
 
 @contextmanager
-def _serving(db: Path, token: str, cpu: list[float]) -> Iterator[int]:
-    """`uythac api` on a free loopback port, with one key of scope all; its port. When it has stopped,
+def _nothing() -> Iterator[Callable[[], str]]:
+    yield lambda: ""
+
+
+@contextmanager
+def _slow(port: int, token: str) -> Iterator[Callable[[], str]]:
+    with slow_clients(port, token):
+        yield lambda: "held by nginx"
+
+
+def _statuses(counts: dict[int, int]) -> str:
+    return ", ".join(f"{count} x {status}" for status, count in sorted(counts.items()))
+
+
+@contextmanager
+def _repeat(send: Callable[[int], int]) -> Iterator[Callable[[], str]]:
+    """`send(n)` over and over on a thread (its statuses counted) until the phase ends."""
+    counts: dict[int, int] = defaultdict(int)
+    stop = threading.Event()
+
+    def loop() -> None:
+        n = 0
+        while not stop.is_set():
+            counts[send(n)] += 1
+            n += 1
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield lambda: _statuses(counts)
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+
+
+def _status(port: int, method: str, path: str, token: str | None = None) -> int:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            response.read()
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        error.read()
+        return int(error.code)
+    except OSError:
+        return 0
+
+
+@contextmanager
+def _flood(port: int, token: str, month_ends: list[str]) -> Iterator[Callable[[], str]]:
+    def send(n: int) -> int:
+        kind = "report" if n % 2 else "distribution"
+        return _status(port, "GET", f"/v1/{kind}?as_of={month_ends[n % len(month_ends)]}", token)
+
+    with _repeat(send) as said:
+        yield said
+
+
+@contextmanager
+def _methods(port: int, internal: int) -> Iterator[Callable[[], str]]:
+    before = _metrics_lines(internal)
+    methods = random.Random(7)
+
+    def send(n: int) -> int:
+        if n >= 2000:
+            time.sleep(0.05)
+            return -1
+        method = "".join(methods.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ") for _ in range(8))
+        return _status(port, method, "/v1/units")
+
+    with _repeat(send) as said:
+        yield lambda: f"{said()}; /metrics {before} lines before, {_metrics_lines(internal)} after"
+
+
+def _metrics_lines(internal: int) -> int:
+    with urllib.request.urlopen(f"http://127.0.0.1:{internal}/metrics", timeout=10) as response:
+        return len(response.read().splitlines())
+
+
+@dataclass(frozen=True)
+class Served:
+    port: int  # the callers' address
+    internal: int  # /metrics
+    scratch: Path
+
+
+@contextmanager
+def _serving(db: Path, tokens: dict[str, tuple[str, str]], cpu: list[float]) -> Iterator[Served]:
+    """`uythac api` on free loopback ports, with these keys (name: (scope, token)). When it has stopped,
     the CPU seconds of its processes (gunicorn's master and the workers it reaped) go into `cpu`."""
     with tempfile.TemporaryDirectory(prefix="uythac-api-bench-") as scratch:
         keys = Path(scratch) / "keys.yaml"
-        keys.write_text("keys:\n" + entry("bench", "all", token), encoding="utf-8")
-        port = free_ports(1)[0]
-        env = {**os.environ, "UYTHAC_API_KEYS_FILE": str(keys), "UYTHAC_API_BIND": f"127.0.0.1:{port}"}
+        entries = "".join(entry(name, scope, token) for name, (scope, token) in tokens.items())
+        keys.write_text("keys:\n" + entries, encoding="utf-8")
+        port, internal = free_ports(2)
+        env = {
+            **os.environ,
+            "UYTHAC_API_KEYS_FILE": str(keys),
+            "UYTHAC_API_BIND": f"127.0.0.1:{port}",
+            "UYTHAC_API_INTERNAL_BIND": f"127.0.0.1:{internal}",  # never the default 9103 of `make run`
+        }
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         with (Path(scratch) / "api.log").open("wb") as log:
             server = subprocess.Popen([UYTHAC, "api", "--db", str(db)], env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             _wait_up(port)
-            yield port
+            yield Served(port, internal, Path(scratch))
         finally:
             server.terminate()
             _, _, usage = os.wait4(server.pid, 0)
