@@ -22,7 +22,6 @@ import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date
-from functools import lru_cache, partial
 from typing import Any
 
 from uythac.core import report
@@ -68,7 +67,7 @@ class Processor:
         self.cache = Cache(cache_limit)
         # A unit's score is a pure function of its counts, and most units of an old month end keep their
         # counts from one month end to the next (a backfill of years passes hundreds of month ends).
-        self.score = lru_cache(maxsize=1 << 14)(partial(report.score, card=card))
+        self.score = report.scorer(card, 1 << 14)
         self._restore()
 
     def _restore(self) -> None:

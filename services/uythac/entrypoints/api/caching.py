@@ -60,7 +60,7 @@ class Scores:
 
     def __init__(self, card: Scorecard, size: int = 1 << 16, worded: int = 1 << 12) -> None:
         self.card = card
-        self.of: Callable[[Counts], UnitScore] = lru_cache(maxsize=size)(partial(report.score, card=card))
+        self.of: Callable[[Counts], UnitScore] = report.scorer(card, size)
         self.explained: Callable[[UnitScore], tuple[dict[str, Any], ...]] = lru_cache(maxsize=worded)(
             partial(_explanations, windows=card.windows)
         )
