@@ -32,6 +32,13 @@ def test_a_broker_that_stops_gives_kafka_unavailable_then_answers_at_once(
 ) -> None:
     monkeypatch.setattr(publisher, "DOWN_S", 3.0)
     sender = Publisher(broker.bootstrap, "api.events", 1, 2000)
+    try:
+        stops_then_comes_back(sender, broker)
+    finally:
+        sender.close()  # else its producer calls the stopped broker for the rest of the session
+
+
+def stops_then_comes_back(sender: Publisher, broker: KafkaBroker) -> None:
     sender.send([(b"C0001", b'{"n": 1}')])
     broker.stop()
     with pytest.raises(KafkaUnavailable):

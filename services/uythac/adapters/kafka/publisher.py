@@ -60,6 +60,13 @@ class Publisher:
             self._failed(f"Kafka at {self.bootstrap} did not acknowledge the events: {error}", producer)
             raise KafkaUnavailable(self._failure, DOWN_S) from error
 
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Close the producer, if any: its sender thread would otherwise go on calling a broker that is gone."""
+        with self._lock:
+            producer, self._producer = self._producer, None
+        if producer is not None:
+            _close(producer, timeout_s)
+
     def _ready(self) -> KafkaProducer:
         """The producer, made if need be (waiting for it at most the timeout); `KafkaUnavailable` at once while
         Kafka is known to be down."""
