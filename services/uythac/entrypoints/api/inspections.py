@@ -72,14 +72,29 @@ def get_worklist() -> Response:
     """
     args = query(_WORKLIST_ARGS)
     limit, offset = args["per_page"], (args["page"] - 1) * args["per_page"]
+    today, total, items = worklist_items(
+        _selection(args), args["within_days"], args.get("duty"), args.get("status"), limit, offset
+    )
+    return respond(_WORKLIST_PAGE, answers.page(today, args["page"], limit, total, items))
+
+
+def worklist_items(
+    selection: Selection,
+    within_days: int,
+    duty: str | None = None,
+    status: str | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+) -> tuple[date | None, int, list[dict[str, Any]]]:
+    """T, how many items the selection's worklist has, and those from `offset` (`limit` of them; all: None):
+    the API's worklist and the officers' pages and workbooks read it here."""
     connection = reading()
     today = queries.clock(connection)
     if today is None:
-        return respond(_WORKLIST_PAGE, answers.page(None, args["page"], limit, 0, []))
-    bounds = WorkBounds.at(today, services().card.windows, args["within_days"])
-    found = queries.worklist(connection, bounds, _selection(args), args.get("duty"), args.get("status"), limit, offset)
-    items = [worklist.entry(item, today) for item in found.rows]
-    return respond(_WORKLIST_PAGE, answers.page(today, args["page"], limit, found.total, items))
+        return None, 0, []
+    bounds = WorkBounds.at(today, services().card.windows, within_days)
+    found = queries.worklist(connection, bounds, selection, duty, status, limit, offset)
+    return today, found.total, [worklist.entry(item, today) for item in found.rows]
 
 
 def _loans_page(
