@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import shutil
 import sys
 import tempfile
@@ -161,6 +162,9 @@ def serve(settings: Settings) -> int:
             raise RuntimeError(f"prometheus_client was imported before {MULTIPROC_DIR} was set")
         own = tempfile.mkdtemp(prefix="uythac-api-metrics-")
         os.environ[MULTIPROC_DIR] = own
+    # One pages secret for all the workers (a session signed by one is read by another): the configured one, or a
+    # random one made here in the master, which a restart replaces (its officers sign in again).
+    settings = replace(settings, pages_secret=settings.pages_secret or secrets.token_urlsafe(32))
     private = tempfile.mkdtemp(prefix="uythac-api-")
     try:
         ApiServer(settings, _Keys(settings.api_keys_file, private)).run()
