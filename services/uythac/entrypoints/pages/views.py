@@ -35,7 +35,7 @@ from uythac.entrypoints.pages.history import History
 from uythac.entrypoints.pages.officers import Throttle
 from uythac.entrypoints.pages.words import CLASSES as CLASS_WORDS
 from uythac.entrypoints.pages.words import COMPONENTS, DUTIES, LANGUAGES, ORGS, STATUSES, TEXT, day, number, word
-from uythac.schemas.events import AREA_PATTERN
+from uythac.schemas.events import AREA_PATTERN, one_of
 from uythac.schemas.events import ORGS as ORG_CODES
 from uythac.settings import Settings
 
@@ -72,9 +72,9 @@ def pages() -> Pages:
 
 class DistrictArgs(Schema):
     error_messages = {"unknown": "not a parameter of this page"}  # noqa: RUF012 (marshmallow's own name)
-    org = fields.String(validate=lambda value: value in ORG_CODES)
-    class_ = fields.String(data_key="class", validate=lambda value: value in CLASSES)
-    sort = fields.String(validate=lambda value: value in SORTS)
+    org = fields.String(validate=one_of(*ORG_CODES))
+    class_ = fields.String(data_key="class", validate=one_of(*CLASSES))
+    sort = fields.String(validate=one_of(*SORTS))
 
 
 _DISTRICT_ARGS, _DISTRIBUTION_ARGS, _WORKLIST_ARGS = DistrictArgs(), DistributionArgs(), WorklistArgs()
