@@ -56,6 +56,7 @@ bench: $(STAMP)
 	$(BIN)/python -m tests.bench.replay_bench
 	$(BIN)/python -m tests.bench.worker_bench
 	$(BIN)/python -m tests.bench.api_bench
+	$(BIN)/python -m tests.bench.pages_bench
 
 ## schemas: regenerate the JSON Schema files in schemas/json from the marshmallow schemas
 schemas: $(STAMP)
