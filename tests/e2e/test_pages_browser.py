@@ -242,3 +242,42 @@ def test_the_keyboard_reaches_the_content_first(page: Page, server: Server) -> N
     assert focused == "Bỏ qua, tới nội dung chính"
     page.keyboard.press("Enter")
     assert page.evaluate("document.activeElement.id") == "main"
+
+
+# Every visible text's contrast with the background it sits on (WCAG's relative luminance), and every form
+# control's label: checked in the browser on the styles as rendered.
+_CONTRAST = """() => {
+  const rgb = s => (s.match(/rgba?\\(([^)]+)\\)/) || [null, null])[1]?.split(',').map(Number);
+  const linear = c => { c /= 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; };
+  const lum = ([r, g, b]) => 0.2126 * linear(r) + 0.7152 * linear(g) + 0.0722 * linear(b);
+  const background = el => {
+    for (let e = el; e; e = e.parentElement) {
+      const c = rgb(getComputedStyle(e).backgroundColor);
+      if (c && (c.length < 4 || c[3] > 0)) return c;
+    }
+    return [255, 255, 255];
+  };
+  const low = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  while (walker.nextNode()) {
+    const el = walker.currentNode.parentElement, text = walker.currentNode.textContent.trim();
+    if (!text || el.closest('svg') || !el.checkVisibility()) continue;
+    const [a, b] = [lum(rgb(getComputedStyle(el).color)), lum(background(el))];
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    if (ratio < 4.5) low.push(text.slice(0, 40) + ': ' + ratio.toFixed(2));
+  }
+  return low;
+}"""
+_UNLABELLED = """() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+  .filter(e => e.labels.length === 0 && !e.getAttribute('aria-label')).map(e => e.name)"""
+
+
+def test_text_has_contrast_and_controls_have_labels(page: Page, server: Server) -> None:
+    page.goto(server.url + "/trang/dang-nhap")
+    assert page.evaluate(_CONTRAST) == [] and page.evaluate(_UNLABELLED) == []
+    sign_in(page, server, "all")
+    for path in [*PAGES, "/trang/huyen/D01?sort=score"]:
+        page.goto(server.url + path)
+        assert page.locator("html").get_attribute("lang") == "vi"
+        assert page.evaluate(_CONTRAST) == [], path
+        assert page.evaluate(_UNLABELLED) == [], path

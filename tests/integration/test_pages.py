@@ -178,6 +178,7 @@ def test_pages_are_not_kept_and_run_no_script(client: FlaskClient, keys: Keys) -
         ("c0001", "/trang/xa/C0002/HND"),
         ("all", "/trang/huyen/D99"),
         ("all", "/trang/xa/C0001/DTN"),
+        ("all", "/trang/no-such-page"),
     ],
 )
 def test_another_area_by_url_is_404(client: FlaskClient, keys: Keys, key: str, path: str) -> None:

@@ -346,5 +346,11 @@ def flags_workbook() -> Response:
     return _download(workbooks.flags(items, language()), f"qua-han-30-ngay-{answers.iso(today)}.xlsx")
 
 
+@bp.get("/<path:unknown>")
+def elsewhere(unknown: str) -> Response:
+    """Any other address under /trang: the pages' own 404, not the API's JSON problem."""
+    raise Problem("not-found", f"no page {unknown}")
+
+
 def _download(body: bytes, name: str) -> Response:
     return Response(body, mimetype=workbooks.XLSX, headers={"Content-Disposition": f'attachment; filename="{name}"'})
