@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import io
 import re
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import itsdangerous.timed
 import openpyxl
 import pytest
 from flask.testing import FlaskClient
@@ -89,6 +91,15 @@ def test_signing_in_gives_a_signed_http_only_cookie_and_signing_out_ends_it(clie
     out = client.post("/trang/dang-xuat", data={"csrf": csrf(client, "/trang/danh-sach")})
     assert out.status_code == 303
     assert client.get("/trang/danh-sach").status_code == 302
+
+
+def test_a_session_ends_at_its_lifetime(setup: tuple[Path, Keys], keys: Keys, monkeypatch: pytest.MonkeyPatch) -> None:
+    client = _client(setup, pages_session_minutes=30)
+    sign_in(client, keys.keys["all"])
+    assert client.get("/trang/tinh").status_code == 200
+    later = time.time() + 31 * 60
+    monkeypatch.setattr(itsdangerous.timed.time, "time", lambda: later)  # the signature's age, checked on reading
+    assert client.get("/trang/tinh").status_code == 302
 
 
 def test_the_cookie_is_secure_behind_https(client: FlaskClient, keys: Keys) -> None:
