@@ -7,9 +7,13 @@ from datetime import date
 
 import openpyxl
 
-from uythac.entrypoints.pages import charts, workbooks
+from uythac.core.model import Status
+from uythac.core.scorecard import CLASSES, COMPONENTS
+from uythac.core.worklist import WORK_STATUSES, DutyKind
+from uythac.entrypoints.pages import charts, words, workbooks
 from uythac.entrypoints.pages.officers import Throttle
 from uythac.entrypoints.pages.words import ORGS, day, number
+from uythac.schemas.events import ORGS as ORG_CODES
 
 
 def test_numbers_and_dates_are_written_the_vietnamese_way_first() -> None:
@@ -18,6 +22,13 @@ def test_numbers_and_dates_are_written_the_vietnamese_way_first() -> None:
     assert number(None, "vi") == ""
     assert day("2024-03-01") == day(date(2024, 3, 1)) == "01/03/2024" and day(None) == ""
     assert ORGS["HND"][0] == "Hội Nông dân"
+
+
+def test_every_code_the_api_answers_has_its_words() -> None:
+    assert set(words.ORGS) == set(ORG_CODES) and set(words.CLASSES) == set(CLASSES)
+    assert set(words.COMPONENTS) == set(COMPONENTS) and set(words.DUTIES) == {kind.value for kind in DutyKind}
+    assert {*Status, *WORK_STATUSES} == set(words.STATUSES)
+    assert all(len(pair) == len(words.LANGUAGES) and all(pair) for pair in words.TEXT.values())
 
 
 def test_failed_sign_ins_wait_longer_and_longer_then_a_success_forgets() -> None:

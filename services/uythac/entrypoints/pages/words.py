@@ -41,9 +41,7 @@ STATUSES: dict[str, tuple[str, str]] = {
     "missed": ("Quá hạn", "Missed"),
     "due_soon": ("Sắp đến hạn", "Due soon"),
     "pending": ("Chưa đến hạn", "Pending"),
-    "fulfilled": ("Đã kiểm tra", "Inspected"),
-    "fulfilled_late": ("Kiểm tra muộn", "Inspected late"),
-    "repaid": ("Đã trả hết", "Repaid"),
+    "fulfilled": ("Đã kiểm tra đúng hạn", "Inspected on time"),
 }
 TEXT: dict[str, tuple[str, str]] = {
     "app": ("Ủy thác — theo dõi kiểm tra", "Uythac — inspection follow-up"),
