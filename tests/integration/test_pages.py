@@ -197,6 +197,15 @@ def test_another_area_by_url_is_404(client: FlaskClient, keys: Keys, key: str, p
     assert "Không tìm thấy" in page(client, path, 404)
 
 
+def test_a_commune_officer_lands_on_the_worklist_with_links_to_the_communes_units(
+    client: FlaskClient, keys: Keys
+) -> None:
+    sign_in(client, keys.keys["c0001"])
+    assert client.get("/trang/").headers["Location"] == "/trang/danh-sach"
+    html = page(client, "/trang/danh-sach")
+    assert 'href="/trang/xa/C0001/HND">Hội Nông dân</a>' in html and 'href="/trang/xa/C0001/HPN">Hội Phụ nữ</a>' in html
+
+
 def test_lists_and_workbooks_keep_to_the_area(client: FlaskClient, keys: Keys) -> None:
     sign_in(client, keys.keys["d01"])
     communes = set(re.findall(r'href="/trang/xa/(C\d+)/', page(client, "/trang/danh-sach")))

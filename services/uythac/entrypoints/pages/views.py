@@ -322,11 +322,13 @@ def worklist() -> str:
     today, total, items = _kept_worklist(
         _worklist_selection(args), args["within_days"], args.get("duty"), args.get("status"), per_page, offset
     )
+    area = caller().area
+    own = [unit for unit, _ in scored_units(Selection(area))[1]] if area.commune_id is not None else []
     pages_count = max(1, -(-total // per_page))
     kept = {name: value for name, value in request.args.items() if value and name != "page"}
     return render_template(
         "worklist.html", items=items, total=total, today=today, args=args, number=args["page"], pages=pages_count,
-        kept=kept, duties=list(DUTIES), statuses=list(STATUSES)[:3], per_page=per_page,
+        kept=kept, duties=list(DUTIES), statuses=list(STATUSES)[:3], per_page=per_page, own=own,
     )  # fmt: skip
 
 
