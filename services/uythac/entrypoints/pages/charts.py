@@ -45,8 +45,8 @@ def bars(groups: Sequence[tuple[str, Sequence[tuple[str, str, int]]]], title: st
 
 def line(points: Sequence[tuple[str, float, str]], title: str, most: float = 100.0) -> str:
     """A small line of scores (label, value, the value written out) from 0 to `most`, each point labelled."""
-    step, pad, height, top, bottom = 56, 28, 90, 16, 30
-    width = pad * 2 + max(len(points) - 1, 1) * step
+    width, pad, height, top, bottom = 640, 32, 120, 20, 30
+    step = (width - 2 * pad) / max(len(points) - 1, 1)
     at = [
         (pad + i * step, top + height - height * value / most, label, text)
         for i, (label, value, text) in enumerate(points)
@@ -62,8 +62,8 @@ def line(points: Sequence[tuple[str, float, str]], title: str, most: float = 100
     for x, y, label, text in at:
         parts.append(
             f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="#2f6fa7"/>'
-            f'<text x="{x:.1f}" y="{y - 6:.1f}" font-size="10" text-anchor="middle">{escape(text)}</text>'
-            f'<text x="{x:.1f}" y="{top + height + 16}" font-size="10" text-anchor="middle">{escape(label)}</text>'
+            f'<text x="{x:.1f}" y="{y - 7:.1f}" font-size="13" text-anchor="middle">{escape(text)}</text>'
+            f'<text x="{x:.1f}" y="{top + height + 18}" font-size="11" text-anchor="middle">{escape(label)}</text>'
         )
     parts.append("</svg>")
     return "".join(parts)
