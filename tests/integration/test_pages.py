@@ -130,7 +130,9 @@ def test_forms_without_the_csrf_token_are_refused(client: FlaskClient, keys: Key
     assert client.get("/trang/tinh").status_code == 200  # still signed in
 
 
-def test_a_bad_key_is_refused_and_repeated_failures_must_wait(client: FlaskClient, keys: Keys) -> None:
+def test_a_bad_key_is_refused_and_repeated_failures_must_wait(
+    client: FlaskClient, keys: Keys, caplog: pytest.LogCaptureFixture
+) -> None:
     def attempt(key: str) -> Any:
         return client.post(
             "/trang/dang-nhap", data={"csrf": csrf(client), "key": key}, environ_base={"REMOTE_ADDR": "10.1.2.3"}
@@ -144,6 +146,9 @@ def test_a_bad_key_is_refused_and_repeated_failures_must_wait(client: FlaskClien
     assert waiting.status_code == 429 and int(waiting.headers["Retry-After"]) >= 1
     other = client.post("/trang/dang-nhap", data={"csrf": csrf(client), "key": keys.keys["all"]})
     assert other.status_code == 303  # another address is not slowed
+    refused = [r for r in caplog.records if r.getMessage() == "pages sign-in refused"]
+    assert len(refused) == 6 and all(r.address == "10.1.2.3" for r in refused)  # type: ignore[attr-defined]
+    assert not any("uythac_wrong" in r.getMessage() + str(vars(r)) for r in caplog.records)  # never a key
 
 
 def test_the_next_page_after_sign_in_stays_on_this_site(client: FlaskClient, keys: Keys) -> None:

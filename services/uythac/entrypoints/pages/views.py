@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -40,6 +41,7 @@ from uythac.schemas.events import ORGS as ORG_CODES
 from uythac.settings import Settings
 
 EXTENSION = "uythac.pages"
+log = logging.getLogger(__name__)
 bp = Blueprint("pages", __name__, url_prefix="/trang", template_folder="templates", static_folder="static")
 OPEN_ENDPOINTS = {"pages.sign_in", "pages.static", "pages.language"}
 SORTS = ("commune", "score", "score_desc", "missed", "due")
@@ -189,11 +191,14 @@ def sign_in() -> ResponseReturnValue:
         seconds = max(1, round(wait))
         body = render_template("signin.html", next=target, failed=True, message=t("too_many", seconds=seconds))
         return Response(body, status=429, mimetype="text/html", headers={"Retry-After": str(seconds)})
-    if officers.sign_in(state.keys, request.form.get("key", "")) is None:
+    key = officers.sign_in(state.keys, request.form.get("key", ""))
+    if key is None:
         state.throttle.failed(where)
+        log.warning("pages sign-in refused", extra={"address": where, "wait_s": round(state.throttle.wait(where), 1)})
         body = render_template("signin.html", next=target, failed=True, message=t("bad_key"))
         return Response(body, status=401, mimetype="text/html")
     state.throttle.succeeded(where)
+    log.info("pages sign-in", extra={"key": key.name, "address": where})
     return redirect(target, code=303)
 
 
