@@ -59,11 +59,15 @@ def line(points: Sequence[tuple[str, float, str]], title: str, most: float = 100
     if len(at) > 1:
         path = " ".join(f"{x:.1f},{y:.1f}" for x, y, _, _ in at)
         parts.append(f'<polyline points="{path}" fill="none" stroke="#2f6fa7" stroke-width="2"/>')
-    for x, y, label, text in at:
-        parts.append(
-            f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="#2f6fa7"/>'
-            f'<text x="{x:.1f}" y="{y - 7:.1f}" font-size="13" text-anchor="middle">{escape(text)}</text>'
-            f'<text x="{x:.1f}" y="{top + height + 18}" font-size="11" text-anchor="middle">{escape(label)}</text>'
-        )
+    every = -(-len(at) // 8)  # at most 8 points written out (and the last), so that labels never overlap
+    last = len(at) - 1
+    for i, (x, y, label, text) in enumerate(at):
+        point = f"{escape(label)}: {escape(text)}"
+        parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="#2f6fa7"><title>{point}</title></circle>')
+        if i == last or (i % every == 0 and last - i >= every):
+            parts.append(
+                f'<text x="{x:.1f}" y="{y - 7:.1f}" font-size="13" text-anchor="middle">{escape(text)}</text>'
+                f'<text x="{x:.1f}" y="{top + height + 18}" font-size="12" text-anchor="middle">{escape(label)}</text>'
+            )
     parts.append("</svg>")
     return "".join(parts)
