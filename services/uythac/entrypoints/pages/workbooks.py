@@ -64,60 +64,49 @@ def _t(key: str, language: str) -> str:
     return word(TEXT, key, language)
 
 
-def worklist(items: Iterable[Mapping[str, Any]], language: str) -> bytes:
-    """The worklist's items (`core.worklist.entry`), in their order: missed first, then by deadline."""
-    columns = [
-        Column(_t("duty", language), 34),
-        Column(_t("id", language), 16),
-        Column(_t("district", language), 10),
-        Column(_t("commune", language), 10),
-        Column(_t("org", language), 10),
-        Column(_t("opened_on", language), 13, "date"),
-        Column(_t("deadline", language), 13, "date"),
-        Column(_t("days_left", language), 10, "number"),
-        Column(_t("status", language), 14),
-    ]
+# (header, width, kind, the entry's field) of each column; a duty's and a status's code is written as words
+_WORKLIST = (
+    ("duty", 34, "text", "duty"),
+    ("id", 16, "text", "id"),
+    ("district", 10, "text", "district_id"),
+    ("commune", 10, "text", "commune_id"),
+    ("org", 10, "text", "org"),
+    ("opened_on", 13, "date", "opened_on"),
+    ("deadline", 13, "date", "deadline"),
+    ("days_left", 10, "number", "days_left"),
+    ("status", 14, "text", "status"),
+)
+_FLAGS = (
+    ("loan", 16, "text", "loan_id"),
+    ("district", 10, "text", "district_id"),
+    ("commune", 10, "text", "commune_id"),
+    ("org", 10, "text", "org"),
+    ("disbursed_on", 14, "date", "disbursed_on"),
+    ("deadline", 13, "date", "deadline"),
+    ("late_inspection_on", 16, "date", "late_inspection_on"),
+)
+_WORDED = {"duty": DUTIES, "status": STATUSES}
+
+
+def _entries(
+    title: str, spec: Sequence[tuple[str, int, str, str]], items: Iterable[Mapping[str, Any]], language: str
+) -> bytes:
+    columns = [Column(_t(header, language), width, kind) for header, width, kind, _ in spec]
     rows = (
-        [
-            word(DUTIES, item["duty"], language),
-            item["id"],
-            item["district_id"],
-            item["commune_id"],
-            item["org"],
-            item["opened_on"],
-            item["deadline"],
-            item["days_left"],
-            word(STATUSES, item["status"], language),
-        ]
+        [word(_WORDED[field], item[field], language) if field in _WORDED else item[field] for *_, field in spec]
         for item in items
     )
-    return workbook(_t("worklist", language), columns, rows)
+    return workbook(_t(title, language), columns, rows)
+
+
+def worklist(items: Iterable[Mapping[str, Any]], language: str) -> bytes:
+    """The worklist's items (`core.worklist.entry`), in their order: missed first, then by deadline."""
+    return _entries("worklist", _WORKLIST, items, language)
 
 
 def flags(items: Iterable[Mapping[str, Any]], language: str) -> bytes:
     """The flags (`report.flag_entry`): loans whose 30-day inspection was missed, in report order."""
-    columns = [
-        Column(_t("loan", language), 16),
-        Column(_t("district", language), 10),
-        Column(_t("commune", language), 10),
-        Column(_t("org", language), 10),
-        Column(_t("disbursed_on", language), 14, "date"),
-        Column(_t("deadline", language), 13, "date"),
-        Column(_t("late_inspection_on", language), 16, "date"),
-    ]
-    rows = (
-        [
-            item["loan_id"],
-            item["district_id"],
-            item["commune_id"],
-            item["org"],
-            item["disbursed_on"],
-            item["deadline"],
-            item["late_inspection_on"],
-        ]
-        for item in items
-    )
-    return workbook(_t("flags", language), columns, rows)
+    return _entries("flags", _FLAGS, items, language)
 
 
 def distribution(table: Mapping[str, Any], language: str) -> bytes:
