@@ -27,11 +27,13 @@ run: $(STAMP)
 test: $(STAMP) lint typecheck tools
 	$(BIN)/pytest -q
 
-## tools: promtool (Debian's prometheus package) checks the alert rules; valgrind watches durable's C engine
+## tools: promtool (Debian's prometheus package) checks the alert rules; valgrind watches durable's C engine;
+## chromium (Debian's) is the real browser the pages' tests drive with Playwright
 tools:
 	@missing=""; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	command -v valgrind >/dev/null || missing="$$missing valgrind"; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing$$missing (apt-get)"; \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
@@ -54,6 +56,7 @@ bench: $(STAMP)
 	$(BIN)/python -m tests.bench.replay_bench
 	$(BIN)/python -m tests.bench.worker_bench
 	$(BIN)/python -m tests.bench.api_bench
+	$(BIN)/python -m tests.bench.pages_bench
 
 ## schemas: regenerate the JSON Schema files in schemas/json from the marshmallow schemas
 schemas: $(STAMP)

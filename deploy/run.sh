@@ -93,6 +93,13 @@ if [[ ! -f "$UYTHAC_API_KEYS_FILE" || ! -f "$DIR/api-key" ]]; then
     { echo "keys:"; tail -n1 <<<"$made"; } >"$UYTHAC_API_KEYS_FILE"
     chmod 600 "$DIR/api-key"
 fi
+# The officers' pages sign in with the same key; their session cookies are signed with a secret kept here, so a
+# restart of `make run` keeps them signed in.
+if [[ -z "${UYTHAC_PAGES_SECRET:-}" ]]; then
+    [[ -f "$DIR/pages-secret" ]] || (umask 077 && "$BIN/python" -c 'import secrets; print(secrets.token_urlsafe(32))' >"$DIR/pages-secret")
+    UYTHAC_PAGES_SECRET="$(cat "$DIR/pages-secret")"
+    export UYTHAC_PAGES_SECRET
+fi
 url="http://127.0.0.1:${UYTHAC_NGINX_PORT:-8000}"
 internal="http://$UYTHAC_API_INTERNAL_BIND"
 cat <<INFO
@@ -104,5 +111,8 @@ The API: $url  (nginx, in front of gunicorn on $UYTHAC_API_BIND; Ctrl-C stops th
   logs      the API: this terminal; nginx: ${UYTHAC_NGINX_DIR:-var/nginx}/logs/ (deploy/nginx/nginxctl logs [error|access])
   try       curl -H "Authorization: Bearer \$(cat $DIR/api-key)" $url/v1/distribution
             curl -H "Authorization: Bearer \$(cat $DIR/api-key)" "$url/v1/units?org=HND&class=yeu"
+
+The pages for officers: $url/trang/  (Vietnamese first; sign in with the key below; docs/pages.md)
+  sign-in key  $(cat "$DIR/api-key")  (scope all; also in $DIR/api-key)
 INFO
 "$BIN/uythac" api

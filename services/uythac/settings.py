@@ -49,6 +49,14 @@ class Settings:
     api_ready_heartbeat_s: int = 60  # /readyz: the worker's heartbeat in the store must be at most this old
     api_ready_lag: int = 10000  # /readyz: at most this many events-topic messages not yet applied
     api_ready_clock_days: int = 2  # /readyz: Vietnam today minus the clock T at most this; 0: not checked
+    # The officers' pages (/trang): the secret that signs their session cookies (32+ random characters; empty: a
+    # random one per `uythac api` start, so a restart signs everyone out), how long a sign-in lasts, how many
+    # failed sign-ins in a row one address may make before each further one makes it wait twice as long (from 2 s),
+    # and the worklist's lines per page.
+    pages_secret: str = ""
+    pages_session_minutes: int = 480
+    pages_signin_failures: int = 5
+    pages_per_page: int = 100
 
 
 def load(environ: Mapping[str, str] = os.environ) -> Settings:

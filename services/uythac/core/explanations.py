@@ -38,7 +38,7 @@ class _Numbers:
     percent: str  # numerator / denominator
 
 
-def _number(value: int | float, vietnamese: bool) -> str:
+def numeral(value: int | float, vietnamese: bool) -> str:
     """1234567.5 → '1,234,567.5' (en) or '1.234.567,5' (vi); at most 2 decimals, none when whole."""
     text = f"{value:,}" if isinstance(value, int) else f"{value:,.2f}".rstrip("0").rstrip(".")
     return text.translate(_VIETNAMESE_MARKS) if vietnamese else text
@@ -53,17 +53,17 @@ def _percent(numerator: int, denominator: int, vietnamese: bool) -> str:
     points are worded, and a denominator of 0 gives full points, so `denominator` is never 0 here)."""
     rounded = hundredths(Fraction(100 * numerator, denominator))
     if rounded == 0 and numerator > 0:
-        return "<" + _number(0.01, vietnamese) + "%"
-    return _number(as_number(rounded), vietnamese) + "%"
+        return "<" + numeral(0.01, vietnamese) + "%"
+    return numeral(as_number(rounded), vietnamese) + "%"
 
 
 def _numbers(component: ComponentScore, vietnamese: bool) -> _Numbers:
     return _Numbers(
-        lost=_number(as_number(component.max - component.points), vietnamese),
-        max=_number(as_number(component.max), vietnamese),
-        numerator=_number(component.numerator, vietnamese),
-        denominator=_number(component.denominator, vietnamese),
-        missing=_number(component.denominator - component.numerator, vietnamese),
+        lost=numeral(as_number(component.max - component.points), vietnamese),
+        max=numeral(as_number(component.max), vietnamese),
+        numerator=numeral(component.numerator, vietnamese),
+        denominator=numeral(component.denominator, vietnamese),
+        missing=numeral(component.denominator - component.numerator, vietnamese),
         percent=_percent(component.numerator, component.denominator, vietnamese),
     )
 
@@ -162,19 +162,19 @@ def still_to_inspect(counts: Counts, today: date, windows: Windows) -> Words:
     vi: list[str] = []
     if left:
         en.append(
-            f"{_number(left, False)} of {_number(groups, False)} savings-and-loan {_plural(groups, 'group')} "
+            f"{numeral(left, False)} of {numeral(groups, False)} savings-and-loan {_plural(groups, 'group')} "
             f"(this year's periodic inspection, by {end})"
         )
-        vi.append(f"{_number(left, True)}/{_number(groups, True)} tổ TK&VV (kiểm tra định kỳ năm {year}, hạn {end})")
+        vi.append(f"{numeral(left, True)}/{numeral(groups, True)} tổ TK&VV (kiểm tra định kỳ năm {year}, hạn {end})")
     if loans:
         days = windows.inactive_inspection_days
         en.append(
-            f"{_number(loans, False)} {_plural(loans, 'loan')} with no transaction for {windows.inactive_days} days "
-            f"or more" + (f" ({_number(late, False)} past the {days} days to inspect it)" if late else "")
+            f"{numeral(loans, False)} {_plural(loans, 'loan')} with no transaction for {windows.inactive_days} days "
+            f"or more" + (f" ({numeral(late, False)} past the {days} days to inspect it)" if late else "")
         )
         vi.append(
-            f"{_number(loans, True)} món vay không có giao dịch từ {windows.inactive_days} ngày trở lên"
-            + (f" ({_number(late, True)} món đã quá {days} ngày phải kiểm tra)" if late else "")
+            f"{numeral(loans, True)} món vay không có giao dịch từ {windows.inactive_days} ngày trở lên"
+            + (f" ({numeral(late, True)} món đã quá {days} ngày phải kiểm tra)" if late else "")
         )
     if not en:
         return Words(f"Nothing left to inspect in {year}.", f"Năm {year} không còn gì phải kiểm tra.")

@@ -43,6 +43,7 @@ def create_app(settings: Settings) -> Flask:
     from uythac.entrypoints.api.context import EXTENSION, Services, end_reading
     from uythac.entrypoints.api.internal import Internal
     from uythac.entrypoints.api.limits import RateLimits
+    from uythac.entrypoints.pages import init_app as init_pages
 
     store = bootstrap.open_store(settings.db)
     card = bootstrap.load_scorecard(settings)
@@ -70,6 +71,7 @@ def create_app(settings: Settings) -> Flask:
     problems.init_app(app)
     for blueprint in (*v1, health.bp):
         app.register_blueprint(blueprint)
+    init_pages(app, keys, settings)
     prometheus.init_app(app, store, scores)
     openapi.init_app(app, guard, settings.api_max_events)
     with queries.snapshot(store) as connection:  # now, not on the first request that needs them

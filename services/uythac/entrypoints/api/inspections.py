@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import date
 from typing import Any
 
 from flask import Blueprint, Response
-from marshmallow import Schema
-from sqlalchemy.engine import Connection
 
 from uythac.adapters.sql import queries
-from uythac.adapters.sql.queries import Page
 from uythac.core import report, worklist
 from uythac.core.areas import Selection
-from uythac.core.model import Loan
 from uythac.core.worklist import WorkBounds
 from uythac.entrypoints.api import answers
 from uythac.entrypoints.api.auth import caller
@@ -46,12 +41,23 @@ def list_flags() -> Response:
         200: {description: A page of flags, content: {application/json: {schema: FlagsPageSchema}}}
         400: BadParameter
     """
-    card = services().card
+    args = query(_FLAGS_ARGS)
+    limit, offset = args["per_page"], (args["page"] - 1) * args["per_page"]
+    today, total, items = flag_entries(_selection(args), limit, offset)
+    return respond(_FLAGS_PAGE, answers.page(today, args["page"], limit, total, items))
 
-    def found(connection: Connection, today: date, selection: Selection, limit: int, offset: int) -> Page:
-        return queries.flags(connection, report.window(today, card), selection, limit, offset)
 
-    return _loans_page(_FLAGS_PAGE, query(_FLAGS_ARGS), found, lambda loan, _: report.flag_entry(loan))
+def flag_entries(
+    selection: Selection, limit: int | None = None, offset: int = 0
+) -> tuple[date | None, int, list[dict[str, Any]]]:
+    """T, how many flags the selection has, and those from `offset` (`limit` of them; all: None), as the report
+    lists them: the API's flags and the officers' workbook of them read it here."""
+    connection = reading()
+    today = queries.clock(connection)
+    if today is None:
+        return None, 0, []
+    found = queries.flags(connection, report.window(today, services().card), selection, limit, offset)
+    return today, found.total, [report.flag_entry(loan) for loan in found.rows]
 
 
 @bp.get("/v1/worklist")
@@ -72,26 +78,26 @@ def get_worklist() -> Response:
     """
     args = query(_WORKLIST_ARGS)
     limit, offset = args["per_page"], (args["page"] - 1) * args["per_page"]
+    today, total, items = worklist_items(
+        _selection(args), args["within_days"], args.get("duty"), args.get("status"), limit, offset
+    )
+    return respond(_WORKLIST_PAGE, answers.page(today, args["page"], limit, total, items))
+
+
+def worklist_items(
+    selection: Selection,
+    within_days: int,
+    duty: str | None = None,
+    status: str | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+) -> tuple[date | None, int, list[dict[str, Any]]]:
+    """T, how many items the selection's worklist has, and those from `offset` (`limit` of them; all: None):
+    the API's worklist and the officers' pages and workbooks read it here."""
     connection = reading()
     today = queries.clock(connection)
     if today is None:
-        return respond(_WORKLIST_PAGE, answers.page(None, args["page"], limit, 0, []))
-    bounds = WorkBounds.at(today, services().card.windows, args["within_days"])
-    found = queries.worklist(connection, bounds, _selection(args), args.get("duty"), args.get("status"), limit, offset)
-    items = [worklist.entry(item, today) for item in found.rows]
-    return respond(_WORKLIST_PAGE, answers.page(today, args["page"], limit, found.total, items))
-
-
-def _loans_page(
-    schema: Schema,
-    args: dict[str, Any],
-    find: Callable[[Connection, date, Selection, int, int], Page],
-    entry: Callable[[Loan, date], dict[str, Any]],
-) -> Response:
-    """A page of loans the `find` query selects at T in the caller's area, each shaped by `entry`."""
-    limit, offset = args["per_page"], (args["page"] - 1) * args["per_page"]
-    connection = reading()
-    today = queries.clock(connection)
-    found = Page(0, []) if today is None else find(connection, today, _selection(args), limit, offset)
-    items = [] if today is None else [entry(loan, today) for loan in found.rows]
-    return respond(schema, answers.page(today, args["page"], limit, found.total, items))
+        return None, 0, []
+    bounds = WorkBounds.at(today, services().card.windows, within_days)
+    found = queries.worklist(connection, bounds, selection, duty, status, limit, offset)
+    return today, found.total, [worklist.entry(item, today) for item in found.rows]

@@ -3,9 +3,12 @@ in uythac, and this endpoint has none to give."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, Response
 
 from uythac.adapters.sql import queries
+from uythac.core.areas import Area
 from uythac.entrypoints.api import answers
 from uythac.entrypoints.api.auth import caller
 from uythac.entrypoints.api.context import reading
@@ -34,9 +37,13 @@ def get_loan(loan_id: str) -> Response:
         404: NotFound
     """
     path(_LOAN_PATH, {"loan_id": loan_id})
+    return respond(_LOAN, loan_status(caller().area, loan_id))
+
+
+def loan_status(area: Area, loan_id: str) -> dict[str, Any]:
+    """The loan's answer (`answers.loan_status`) if `area` covers it; else the 404 problem."""
     connection = reading()
     loan = queries.loan(connection, loan_id)
-    if loan is None or not caller().area.covers(loan.district_id, loan.commune_id):
+    if loan is None or not area.covers(loan.district_id, loan.commune_id):
         raise Problem("not-found", f"no disbursed loan {loan_id} in the area of this API key")
-    today = queries.clock(connection)
-    return respond(_LOAN, answers.loan_status(loan, today))
+    return answers.loan_status(loan, queries.clock(connection))

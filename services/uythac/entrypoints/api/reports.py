@@ -96,17 +96,22 @@ def get_distribution() -> Response:
     """
     args = query(_DISTRIBUTION_ARGS)
     selection = Selection(caller().area, district_id=args.get("district_id"), org=args.get("org"))
+    return Response(distribution_body(selection, args.get("as_of")), mimetype=JSON)
+
+
+def distribution_body(selection: Selection, as_of: date | None) -> bytes:
+    """The distribution table of the selection at T or at the month end `as_of`, as JSON (kept): the API's
+    answer, and what the officers' province page and its workbook show."""
     context = services()
     connection = reading()
     today = queries.clock(connection)
-    as_of: date | None = args.get("as_of")
     if as_of is not None and as_of != today:
 
         def table(full: dict[str, Any]) -> Any:
             mine = answers.restrict(full, selection)
             return _DISTRIBUTION.dump(answers.distribution_table(mine["as_of"], mine["units"]))
 
-        return Response(_past(context, connection, today, as_of, "distribution", selection, table), mimetype=JSON)
+        return _past(context, connection, today, as_of, "distribution", selection, table)
 
     def build() -> bytes:
         classes = [
@@ -115,8 +120,7 @@ def get_distribution() -> Response:
         ]
         return orjson.dumps(_DISTRIBUTION.dump(answers.distribution_table(answers.iso(today), classes)))
 
-    body = context.bodies.get(("distribution", queries.version(connection), selection), build)
-    return Response(body, mimetype=JSON)
+    return context.bodies.get(("distribution", queries.version(connection), selection), build)
 
 
 def _past(

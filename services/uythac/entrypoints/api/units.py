@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, Response
 
 from uythac.adapters.sql import queries
 from uythac.core import report
-from uythac.core.areas import Selection
+from uythac.core.areas import Area, Selection
+from uythac.core.model import Unit
+from uythac.core.report import UnitScore
 from uythac.entrypoints.api import answers
 from uythac.entrypoints.api.auth import caller
 from uythac.entrypoints.api.context import per_version, reading, services
@@ -38,18 +42,27 @@ def list_units() -> Response:
     args = query(_UNITS_ARGS)
     selection = Selection(caller().area, district_id=args.get("district_id"), org=args.get("org"))
     number, per_page = args["page"], args["per_page"]
-    context = services()
-    connection = reading()
-    today = queries.clock(connection)
-    if "class_" in args:  # every unit of the selection is scored to know its class; then a page of them
-        found = queries.units_of(connection, selection).rows
-        scored = [(u, s) for u in found if (s := context.scores.of(u.counts)).rating == args["class_"]]
-        total, scored = len(scored), scored[(number - 1) * per_page : number * per_page]
-    else:
-        page = queries.units_of(connection, selection, per_page, (number - 1) * per_page)
-        total, scored = page.total, [(u, context.scores.of(u.counts)) for u in page.rows]
+    today = queries.clock(reading())
+    total, scored = scored_units(selection, args.get("class_"), per_page, (number - 1) * per_page)
     items = [answers.unit_summary(unit, score) for unit, score in scored]
     return respond(_UNITS_PAGE, answers.page(today, number, per_page, total, items))
+
+
+def scored_units(
+    selection: Selection, rating: str | None = None, limit: int | None = None, offset: int = 0
+) -> tuple[int, list[tuple[Unit, UnitScore]]]:
+    """How many units the selection has (of class `rating`, if given), and those from `offset` with their
+    scores (`limit` of them; all: None). The class is a function of the score, not a column, so the class
+    filter runs after scoring: every unit of the selection is scored, then a page of them is kept."""
+    context = services()
+    connection = reading()
+    if rating is not None:
+        found = queries.units_of(connection, selection).rows
+        scored = [(u, s) for u in found if (s := context.scores.of(u.counts)).rating == rating]
+        end = None if limit is None else offset + limit
+        return len(scored), scored[offset:end]
+    page = queries.units_of(connection, selection, limit, offset)
+    return page.total, [(u, context.scores.of(u.counts)) for u in page.rows]
 
 
 @bp.get("/v1/units/<commune_id>/<org>")
@@ -70,10 +83,15 @@ def get_unit(commune_id: str, org: str) -> Response:
         404: NotFound
     """
     path(_UNIT_PATH, {"commune_id": commune_id, "org": org})
+    return respond(_UNIT_DETAIL, unit_detail(caller().area, commune_id, org))
+
+
+def unit_detail(area: Area, commune_id: str, org: str) -> dict[str, Any]:
+    """The unit's answer (`answers.unit_detail`) if `area` covers it; else the 404 problem."""
     context = services()
     connection = reading()
     unit = queries.unit(connection, commune_id, org)
-    if unit is None or not caller().area.covers(unit.district_id, unit.commune_id):
+    if unit is None or not area.covers(unit.district_id, unit.commune_id):
         raise Problem("not-found", f"no unit {commune_id}/{org} in the area of this API key")
     today = queries.clock(connection)
     assert today is not None, "a reported unit was named by an accepted event, which set the clock"
@@ -81,4 +99,4 @@ def get_unit(commune_id: str, org: str) -> Response:
     flags = queries.flags(connection, report.window(today, context.card), mine).rows
     due_by = answers.later(today, context.card.windows.due_soon_days)
     due = queries.open_obligations(connection, due_by, mine).rows
-    return respond(_UNIT_DETAIL, answers.unit_detail(unit, context.scores, today, flags, due))
+    return answers.unit_detail(unit, context.scores, today, flags, due)
