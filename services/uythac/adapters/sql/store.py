@@ -29,17 +29,18 @@ class Store:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        if url.startswith("sqlite"):
-            # check_same_thread=False: kafka-python's rebalance listener reads offsets from its own thread
-            self.engine: Engine = sa.create_engine(url, connect_args={"check_same_thread": False})
-        else:
-            self.engine = sa.create_engine(url)
+        self.engine: Engine = _engine(url)
         self._checkpoints: WalCheckpoints | None = None
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
             if self.engine.url.database not in (None, "", ":memory:"):
                 self._checkpoints = WalCheckpoints(self.engine.url.database)
-        self._create_schema()
+        try:
+            with unavailable(url):
+                self._create_schema()
+        except BaseException:
+            self.engine.dispose()
+            raise
 
     def _create_schema(self) -> None:
         """Create the missing tables and indexes, one process at a time (a worker and a reader may start
@@ -111,13 +112,41 @@ class Store:
         self.engine.dispose()
 
 
+DIALECTS = ("sqlite", "postgresql")  # the stores uythac runs on (its SQL and its tests cover these two)
+
+
+def _engine(url: str) -> Engine:
+    """The engine of a store URL, or a `StoreError` naming what is wrong with the URL or the driver."""
+    try:
+        parsed = sa.make_url(url)
+    except sa.exc.ArgumentError as error:
+        raise StoreError(
+            f"{url!r}: not a store URL ({error}); give a SQLite path or postgresql+psycopg://..."
+        ) from error
+    if parsed.get_backend_name() not in DIALECTS:
+        raise StoreError(
+            f"{_shown(url)}: uythac keeps its store in SQLite (a path) or PostgreSQL (postgresql+psycopg://...), "
+            f"not {parsed.get_backend_name()}"
+        )
+    try:
+        if parsed.get_backend_name() == "sqlite":
+            # check_same_thread=False: kafka-python's rebalance listener reads offsets from its own thread
+            return sa.create_engine(parsed, connect_args={"check_same_thread": False})
+        return sa.create_engine(parsed, pool_pre_ping=True)
+    except (ImportError, sa.exc.NoSuchModuleError) as error:
+        raise StoreError(
+            f"{_shown(url)}: no driver for it ({error}); PostgreSQL takes postgresql+psycopg://... "
+            "(psycopg 3, installed with uythac)"
+        ) from error
+
+
 @contextmanager
 def unavailable(url: str) -> Iterator[None]:
     """The driver's "cannot connect", "connection lost" and "database is locked" as `StoreUnavailable`."""
     try:
         yield
     except OperationalError as error:
-        raise StoreUnavailable(f"{_shown(url)}: {error.orig}") from error
+        raise StoreUnavailable(f"{_shown(url)}: {' '.join(str(error.orig).split())}") from error
 
 
 def _shown(url: str) -> str:
