@@ -5,9 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import pytest
+
+from tests.support import new_store
 from uythac.adapters.kafka.relay import pending_rows
 from uythac.adapters.sql.store import Store
 from uythac.core.outputs import Message
+
+pytestmark = pytest.mark.usefixtures("store_kind")  # on SQLite, then PostgreSQL
 
 
 def acknowledged(store: Store, ids: Sequence[int]) -> None:
@@ -16,7 +21,7 @@ def acknowledged(store: Store, ids: Sequence[int]) -> None:
 
 
 def test_rows_come_back_oldest_first_a_round_at_a_time_until_acknowledged(tmp_path: Path) -> None:
-    store = Store.at(str(tmp_path / "o.db"))
+    store = Store.at(new_store(tmp_path, "o"))
     sent = [Message("uythac.scores", f"C{i:04d}".encode(), b'{"n":%d}' % i) for i in range(7)]
     sent[3] = Message("uythac.events.dlq", None, b"\xff\x00", (("uythac.reason", b"message: not JSON"), ("x", b"")))
     with store.unit_of_work() as uow:

@@ -173,7 +173,7 @@ class Worker:
         finally:
             for message in intake.stop():
                 if isinstance(message, Relayed):
-                    self.checkpoint.relayed(message.acknowledged, message.failed, message.error)
+                    self.checkpoint.relayed(message.acknowledged, message.failed, message.error, message.elsewhere)
             self.decoder.shutdown()
             log.info("worker stopped")
         return 0
@@ -209,8 +209,8 @@ class Worker:
                     self.ends = ends
                     if self._caught_up():
                         self._progress = time.monotonic()
-                case Relayed(acknowledged, failed, error):
-                    self.checkpoint.relayed(acknowledged, failed, error)
+                case Relayed(acknowledged, failed, error, elsewhere):
+                    self.checkpoint.relayed(acknowledged, failed, error, elsewhere)
                 case Restarted():
                     self._restarted()
             self._watch(intake)

@@ -231,6 +231,9 @@ class _Loop:
         with none waiting, answer at once."""
         assert self.producer is not None
         try:
+            if not self.store.holds_relay():  # several workers: one relays the outbox
+                self.out.send(Relayed([], elsewhere=True))
+                return
             rows = pending_rows(self.store, limit)
         except Exception as error:  # the store is unreachable: the worker asks again a second later
             self.out.send(Relayed([], 0, f"outbox not read: {error}"))

@@ -8,15 +8,16 @@ SQLite it sets the pragmas measured for this workload and copies the WAL on a th
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
+from uythac.adapters.sql import statements
 from uythac.adapters.sql.schema import LAYOUT, meta, metadata
 from uythac.adapters.sql.unit_of_work import SqlUnitOfWork
 from uythac.adapters.sql.wal import WalCheckpoints, changes
@@ -31,6 +32,7 @@ class Store:
         self.url = url
         self.engine: Engine = _engine(url)
         self._checkpoints: WalCheckpoints | None = None
+        self._relay: Connection | None = None  # the session holding the relay lock (PostgreSQL)
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
             if self.engine.url.database not in (None, "", ":memory:"):
@@ -106,7 +108,33 @@ class Store:
             connection.exec_driver_sql("ANALYZE")
             connection.commit()
 
+    def holds_relay(self) -> bool:
+        """Is this process the one that relays the store's outbox? With several workers on one PostgreSQL store,
+        one intake at a time sends the outbox rows (each is sent once): the one whose session holds the relay
+        lock, which PostgreSQL frees when that session ends (the intake died). SQLite: always (one worker)."""
+        if self.engine.dialect.name != "postgresql":
+            return True
+        try:
+            if self._relay is not None:
+                self._relay.exec_driver_sql("SELECT 1")  # still ours: the session lives
+                return True
+            connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            if connection.exec_driver_sql(statements.RELAY_LOCK).scalar():
+                self._relay = connection
+                return True
+            connection.close()
+        except OperationalError:  # the database went away, and the lock with it
+            self._drop_relay()
+        return False
+
+    def _drop_relay(self) -> None:
+        relay, self._relay = self._relay, None
+        if relay is not None:
+            with suppress(OperationalError):
+                relay.invalidate()
+
     def close(self) -> None:
+        self._drop_relay()
         if self._checkpoints is not None:
             self._checkpoints.close()
         self.engine.dispose()
