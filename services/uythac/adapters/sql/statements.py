@@ -7,6 +7,7 @@ the unit of work runs it with the driver. Everything a dialect does differently 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import cache
 from operator import itemgetter
@@ -140,14 +141,16 @@ def insert(dialect: sa.Dialect, table: sa.Table, names: tuple[str, ...]) -> Stat
 
 @cache
 def first_offset(dialect: sa.Dialect) -> Any:
-    """A partition's first offset row, or nothing if another worker's is there (its rowcount says which)."""
-    return (postgresql if dialect.name == "postgresql" else sqlite).insert(offsets).on_conflict_do_nothing()
+    """A partition's first offset row, or nothing if another worker's is there (returning the row it made)."""
+    insert = (postgresql if dialect.name == "postgresql" else sqlite).insert(offsets)
+    return insert.on_conflict_do_nothing().returning(offsets.c.partition)
 
 
 # PostgreSQL's advisory locks of one store (a schema: the tests keep many stores in one database): the writer's,
-# held by a batch's transaction, and the outbox relay's, held by one intake's session.
+# held by a batch's transaction, the outbox relay's, held by one intake's session, and the schema's.
 WRITER_LOCK = "SELECT pg_advisory_xact_lock(hashtext(current_schema() || ':uythac.writer'))"
 RELAY_LOCK = "SELECT pg_try_advisory_lock(hashtext(current_schema() || ':uythac.relay'))"
+SCHEMA_LOCK = "SELECT pg_advisory_xact_lock(hashtext(current_schema() || ':uythac.schema'))"  # its tables made
 
 # `claim` on SQLite: ?1 the batch's new ids, a JSON array; ?2 their digests, end to end in the same order.
 # The known ones come back as one row (a JSON array of [id, hex digest]): Python's lock is taken once, not once
@@ -187,6 +190,7 @@ def update(dialect: sa.Dialect, table: sa.Table, names: tuple[str, ...]) -> Stat
     return _parameters(statement, dialect, (*names, "key_n"))
 
 
+_COLLATION = re.compile(r' COLLATE "[^"]*"')  # of a column's type: not part of an array's
 ARRAYS_FROM = 8  # rows from which PostgreSQL takes a write as one array per column (`in_arrays`)
 
 
@@ -199,7 +203,7 @@ def in_arrays(dialect: sa.Dialect, table: sa.Table, how: str, names: tuple[str, 
     name = dialect.identifier_preparer.format_table(table)
     columns = [table.c[column] for column in (*names, "n") if column in table.c] if how == "update" else None
     columns = columns or [table.c[column] for column in names]
-    arrays = ", ".join(f"%s::{column.type.compile(dialect)}[]" for column in columns)
+    arrays = ", ".join(f"%s::{_COLLATION.sub('', column.type.compile(dialect))}[]" for column in columns)
     values = ", ".join(f"v{i}" for i in range(len(columns)))
     if how == "update":
         sets = ", ".join(f"{quote(column.name)} = batch.v{i}" for i, column in enumerate(columns[:-1]))

@@ -49,11 +49,14 @@ class Store:
         together).
 
         Python's sqlite3 runs DDL outside any transaction of its own, so two processes could both find
-        a table missing; BEGIN IMMEDIATE takes SQLite's write lock before the check.
+        a table missing; BEGIN IMMEDIATE takes SQLite's write lock before the check. PostgreSQL: two workers
+        creating the same table collide in its catalog; a lock of the store's taken first orders them.
         """
         with self.engine.connect() as connection:
             if self.engine.dialect.name == "sqlite":
                 connection.exec_driver_sql("BEGIN IMMEDIATE")
+            else:
+                connection.exec_driver_sql(statements.SCHEMA_LOCK)
             if sa.inspect(connection).has_table("meta"):
                 layout = connection.execute(sa.select(meta.c.value).where(meta.c.key == "layout")).scalar()
                 if layout != LAYOUT:

@@ -292,8 +292,8 @@ class SqlUnitOfWork:
         for partition, (expected, new) in offset_moves.items():
             if expected is None:  # the partition's first batch: fenced too if another worker's came first
                 row = {"topic": topic, "partition": partition, "next_offset": new}
-                first = self.connection.execute(statements.first_offset(self.connection.dialect), row)
-                if first.rowcount != 1:
+                made = self.connection.execute(statements.first_offset(self.connection.dialect), row).first()
+                if made is None:
                     raise StoreError(f"{topic}[{partition}] was started by another worker: it owns it")
                 continue
             result = self.connection.execute(

@@ -1,0 +1,113 @@
+"""Several workers in one consumer group on one PostgreSQL store (issue 22), on the real broker and server.
+
+Partitions split across the workers; every batch commits with its offsets under the store's writer lock, so
+whatever the number of workers, the assignment history and the kills, the store ends with the report
+`uythac replay` writes for the same file, byte for byte, and the output topics tell a consistent story.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.e2e.test_pipeline import _halves, _outputs_agree
+from tests.pipeline import PARTITIONS, Pipeline, replay_report
+from tests.postgres_server import PostgresServer
+from uythac.devtools import generate
+
+pytestmark = pytest.mark.kafka
+
+
+@pytest.fixture(scope="module")
+def province(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Four communes, so that the events keyed by commune land on most partitions."""
+    path = tmp_path_factory.mktemp("province") / "province.jsonl"
+    generate.write(path, generate.GenerateOptions(communes=4, months=4, seed=13))
+    return path
+
+
+@pytest.fixture(scope="module")
+def expected(province: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
+    return replay_report(province, tmp_path_factory.mktemp("replay"))
+
+
+@pytest.fixture
+def pipeline(kafka_bootstrap: str, postgres_server: PostgresServer, tmp_path: Path) -> Iterator[Pipeline]:
+    made = Pipeline(kafka_bootstrap, tmp_path, store_url=postgres_server.new_store())
+    yield made
+    made.stop_workers(signal.SIGKILL)
+
+
+def _log_of(pipeline: Pipeline, started: int) -> str:
+    return (pipeline.directory / f"{pipeline.name}-worker-{started:02d}.log").read_text(errors="replace")
+
+
+def _wait_assigned(pipeline: Pipeline, count: int, timeout_s: float = 60) -> None:
+    """Until the group has given partitions to each of the first `count` workers started."""
+    deadline = time.monotonic() + timeout_s
+    while not all('"partitions assigned"' in _log_of(pipeline, n) for n in range(1, count + 1)):
+        assert time.monotonic() < deadline, f"the workers did not all join the group:\n{pipeline.worker_log()[-4000:]}"
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3, 4])
+def test_n_workers_in_one_group_end_with_the_replay_report(
+    pipeline: Pipeline, province: Path, expected: str, workers: int
+) -> None:
+    pipeline.batch_size = 20  # many batches: each worker gets its share
+    pipeline.create_topics()
+    for _ in range(workers):
+        pipeline.start_worker()
+    _wait_assigned(pipeline, workers)
+    time.sleep(1.0)  # the group settles (a late joiner rebalances it once more)
+    pipeline.uythac("publish", str(province))
+    pipeline.wait_caught_up()
+    assert pipeline.stop_workers() == [0] * workers
+    assert pipeline.report() == expected
+    _outputs_agree(pipeline, orjson.loads(expected))
+    applying = [n for n in range(1, workers + 1) if '"batch applied"' in _log_of(pipeline, n)]
+    assert len(applying) >= min(workers, 2), f"the partitions were not split: only workers {applying} applied batches"
+    assert workers <= PARTITIONS
+
+
+def test_two_workers_killed_at_random_lose_and_double_nothing(
+    pipeline: Pipeline, province: Path, expected: str
+) -> None:
+    """Eight kill -9s of one worker or the other, each a moment after the store moved on, the killed one started
+    again; half the stream is published while the kills go on."""
+    first, second = _halves(province)
+    rng = random.Random(22)
+    pipeline.batch_size = 5
+    pipeline.produce(first)
+    live = [pipeline.start_worker(), pipeline.start_worker()]
+    progress = []
+    for kill in range(8):
+        if kill == 4:
+            pipeline.produce(second)
+        before = pipeline.applied()
+        deadline = time.monotonic() + 60
+        while pipeline.applied() == before and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.1))
+        victim = live.pop(rng.randrange(2))
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(timeout=30)
+        progress.append((pipeline.applied(), sum(pipeline.end_offsets().values())))
+        live.append(pipeline.start_worker())
+    assert sum(applied < published for applied, published in progress) >= 5, f"(applied, published) {progress}"
+    pipeline.workers = [worker for worker in pipeline.workers if worker.poll() is None]
+    pipeline.wait_caught_up(timeout_s=180)
+    assert pipeline.stop_workers() == [0, 0]
+    assert pipeline.report() == expected
+    _outputs_agree(pipeline, orjson.loads(expected))
+
+
+def _frozen(worker: subprocess.Popen[bytes], pipeline: Pipeline) -> list[int]:
+    return [worker.pid, pipeline.intake_of(worker)]
