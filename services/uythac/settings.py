@@ -29,6 +29,9 @@ class Settings:
     kafka_partitions: int = 12  # partitions of the topics the worker creates (uythac.events, flags, scores)
     kafka_group: str = "uythac-rules"  # the workers' consumer group
     kafka_session_timeout_ms: int = 10000  # a worker that died unannounced loses its partitions after this
+    # this worker's own stable name in its group (static membership): started again under it, it gets its
+    # partitions back at once, without waiting out the session; empty: a new member at each start
+    kafka_instance_id: str = ""
     kafka_flags_topic: str = "uythac.flags"
     kafka_scores_topic: str = "uythac.scores"
     worker_metrics_port: int = 9102  # the worker's /metrics; 0 turns it off

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import random
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,10 +16,15 @@ from pathlib import Path
 import orjson
 import pytest
 
+from tests.api_support import write_keys
 from tests.e2e.test_pipeline import _halves, _outputs_agree
+from tests.kafka_broker import free_ports
 from tests.pipeline import PARTITIONS, Pipeline, replay_report
 from tests.postgres_server import PostgresServer
 from uythac.devtools import generate
+from uythac.entrypoints.api import create_app
+from uythac.entrypoints.api.context import EXTENSION
+from uythac.settings import Settings
 
 pytestmark = pytest.mark.kafka
 
@@ -109,5 +113,68 @@ def test_two_workers_killed_at_random_lose_and_double_nothing(
     _outputs_agree(pipeline, orjson.loads(expected))
 
 
-def _frozen(worker: subprocess.Popen[bytes], pipeline: Pipeline) -> list[int]:
-    return [worker.pid, pipeline.intake_of(worker)]
+def _resumed_after_restart(pipeline: Pipeline, province: Path) -> float:
+    """Seconds from starting a worker again after a kill -9 to its first batch applied."""
+    first, second = _halves(province)
+    pipeline.produce(first)
+    worker = pipeline.start_worker()
+    pipeline.wait_caught_up()
+    worker.send_signal(signal.SIGKILL)
+    worker.wait(timeout=30)
+    pipeline.workers.clear()
+    pipeline.produce(second)
+    before, started = pipeline.applied(), time.monotonic()
+    pipeline.start_worker()
+    while pipeline.applied() == before:
+        assert time.monotonic() - started < 90, pipeline.worker_log()[-4000:]
+        time.sleep(0.05)
+    return time.monotonic() - started
+
+
+def test_a_worker_started_again_under_its_instance_id_resumes_without_waiting_out_the_session(
+    pipeline: Pipeline, province: Path
+) -> None:
+    """Static membership: the broker gives the returning member its partitions at once. (A new member would wait
+    until the killed one's session of 30 s ran out.)"""
+    pipeline.settings.update({"UYTHAC_KAFKA_SESSION_TIMEOUT_MS": "30000", "UYTHAC_KAFKA_INSTANCE_ID": "worker-a"})
+    seconds = _resumed_after_restart(pipeline, province)
+    assert seconds < 10, f"resumed {seconds:.1f} s after the restart"
+
+
+def test_postgres_stopped_hard_mid_stream_loses_and_doubles_nothing(
+    pipeline: Pipeline, province: Path, expected: str, postgres_server: PostgresServer
+) -> None:
+    """`pg_ctl -m immediate` (as a crash) while two workers apply a stream: they wait for the database and go
+    on; the API answers 503 problem+json meanwhile, never 500, and `/readyz` fails."""
+    first, second = _halves(province)
+    pipeline.batch_size = 20
+    pipeline.produce(first)
+    workers = [pipeline.start_worker(), pipeline.start_worker()]
+    deadline = time.monotonic() + 60
+    while pipeline.applied() == 0:
+        assert time.monotonic() < deadline, pipeline.worker_log()[-4000:]
+        time.sleep(0.05)
+    keys = write_keys(pipeline.directory)
+    closed = f"127.0.0.1:{free_ports(1)[0]}"
+    app = create_app(Settings(db=pipeline.db, api_keys_file=str(keys.path), kafka_bootstrap=closed))
+    api = app.test_client()
+    assert api.get("/v1/report", headers=keys.header("all")).status_code == 200
+    postgres_server.kill()
+    try:
+        pipeline.produce(second)
+        for path in ("/v1/report", "/v1/distribution", "/v1/units?org=HND"):
+            answer = api.get(path, headers=keys.header("all"))
+            assert answer.status_code == 503 and answer.mimetype == "application/problem+json", answer.data
+            assert answer.json is not None and answer.json["type"].endswith("/store-unavailable")
+        assert api.get("/readyz").status_code == 503
+        time.sleep(3.0)  # the workers meet the database gone
+    finally:
+        postgres_server.start()
+    pipeline.wait_caught_up(timeout_s=180)
+    assert all(worker.poll() is None for worker in workers), "the workers waited for the database"
+    assert pipeline.stop_workers() == [0, 0]
+    assert pipeline.report() == expected
+    _outputs_agree(pipeline, orjson.loads(expected))
+    assert api.get("/v1/report", headers=keys.header("all")).status_code == 200
+    assert "store unavailable" in pipeline.worker_log()
+    app.extensions[EXTENSION].store.close()

@@ -190,35 +190,52 @@ class Worker:
         return with_backoff(bootstrap, attempt, lambda: self.stopping) is not None
 
     def _loop(self, intake: Intake, collections: Collections) -> None:
+        """Take the intake's messages until stopped; a store that went away is waited for (`_step`)."""
         idle_since = time.monotonic()
+        lost_store = False  # the store went away outside a batch: read the offsets again once it is back
         while not self.stopping:
-            match intake.receive(POLL_MS / 1000):
-                case Batch(polled) if polled.generation == intake.generation:  # else read before a rewind
-                    idle_since = time.monotonic()
-                    if self._handle(intake, polled):
-                        self.checkpoint.advise(
-                            intake, {p: self.positions[p] for p in polled.partitions() if p in self.positions}
-                        )
-                    self._progress = time.monotonic()
-                    collections.done(len(polled.offsets))
-                case Assigned(partitions):
-                    self._assigned(partitions)
-                case Revoked(partitions):
-                    self._revoked(partitions)
-                case Ends(ends):
-                    self.ends = ends
-                    if self._caught_up():
-                        self._progress = time.monotonic()
-                case Relayed(acknowledged, failed, error, elsewhere):
-                    self.checkpoint.relayed(acknowledged, failed, error, elsewhere)
-                case Restarted():
-                    self._restarted()
-            self._watch(intake)
-            self.checkpoint.relay(intake)
-            self._observe()
-            collections.done(0)  # a quiet worker collects by time
+            try:
+                if lost_store:
+                    self._rewind(intake)
+                    lost_store = False
+                    log.info("the store answers again")
+                idle_since = self._step(intake, collections, idle_since)
+            except StoreUnavailable as error:
+                metrics.BATCH_RETRIES.labels("store_unavailable").inc()
+                log.error("store unavailable; will retry", extra={"error": str(error)})
+                lost_store = True
+                time.sleep(1.0)
             if self.config.idle_exit_s is not None and time.monotonic() - idle_since > self.config.idle_exit_s:
                 break
+
+    def _step(self, intake: Intake, collections: Collections, idle_since: float) -> float:
+        """One message of the intake and what follows it; when the last batch came (for `idle_exit_s`)."""
+        match intake.receive(POLL_MS / 1000):
+            case Batch(polled) if polled.generation == intake.generation:  # else read before a rewind
+                idle_since = time.monotonic()
+                if self._handle(intake, polled):
+                    self.checkpoint.advise(
+                        intake, {p: self.positions[p] for p in polled.partitions() if p in self.positions}
+                    )
+                self._progress = time.monotonic()
+                collections.done(len(polled.offsets))
+            case Assigned(partitions):
+                self._assigned(partitions)
+            case Revoked(partitions):
+                self._revoked(partitions)
+            case Ends(ends):
+                self.ends = ends
+                if self._caught_up():
+                    self._progress = time.monotonic()
+            case Relayed(acknowledged, failed, error, elsewhere):
+                self.checkpoint.relayed(acknowledged, failed, error, elsewhere)
+            case Restarted():
+                self._restarted()
+        self._watch(intake)
+        self.checkpoint.relay(intake)
+        self._observe()
+        collections.done(0)  # a quiet worker collects by time
+        return idle_since
 
     def _assigned(self, partitions: list[int]) -> None:
         """The intake has sought these partitions to the store's offsets: read them as the store has them.

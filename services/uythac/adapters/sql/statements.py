@@ -13,6 +13,7 @@ from functools import cache
 from operator import itemgetter
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
@@ -168,9 +169,24 @@ NEW_IDS = (
 # `claim` on PostgreSQL: %s the batch's new ids (text[]), %s their digests (bytea[]), in the same order; the ids
 # inserted come back (the others were known).
 NEW_IDS_ARRAYS = (
-    "INSERT INTO seen (event_id, digest) SELECT * FROM unnest(%s::varchar[], %s::bytea[]) AS batch(event_id, digest) "
+    f"INSERT INTO seen (event_id, digest) SELECT event_id, substring(%s::bytea FROM i::integer * {DIGEST_SIZE} - "
+    f"{DIGEST_SIZE - 1} FOR {DIGEST_SIZE}) FROM unnest(%s::varchar[]) WITH ORDINALITY AS batch(event_id, i) "
     "ORDER BY event_id ON CONFLICT DO NOTHING RETURNING event_id"
 )
+
+
+def array_literal(values: Sequence[Any]) -> str | list[Any]:
+    """A column's values as PostgreSQL's text form of an array, written by orjson: JSON's quoted strings, numbers,
+    true, false and null read the same in an array literal, and orjson writes 60 000 ids in a few ms where the
+    driver's array dumper takes tens. Values JSON would escape (control characters: PostgreSQL reads its escapes
+    otherwise) or cannot write (bytes) are given as a list, for the driver to dump."""
+    try:
+        text = orjson.dumps(values)
+    except TypeError:
+        return list(values)
+    if b"\\" in text:  # an escape: a quote or backslash would read the same, a control character would not
+        return list(values)
+    return "{" + text[1:-1].decode() + "}"
 
 
 @cache

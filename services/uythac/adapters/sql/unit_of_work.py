@@ -127,7 +127,7 @@ class SqlUnitOfWork:
         ids = list(firsts)
         cursor = self.connection.connection.cursor()
         try:
-            cursor.execute(statements.NEW_IDS_ARRAYS, (ids, list(firsts.values())))
+            cursor.execute(statements.NEW_IDS_ARRAYS, (b"".join(firsts.values()), statements.array_literal(ids)))
             inserted = {row[0] for row in cursor.fetchall()}
         finally:
             cursor.close()
@@ -414,7 +414,7 @@ class SqlUnitOfWork:
         cursor = self.connection.connection.cursor()
         try:
             if dialect.name == "postgresql" and len(rows) >= statements.ARRAYS_FROM:
-                columns = [list(column) for column in zip(*rows, strict=True)]
+                columns = [statements.array_literal(column) for column in zip(*rows, strict=True)]
                 cursor.execute(statements.in_arrays(dialect, table, how, names), columns)
                 return
             if how == "update":
