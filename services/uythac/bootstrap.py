@@ -15,7 +15,7 @@ from importlib import metadata, resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from uythac.adapters.sql.store import Store
+from uythac.adapters.sql.store import Limits, Store
 from uythac.core import dates
 from uythac.core import scorecard as scorecards
 from uythac.core.outputs import Topics
@@ -31,9 +31,12 @@ PACKAGED_SCORECARD = "rules/scorecard.yaml"
 DURABLE_RULES = "2.0.28+uythac.1"  # deploy/durable-rules: PyPI's 2.0.28 reads past its arrays and may crash
 
 
-def open_store(location: str) -> Store:
-    """The store at a SQLite path (made if missing, WAL) or a SQLAlchemy URL."""
-    return Store.at(location)
+def open_store(location: str, settings: Settings | None = None) -> Store:
+    """The store at a SQLite path (made if missing, WAL) or a SQLAlchemy URL; `settings`: the limits of its
+    PostgreSQL sessions (`UYTHAC_DB_*`), else their defaults."""
+    given = settings or Settings()
+    limits = Limits(given.db_pool_size, given.db_statement_timeout_s, given.db_idle_in_transaction_s)
+    return Store.at(location, limits)
 
 
 def load_scorecard(settings: Settings) -> Scorecard:
@@ -103,6 +106,6 @@ def intake(settings: Settings, store: Store) -> IntakeConfig:
         instance_id=instance_id(settings),
         batch_size=settings.batch_size,
         max_future_days=settings.max_future_days,
-        open_store=partial(open_store, store.url),
+        open_store=partial(open_store, store.url, settings),
         log_level=settings.log_level,
     )

@@ -7,6 +7,7 @@ whatever the number of workers, the assignment history and the kills, the store 
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import time
@@ -19,7 +20,7 @@ import pytest
 from tests.api_support import write_keys
 from tests.e2e.test_pipeline import _halves, _outputs_agree
 from tests.kafka_broker import free_ports
-from tests.pipeline import PARTITIONS, Pipeline, replay_report
+from tests.pipeline import PARTITIONS, Pipeline, keyed, replay_report
 from tests.postgres_server import PostgresServer
 from uythac.devtools import generate
 from uythac.entrypoints.api import create_app
@@ -178,3 +179,34 @@ def test_postgres_stopped_hard_mid_stream_loses_and_doubles_nothing(
     assert api.get("/v1/report", headers=keys.header("all")).status_code == 200
     assert "store unavailable" in pipeline.worker_log()
     app.extensions[EXTENSION].store.close()
+
+
+def test_a_frozen_worker_is_fenced_when_it_wakes_and_nothing_counts_twice(
+    pipeline: Pipeline, province: Path, expected: str
+) -> None:
+    """SIGSTOP on a worker and its intake past the session timeout: its partitions move to the other worker (and a
+    transaction it held open is ended by the server); after SIGCONT its next commit is refused."""
+    pipeline.batch_size = 5
+    pipeline.settings["UYTHAC_DB_IDLE_IN_TRANSACTION_S"] = "3"
+    pipeline.produce(keyed(province.read_bytes().splitlines()))
+    frozen, other = pipeline.start_worker(), pipeline.start_worker()
+    _wait_assigned(pipeline, 2)
+    deadline = time.monotonic() + 60
+    while pipeline.applied() < 200:
+        assert time.monotonic() < deadline, pipeline.worker_log()[-4000:]
+        time.sleep(0.02)
+    stopped = [frozen.pid, pipeline.intake_of(frozen)]
+    for pid in stopped:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        time.sleep(10)  # past the session (6 s): the group gives every partition to the other worker
+        assert other.poll() is None
+    finally:
+        for pid in reversed(stopped):
+            os.kill(pid, signal.SIGCONT)
+    pipeline.wait_caught_up(timeout_s=180)
+    assert pipeline.stop_workers() == [0, 0]
+    assert pipeline.report() == expected
+    _outputs_agree(pipeline, orjson.loads(expected))
+    woke = _log_of(pipeline, 1)
+    assert '"batch not applied"' in woke or "store unavailable" in woke, "the frozen worker's next commit is refused"

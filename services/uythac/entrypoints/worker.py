@@ -123,7 +123,7 @@ def _decode(polled: Polled, picked: list[tuple[int, int]]) -> Events:
 def build(settings: Settings, idle_exit_s: float | None = None) -> Worker:
     """The worker of the settings: the store's processor, fed from Kafka by an intake process of its own."""
     card = bootstrap.load_scorecard(settings)
-    store = bootstrap.open_store(settings.db)
+    store = bootstrap.open_store(settings.db, settings)
     config = WorkerConfig(
         topic=settings.kafka_topic,
         partitions=settings.kafka_partitions,

@@ -151,6 +151,14 @@ def first_offset(dialect: sa.Dialect) -> Any:
 # held by a batch's transaction, the outbox relay's, held by one intake's session, and the schema's.
 WRITER_LOCK = "SELECT pg_advisory_xact_lock(hashtext(current_schema() || ':uythac.writer'))"
 RELAY_LOCK = "SELECT pg_try_advisory_lock(hashtext(current_schema() || ':uythac.relay'))"
+# %s: seconds. A lock on one bigint key shows in pg_locks as its high (classid) and low (objid) halves.
+END_SILENT_RELAY = (
+    "SELECT pg_terminate_backend(locks.pid) FROM pg_locks AS locks JOIN pg_stat_activity AS sessions "
+    "ON sessions.pid = locks.pid WHERE locks.locktype = 'advisory' AND locks.granted AND locks.objsubid = 1 "
+    "AND locks.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+    "AND ((locks.classid::bigint << 32) | locks.objid::bigint) = hashtext(current_schema() || ':uythac.relay') "
+    "AND sessions.state = 'idle' AND sessions.state_change < now() - make_interval(secs => %s)"
+)
 SCHEMA_LOCK = "SELECT pg_advisory_xact_lock(hashtext(current_schema() || ':uythac.schema'))"  # its tables made
 
 # `claim` on SQLite: ?1 the batch's new ids, a JSON array; ?2 their digests, end to end in the same order.

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +27,21 @@ from uythac.errors import StoreError, StoreUnavailable
 from uythac.service.ports import Rows
 
 
+@dataclass(frozen=True)
+class Limits:
+    """What one process may take of a PostgreSQL server (`UYTHAC_DB_*`; SQLite has none of these)."""
+
+    pool_size: int = 5  # connections kept at most; a request or batch past them waits for one
+    statement_timeout_s: int = 60  # a statement running longer is cancelled (0: never)
+    idle_in_transaction_s: int = 60  # a session silent this long inside a transaction is ended (0: never)
+
+
 class Store:
     """A SQLAlchemy engine and the schema; `unit_of_work()` opens one transaction."""
 
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.engine: Engine = _engine(url)
+    def __init__(self, url: str, limits: Limits = Limits()) -> None:
+        self.url, self.limits = url, limits
+        self.engine: Engine = _engine(url, limits)
         self._checkpoints: WalCheckpoints | None = None
         self._relay: Connection | None = None  # the session holding the relay lock (PostgreSQL)
         if self.engine.dialect.name == "sqlite":
@@ -73,13 +84,13 @@ class Store:
             connection.commit()
 
     @classmethod
-    def at(cls, path: Path | str) -> Store:
+    def at(cls, path: Path | str, limits: Limits = Limits()) -> Store:
         """A SQLite file (WAL), or any SQLAlchemy URL given as is."""
         text = str(path)
         if "://" in text:
-            return cls(text)
+            return cls(text, limits)
         Path(text).parent.mkdir(parents=True, exist_ok=True)
-        return cls(f"sqlite:///{text}")
+        return cls(f"sqlite:///{text}", limits)
 
     @contextmanager
     def unit_of_work(self, rows: Rows | None = None) -> Iterator[SqlUnitOfWork]:
@@ -114,14 +125,18 @@ class Store:
     def holds_relay(self) -> bool:
         """Is this process the one that relays the store's outbox? With several workers on one PostgreSQL store,
         one intake at a time sends the outbox rows (each is sent once): the one whose session holds the relay
-        lock, which PostgreSQL frees when that session ends (the intake died). SQLite: always (one worker)."""
+        lock, which PostgreSQL frees when that session ends (the intake died). A holder whose session has said
+        nothing for `idle_in_transaction_s` (frozen, or its worker is) has its session ended by the next asker,
+        which takes over. SQLite: always (one worker)."""
         if self.engine.dialect.name != "postgresql":
             return True
         try:
             if self._relay is not None:
-                self._relay.exec_driver_sql("SELECT 1")  # still ours: the session lives
+                self._relay.exec_driver_sql("SELECT 1")  # still ours: the session lives (and shows it is active)
                 return True
             connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            if self.limits.idle_in_transaction_s:
+                connection.exec_driver_sql(statements.END_SILENT_RELAY, (self.limits.idle_in_transaction_s,))
             if connection.exec_driver_sql(statements.RELAY_LOCK).scalar():
                 self._relay = connection
                 return True
@@ -146,7 +161,7 @@ class Store:
 DIALECTS = ("sqlite", "postgresql")  # the stores uythac runs on (its SQL and its tests cover these two)
 
 
-def _engine(url: str) -> Engine:
+def _engine(url: str, limits: Limits) -> Engine:
     """The engine of a store URL, or a `StoreError` naming what is wrong with the URL or the driver."""
     try:
         parsed = sa.make_url(url)
@@ -163,7 +178,15 @@ def _engine(url: str) -> Engine:
         if parsed.get_backend_name() == "sqlite":
             # check_same_thread=False: kafka-python's rebalance listener reads offsets from its own thread
             return sa.create_engine(parsed, connect_args={"check_same_thread": False})
-        return sa.create_engine(parsed, pool_pre_ping=True)
+        engine = sa.create_engine(
+            parsed, pool_pre_ping=True, pool_size=limits.pool_size, max_overflow=0, pool_timeout=30
+        )
+        settings = {
+            "statement_timeout": f"{limits.statement_timeout_s}s",
+            "idle_in_transaction_session_timeout": f"{limits.idle_in_transaction_s}s",
+        }
+        sa.event.listen(engine, "connect", partial(_postgres_session, settings))
+        return engine
     except (ImportError, sa.exc.NoSuchModuleError) as error:
         raise StoreError(
             f"{_shown(url)}: no driver for it ({error}); PostgreSQL takes postgresql+psycopg://... "
@@ -183,6 +206,14 @@ def unavailable(url: str) -> Iterator[None]:
 def _shown(url: str) -> str:
     """A store's URL without its password, for messages and logs."""
     return sa.make_url(url).render_as_string(hide_password=True)
+
+
+def _postgres_session(settings: dict[str, str], connection: Any, _record: Any) -> None:
+    """The session's limits (`Limits`), set once per new connection (pre-ping reconnects get them too)."""
+    with connection.cursor() as cursor:
+        for name, value in settings.items():
+            cursor.execute(f"SET {name} = '{value}'")
+    connection.commit()
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:

@@ -44,7 +44,7 @@ def create_app(settings: Settings) -> Flask:
     from uythac.entrypoints.api.internal import Internal
     from uythac.entrypoints.api.limits import RateLimits
 
-    store = bootstrap.open_store(settings.db)
+    store = bootstrap.open_store(settings.db, settings)
     card = bootstrap.load_scorecard(settings)
     scores = Scores(card)
     publisher = Publisher(
