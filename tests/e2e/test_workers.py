@@ -184,13 +184,13 @@ def test_postgres_stopped_hard_mid_stream_loses_and_doubles_nothing(
 def test_a_frozen_worker_is_fenced_when_it_wakes_and_nothing_counts_twice(
     pipeline: Pipeline, province: Path, expected: str
 ) -> None:
-    """SIGSTOP on a worker and its intake past the session timeout: its partitions move to the other worker (and a
-    transaction it held open is ended by the server); after SIGCONT its next commit is refused."""
+    """SIGSTOP on a worker and its intake in the middle of the stream, with batches in hand; a second worker
+    joins, and past the session timeout the group gives it every partition (a transaction the frozen one held
+    open is ended by the server). After SIGCONT the frozen worker's next commit is refused."""
     pipeline.batch_size = 5
     pipeline.settings["UYTHAC_DB_IDLE_IN_TRANSACTION_S"] = "3"
     pipeline.produce(keyed(province.read_bytes().splitlines()))
-    frozen, other = pipeline.start_worker(), pipeline.start_worker()
-    _wait_assigned(pipeline, 2)
+    frozen = pipeline.start_worker()
     deadline = time.monotonic() + 60
     while pipeline.applied() < 200:
         assert time.monotonic() < deadline, pipeline.worker_log()[-4000:]
@@ -199,8 +199,11 @@ def test_a_frozen_worker_is_fenced_when_it_wakes_and_nothing_counts_twice(
     for pid in stopped:
         os.kill(pid, signal.SIGSTOP)
     try:
-        time.sleep(10)  # past the session (6 s): the group gives every partition to the other worker
+        at_freeze = pipeline.applied()
+        other = pipeline.start_worker()
+        time.sleep(12)  # past the session (6 s): the group gives every partition to the other worker
         assert other.poll() is None
+        assert pipeline.applied() > at_freeze, "the other worker took the frozen one's partitions over"
     finally:
         for pid in reversed(stopped):
             os.kill(pid, signal.SIGCONT)
