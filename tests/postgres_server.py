@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,14 +87,19 @@ class PostgresServer:
 
 
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
-    """The session's PostgreSQL, started on first use and stopped at the end of the session."""
+def postgres_server() -> Iterator[PostgresServer]:
+    """The session's PostgreSQL, started on first use and stopped at the end of the session.
+
+    Its cluster lies in a folder of its own under the system's temporary folder, not pytest's: as root the
+    server runs as the `postgres` user, which must reach it, and every pytest session on the machine makes
+    pytest's folder private to its owner again."""
     if not os.access(PGCTL, os.X_OK):
         pytest.fail(f"{PGCTL} is missing or not executable", pytrace=False)
+    top = Path(tempfile.mkdtemp(prefix="uythac-postgres-"))
     server: PostgresServer | None = None
     error: PostgresError | None = None
-    for _ in range(3):  # a port picked free may be taken by someone else before the server binds it
-        server = PostgresServer(tmp_path_factory.mktemp("postgres"), free_ports(1)[0])
+    for attempt in range(3):  # a port picked free may be taken by someone else before the server binds it
+        server = PostgresServer(top / str(attempt), free_ports(1)[0])
         try:
             server.start()
             error = None
@@ -105,3 +112,4 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgr
         yield server
     finally:
         server.stop()
+        shutil.rmtree(top, ignore_errors=True)

@@ -158,27 +158,29 @@ def test_postgres_stopped_hard_mid_stream_loses_and_doubles_nothing(
     keys = write_keys(pipeline.directory)
     closed = f"127.0.0.1:{free_ports(1)[0]}"
     app = create_app(Settings(db=pipeline.db, api_keys_file=str(keys.path), kafka_bootstrap=closed))
-    api = app.test_client()
-    assert api.get("/v1/report", headers=keys.header("all")).status_code == 200
-    postgres_server.kill()
     try:
-        pipeline.produce(second)
-        for path in ("/v1/report", "/v1/distribution", "/v1/units?org=HND"):
-            answer = api.get(path, headers=keys.header("all"))
-            assert answer.status_code == 503 and answer.mimetype == "application/problem+json", answer.data
-            assert answer.json is not None and answer.json["type"].endswith("/store-unavailable")
-        assert api.get("/readyz").status_code == 503
-        time.sleep(3.0)  # the workers meet the database gone
+        api = app.test_client()
+        assert api.get("/v1/report", headers=keys.header("all")).status_code == 200
+        postgres_server.kill()
+        try:
+            pipeline.produce(second)
+            for path in ("/v1/report", "/v1/distribution", "/v1/units?org=HND"):
+                answer = api.get(path, headers=keys.header("all"))
+                assert answer.status_code == 503 and answer.mimetype == "application/problem+json", answer.data
+                assert answer.json is not None and answer.json["type"].endswith("/store-unavailable")
+            assert api.get("/readyz").status_code == 503
+            time.sleep(3.0)  # the workers meet the database gone
+        finally:
+            postgres_server.start()
+        pipeline.wait_caught_up(timeout_s=180)
+        assert all(worker.poll() is None for worker in workers), "the workers waited for the database"
+        assert pipeline.stop_workers() == [0, 0]
+        assert pipeline.report() == expected
+        _outputs_agree(pipeline, orjson.loads(expected))
+        assert api.get("/v1/report", headers=keys.header("all")).status_code == 200
+        assert "store unavailable" in pipeline.worker_log()
     finally:
-        postgres_server.start()
-    pipeline.wait_caught_up(timeout_s=180)
-    assert all(worker.poll() is None for worker in workers), "the workers waited for the database"
-    assert pipeline.stop_workers() == [0, 0]
-    assert pipeline.report() == expected
-    _outputs_agree(pipeline, orjson.loads(expected))
-    assert api.get("/v1/report", headers=keys.header("all")).status_code == 200
-    assert "store unavailable" in pipeline.worker_log()
-    app.extensions[EXTENSION].store.close()
+        app.extensions[EXTENSION].store.close()
 
 
 def test_a_frozen_worker_is_fenced_when_it_wakes_and_nothing_counts_twice(
