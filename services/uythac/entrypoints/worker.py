@@ -295,7 +295,7 @@ class Worker:
         batch = self._prepare(polled)
         started = time.perf_counter()
         try:
-            outcome = self.checkpoint.commit(batch)
+            outcome = self._commit(batch)
         except StoreUnavailable as error:  # the store is unreachable or locked: read these again later
             metrics.BATCH_RETRIES.labels("store_unavailable").inc()
             log.error("store unavailable; will retry the batch", extra={"error": str(error)})
@@ -307,10 +307,6 @@ class Worker:
             log.warning("batch not applied", extra={"error": str(error)})
             self._rewind(intake)
             return False
-        except Exception:
-            metrics.BATCH_RETRIES.labels("one_by_one").inc()
-            log.exception("batch failed; applying its records one by one")
-            outcome = self._one_by_one(batch)
         for partition, (_, new) in batch.offset_moves.items():
             self.positions[partition] = new
         self._count(batch, outcome, time.perf_counter() - started, polled.timestamps)
@@ -318,6 +314,18 @@ class Worker:
         # batch's decoding, it mostly runs while SQLite claims that batch's ids (see `_prepare`).
         self.decoder.submit(_free_here, batch, outcome)
         return True
+
+    def _commit(self, batch: _Batch) -> Outcome:
+        """The batch committed whole, or else record by record (`_one_by_one`); the store's errors (unreachable,
+        fenced) raised either way."""
+        try:
+            return self.checkpoint.commit(batch)
+        except StoreError:
+            raise
+        except Exception:
+            metrics.BATCH_RETRIES.labels("one_by_one").inc()
+            log.exception("batch failed; applying its records one by one")
+            return self._one_by_one(batch)
 
     def _prepare(self, polled: Polled) -> _Batch:
         """The records not yet applied: the valid ones as events (the intake's verdict: decoded again, on the

@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from uythac.adapters.sql import statements
 from uythac.adapters.sql.schema import LAYOUT, meta, metadata
@@ -196,10 +196,14 @@ def _engine(url: str, limits: Limits) -> Engine:
 
 @contextmanager
 def unavailable(url: str) -> Iterator[None]:
-    """The driver's "cannot connect", "connection lost" and "database is locked" as `StoreUnavailable`."""
+    """The driver's "cannot connect", "connection lost" and "database is locked" as `StoreUnavailable`, and any
+    error after which SQLAlchemy found the connection gone (PostgreSQL ending an idle transaction's session
+    says so with another class of error)."""
     try:
         yield
-    except OperationalError as error:
+    except DBAPIError as error:
+        if not isinstance(error, OperationalError) and not error.connection_invalidated:
+            raise
         raise StoreUnavailable(f"{_shown(url)}: {' '.join(str(error.orig).split())}") from error
 
 
