@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 RUN_DIR ?= var/demo
 
-.PHONY: run test lint typecheck tools unit bench venv kafka-up kafka-down nginx-up nginx-down clean schemas
+.PHONY: run test lint typecheck tools unit bench venv kafka-up kafka-down nginx-up nginx-down pg-up pg-down clean schemas
 
 $(STAMP): pyproject.toml deploy/durable-rules/fixes.patch deploy/durable-rules/build-wheel.sh
 	$(PYTHON) -m venv $(VENV)
@@ -19,9 +19,11 @@ $(STAMP): pyproject.toml deploy/durable-rules/fixes.patch deploy/durable-rules/b
 venv: $(STAMP)
 
 ## run: the local Kafka broker and the worker; a demo province published once; the letter's table; the API
-## behind nginx on http://127.0.0.1:8000
+## behind nginx on http://127.0.0.1:8000. The store is a SQLite file; `make run DB=postgres`: the local
+## PostgreSQL (deploy/postgres/pgctl)
+DB ?= sqlite
 run: $(STAMP)
-	RUN_DIR=$(RUN_DIR) deploy/run.sh
+	RUN_DIR=$(RUN_DIR) DB=$(DB) deploy/run.sh
 
 ## test: lint, types, then every test (unit, property, integration)
 test: $(STAMP) lint typecheck tools
@@ -80,5 +82,14 @@ nginx-up:
 nginx-down:
 	deploy/nginx/nginxctl down
 
-clean: kafka-down nginx-down
+## pg-up: start the local PostgreSQL 15 on 127.0.0.1:15432 (Debian's package, installed with apt-get if missing;
+## data in var/postgres; a uythac role and database); `deploy/postgres/pgctl url` prints its UYTHAC_DB
+pg-up:
+	deploy/postgres/pgctl up
+
+## pg-down: stop the local PostgreSQL (its data stays in var/postgres)
+pg-down:
+	deploy/postgres/pgctl down
+
+clean: kafka-down nginx-down pg-down
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -6,6 +6,8 @@
 #   RUN_DIR         where the demo keeps its files (default var/demo): province, store, worker log
 #   DEMO_COMMUNES   size of the demo province (default 130 communes in 27 districts, ~0.7 M events;
 #                   520 is the whole Thanh Hóa-like province, ~2.7 M events, a few minutes more)
+#   DB              sqlite (default: a file in RUN_DIR) or postgres: the local PostgreSQL of
+#                   deploy/postgres/pgctl (started here, left running; `deploy/postgres/pgctl down` stops it)
 #
 # The province is published on the first run only (the worker's store then holds it); later runs start
 # the broker and the worker again and show the same store. A demo API key (scope: all) is made on the
@@ -24,7 +26,14 @@ read -r REVISION LAYOUT < <("$BIN/python" -c 'from uythac.devtools.generate impo
 from uythac.adapters.sql.schema import LAYOUT
 print(REVISION, LAYOUT)')
 PROVINCE="$DIR/province-$COMMUNES.r$REVISION.jsonl.gz"
-export UYTHAC_DB="${UYTHAC_DB:-$DIR/uythac-$COMMUNES.r$REVISION.layout$LAYOUT.db}"
+case "${DB:-sqlite}" in
+sqlite) export UYTHAC_DB="${UYTHAC_DB:-$DIR/uythac-$COMMUNES.r$REVISION.layout$LAYOUT.db}" ;;
+postgres)
+    deploy/postgres/pgctl up
+    export UYTHAC_DB="${UYTHAC_DB:-$(deploy/postgres/pgctl url)}"
+    ;;
+*) echo "DB must be sqlite or postgres, not '$DB'" >&2 && exit 2 ;;
+esac
 KAFKA_DIR="${UYTHAC_KAFKA_DIR:-var/kafka}"
 mkdir -p "$DIR"
 
@@ -73,7 +82,7 @@ worker=$!
 echo "$worker" >"$DIR/worker.pid"
 echo "worker started (pid $worker, log $DIR/worker.log, metrics http://127.0.0.1:9102/metrics)"
 
-published="$DIR/published-$(basename "$UYTHAC_DB")"  # per store: a new one gets the province again (duplicates are ignored)
+published="$DIR/published-${DB:-sqlite}-$(basename "$UYTHAC_DB")"  # per store: a new one gets the province again (duplicates are ignored)
 if [[ ! -f "$published" ]]; then
     "$BIN/uythac" publish "$PROVINCE" --rejects "$DIR/rejects-at-publish.jsonl"
     touch "$published"

@@ -8,8 +8,10 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, settings
 
+from tests.support import Stores
+
 # the session's Kafka broker (fixtures `kafka_bootstrap`, `kafka_broker`) for the tests marked `kafka`
-pytest_plugins = ["tests.kafka_broker"]
+pytest_plugins = ["tests.kafka_broker", "tests.postgres_server"]
 
 settings.register_profile(
     "default", deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
@@ -32,3 +34,16 @@ def no_producer_left_running() -> Iterator[None]:
     while (left := set(_producer_threads()) - before) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not left, f"Kafka producers left running: {sorted(left)}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_kind(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Runs a test on both stores: `tests.support.new_store` (and `report_of`) make SQLite files, then schemas
+    on the session's PostgreSQL (started on first use). Modules take it with
+    `pytestmark = pytest.mark.usefixtures("store_kind")`."""
+    if request.param == "postgresql":
+        Stores.postgres = request.getfixturevalue("postgres_server")
+    try:
+        yield request.param
+    finally:
+        Stores.postgres = None

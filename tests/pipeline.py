@@ -56,14 +56,19 @@ class Pipeline:
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     started: int = 0  # workers started so far: each writes its own log
     settings: dict[str, str] = field(default_factory=dict)  # more UYTHAC_* variables for this test's processes
+    store_url: str = ""  # the store (a PostgreSQL URL); empty: a SQLite file in `directory`
 
     @property
     def topic(self) -> str:
         return f"{self.name}.events"
 
     @property
-    def db(self) -> Path:
-        return self.directory / f"{self.name}.db"
+    def db(self) -> str:
+        """The store's location: a SQLite path, or `store_url`."""
+        return self.store_url or str(self.directory / f"{self.name}.db")
+
+    def _store_made(self) -> bool:
+        return bool(self.store_url) or Path(self.db).exists()
 
     def env(self) -> dict[str, str]:
         return {
@@ -169,8 +174,8 @@ class Pipeline:
         deadline = time.monotonic() + timeout_s
         while True:
             ends = {p: n for p, n in self.end_offsets().items() if n > 0}
-            if self.db.exists():
-                store = bootstrap.open_store(str(self.db))
+            if self._store_made():
+                store = bootstrap.open_store(self.db)
                 try:
                     with store.reading() as uow:
                         applied, backlog = uow.offsets(self.topic), uow.outbox_backlog()
@@ -186,9 +191,9 @@ class Pipeline:
 
     def applied(self) -> int:
         """How many messages of the events topic the store has applied (0 before the store exists)."""
-        if not self.db.exists():
+        if not self._store_made():
             return 0
-        store = bootstrap.open_store(str(self.db))
+        store = bootstrap.open_store(self.db)
         try:
             with store.reading() as uow:
                 return sum(uow.offsets(self.topic).values())
@@ -196,7 +201,7 @@ class Pipeline:
             store.close()
 
     def report(self) -> str:
-        store = bootstrap.open_store(str(self.db))
+        store = bootstrap.open_store(self.db)
         try:
             return render(current_report(store, CARD))
         finally:

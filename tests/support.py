@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import tempfile
 from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tests.examples import CARD
 from uythac import bootstrap
@@ -17,7 +19,26 @@ from uythac.service.processor import Processor
 from uythac.service.reports import current_report
 from uythac.settings import Settings
 
+if TYPE_CHECKING:
+    from tests.postgres_server import PostgresServer
+
 _ids = itertools.count(1)
+
+
+class Stores:
+    """Where `new_store` makes stores: SQLite files, unless the `store_kind` fixture (tests/conftest.py) has set
+    the session's PostgreSQL for a test parametrized over both stores."""
+
+    postgres: PostgresServer | None = None
+
+
+def new_store(tmp_path: Path, name: str = "store") -> str:
+    """An empty store for a test: a SQLite file under `tmp_path`, or a new schema on the session's PostgreSQL."""
+    if Stores.postgres is not None:
+        return Stores.postgres.new_store()
+    return str(tmp_path / f"{name}-{next(_ids)}.db")
+
+
 MONTHS_KEPT = Settings().reports_months
 
 
@@ -79,7 +100,7 @@ def write_lines(path: Path, events: Iterable[dict[str, Any] | str]) -> Path:
 
 
 def replay_into(
-    db: Path,
+    db: Path | str,
     events: Iterable[dict[str, Any] | str],
     as_of: date | None = None,
     batch_size: int = 5000,
@@ -87,16 +108,19 @@ def replay_into(
 ) -> Summary:
     """Replay events (dicts or raw lines) onto the store at `db`, keeping what is already there; the
     processor keeps at most `cache_limit` loans (and groups) in memory between batches."""
-    source = write_lines(db.with_name(f"{db.stem}-{next(_ids)}.jsonl"), events)
+    handle, name = tempfile.mkstemp(prefix="uythac-events-", suffix=".jsonl")
+    os.close(handle)
+    source = write_lines(Path(name), events)
     store = bootstrap.open_store(str(db))
     try:
         processor = Processor(store, CARD, MONTHS_KEPT, cache_limit)
         return replay(source, processor, as_of=as_of, batch_size=batch_size, latest=None)
     finally:
         store.close()
+        source.unlink()
 
 
-def report_at(db: Path) -> dict[str, Any]:
+def report_at(db: Path | str) -> dict[str, Any]:
     store = bootstrap.open_store(str(db))
     try:
         return current_report(store, CARD)
@@ -104,7 +128,7 @@ def report_at(db: Path) -> dict[str, Any]:
         store.close()
 
 
-def kept_reports(db: Path) -> dict[date, dict[str, Any]]:
+def kept_reports(db: Path | str) -> dict[date, dict[str, Any]]:
     """The month-end reports the store kept, by date."""
     store = bootstrap.open_store(str(db))
     try:
@@ -122,7 +146,7 @@ def report_of(
     cache_limit: int = 250_000,
 ) -> dict[str, Any]:
     """The report of these events replayed onto a fresh store."""
-    db = tmp_path / f"r{next(_ids)}.db"
+    db = new_store(tmp_path, "r")
     replay_into(db, events, as_of=as_of, batch_size=batch_size, cache_limit=cache_limit)
     return report_at(db)
 

@@ -8,13 +8,14 @@ reads a scorecard file. Everything that can be wrong with the settings surfaces 
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 from functools import partial
 from importlib import metadata, resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from uythac.adapters.sql.store import Store
+from uythac.adapters.sql.store import Limits, Store
 from uythac.core import dates
 from uythac.core import scorecard as scorecards
 from uythac.core.outputs import Topics
@@ -30,9 +31,12 @@ PACKAGED_SCORECARD = "rules/scorecard.yaml"
 DURABLE_RULES = "2.0.28+uythac.1"  # deploy/durable-rules: PyPI's 2.0.28 reads past its arrays and may crash
 
 
-def open_store(location: str) -> Store:
-    """The store at a SQLite path (made if missing, WAL) or a SQLAlchemy URL."""
-    return Store.at(location)
+def open_store(location: str, settings: Settings | None = None) -> Store:
+    """The store at a SQLite path (made if missing, WAL) or a SQLAlchemy URL; `settings`: the limits of its
+    PostgreSQL sessions (`UYTHAC_DB_*`), else their defaults."""
+    given = settings or Settings()
+    limits = Limits(given.db_pool_size, given.db_statement_timeout_s, given.db_idle_in_transaction_s)
+    return Store.at(location, limits)
 
 
 def load_scorecard(settings: Settings) -> Scorecard:
@@ -77,6 +81,19 @@ def topics(settings: Settings) -> Topics:
     return Topics(settings.kafka_flags_topic, settings.kafka_scores_topic)
 
 
+def instance_id(settings: Settings) -> str | None:
+    """The worker's static member name in its group (`UYTHAC_KAFKA_INSTANCE_ID`), checked as Kafka checks it."""
+    name = settings.kafka_instance_id
+    if not name:
+        return None
+    if not re.fullmatch(r"[A-Za-z0-9._-]{1,249}", name) or name in (".", ".."):
+        raise ConfigError(
+            f"UYTHAC_KAFKA_INSTANCE_ID: {name!r} is not a Kafka member name (1-249 of A-Z a-z 0-9 . _ -); "
+            "give each worker its own, e.g. its host name"
+        )
+    return name
+
+
 def intake(settings: Settings, store: Store) -> IntakeConfig:
     """The worker's intake process: its Kafka consumer and the store it seeks offsets in (opened there again)."""
     from uythac.adapters.kafka.intake import IntakeConfig
@@ -86,8 +103,9 @@ def intake(settings: Settings, store: Store) -> IntakeConfig:
         topic=settings.kafka_topic,
         group_id=settings.kafka_group,
         session_timeout_ms=settings.kafka_session_timeout_ms,
+        instance_id=instance_id(settings),
         batch_size=settings.batch_size,
         max_future_days=settings.max_future_days,
-        open_store=partial(open_store, store.url),
+        open_store=partial(open_store, store.url, settings),
         log_level=settings.log_level,
     )

@@ -16,6 +16,11 @@ from uythac.errors import ConfigError
 @dataclass(frozen=True)
 class Settings:
     db: str = "var/uythac.db"  # SQLite path, or a SQLAlchemy URL (postgresql+psycopg://...)
+    db_pool_size: int = 5  # PostgreSQL: connections a process keeps at most (an API process: its threads + 1)
+    db_statement_timeout_s: int = 60  # PostgreSQL: a statement running longer is cancelled; 0: never
+    # PostgreSQL: a session that holds a transaction open this long without a word (a frozen worker, holding the
+    # store's writer lock) is ended by the server, so the other workers go on; 0: never
+    db_idle_in_transaction_s: int = 60
     scorecard: str = ""  # a scorecard YAML file; empty: the packaged rules/scorecard.yaml
     # Events per store transaction (at most: a worker applies what one poll brings). Each commit rewrites most
     # leaves of the table of seen event ids, so fewer, larger commits pay, for some memory (docs/benchmarks.md).
@@ -29,6 +34,9 @@ class Settings:
     kafka_partitions: int = 12  # partitions of the topics the worker creates (uythac.events, flags, scores)
     kafka_group: str = "uythac-rules"  # the workers' consumer group
     kafka_session_timeout_ms: int = 10000  # a worker that died unannounced loses its partitions after this
+    # this worker's own stable name in its group (static membership): started again under it, it gets its
+    # partitions back at once, without waiting out the session; empty: a new member at each start
+    kafka_instance_id: str = ""
     kafka_flags_topic: str = "uythac.flags"
     kafka_scores_topic: str = "uythac.scores"
     worker_metrics_port: int = 9102  # the worker's /metrics; 0 turns it off

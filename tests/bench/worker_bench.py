@@ -37,6 +37,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from tests.bench.common import BENCH_DIR, UYTHAC, machine, province
 from tests.kafka_broker import KafkaBroker, free_ports
+from tests.postgres_server import PostgresServer
 from uythac.adapters.kafka.admin import ensure_topics
 from uythac.adapters.sql.store import Store
 from uythac.entrypoints.publish import publish
@@ -72,7 +73,7 @@ def raw_consume(bootstrap: str, topic: str) -> tuple[int, float]:
         consumer.close()
 
 
-def worker_env(bootstrap: str, topic: str, db: Path) -> dict[str, str]:
+def worker_env(bootstrap: str, topic: str, db: Path | str) -> dict[str, str]:
     return {
         **os.environ,
         "UYTHAC_DB": str(db),
@@ -86,9 +87,9 @@ def worker_env(bootstrap: str, topic: str, db: Path) -> dict[str, str]:
     }
 
 
-def stored(db: Path, topic: str) -> tuple[dict[int, int], int]:
+def stored(db: Path | str, topic: str) -> tuple[dict[int, int], int]:
     """(applied offsets by partition, output messages not yet relayed) in the worker's store, in one read."""
-    if not db.exists():
+    if isinstance(db, Path) and not db.exists():
         return {}, 0
     store = Store.at(db)
     try:
@@ -98,14 +99,17 @@ def stored(db: Path, topic: str) -> tuple[dict[int, int], int]:
         store.close()
 
 
-def applied(db: Path, topic: str) -> dict[int, int]:
+def applied(db: Path | str, topic: str) -> dict[int, int]:
     return stored(db, topic)[0]
 
 
-def run_worker_to_end(bootstrap: str, topic: str, total: int, scratch: Path) -> tuple[float, float]:
-    """Seconds until the store of a new `uythac worker` has applied all `total` messages: from starting
-    the process, and from its "partitions assigned" log line (where the raw consume's clock starts)."""
-    db = scratch / "throughput.db"
+def run_worker_to_end(
+    bootstrap: str, topic: str, total: int, scratch: Path, db: Path | str | None = None, workers: int = 1
+) -> tuple[float, float]:
+    """Seconds until the store of `workers` new `uythac worker`s in one group (a SQLite file in `scratch`, else
+    `db`) has applied all `total` messages: from starting the processes, and from the first "partitions
+    assigned" log line (where the raw consume's clock starts)."""
+    db = db or scratch / "throughput.db"
     env = {**worker_env(bootstrap, topic, db), "UYTHAC_LOG_LEVEL": "info"}
     assigned: list[float] = []
 
@@ -115,20 +119,44 @@ def run_worker_to_end(bootstrap: str, topic: str, total: int, scratch: Path) -> 
                 assigned.append(time.perf_counter())
 
     started = time.perf_counter()
-    worker = subprocess.Popen([UYTHAC, "worker"], env=env, stderr=subprocess.PIPE)
-    reader = threading.Thread(target=watch, args=(iter(worker.stderr.readline, b""),), daemon=True)  # type: ignore[union-attr]
-    reader.start()
+    running, readers = [], []
+    for _ in range(workers):
+        worker = subprocess.Popen([UYTHAC, "worker"], env=env, stderr=subprocess.PIPE)
+        reader = threading.Thread(target=watch, args=(iter(worker.stderr.readline, b""),), daemon=True)  # type: ignore[union-attr]
+        reader.start()
+        running.append(worker)
+        readers.append(reader)
     try:
         while sum(applied(db, topic).values()) < total:
-            if worker.poll() is not None:
-                raise RuntimeError("the worker exited")
+            if any(worker.poll() is not None for worker in running):
+                raise RuntimeError("a worker exited")
             time.sleep(0.2)
         done = time.perf_counter()
         return done - started, done - (assigned[0] if assigned else started)
     finally:
-        worker.terminate()
-        worker.wait(timeout=60)
-        reader.join(timeout=10)
+        for worker in running:
+            worker.terminate()
+        for worker, reader in zip(running, readers, strict=True):
+            worker.wait(timeout=60)
+            reader.join(timeout=10)
+
+
+def on_both_stores(bootstrap: str, topic: str, total: int, scratch: Path) -> None:
+    """The worker on SQLite, then on the local PostgreSQL with one worker and with two in one group (a new schema
+    each run), alternating, twice each: events/s from the partitions' assignment, and the ratio to SQLite."""
+    server = PostgresServer(BENCH_DIR.parent / "postgres", 15432)  # the local one of deploy/postgres/pgctl
+    server.start()
+    rates: dict[str, list[float]] = {"SQLite": [], "PostgreSQL, 1 worker": [], "PostgreSQL, 2 workers": []}
+    for run in range(2):
+        for kind, found in rates.items():
+            db = None if kind == "SQLite" else server.new_store()
+            _, seconds = run_worker_to_end(
+                bootstrap, topic, total, scratch / f"{run}{kind[0]}", db, 1 + kind.count("2")
+            )
+            found.append(total / seconds)
+            print(f"  {kind:<22} {found[-1]:>8,.0f} events/s from assignment")
+    sqlite = median(rates["SQLite"])
+    print("  " + "; ".join(f"{kind}: {median(found) / sqlite:.0%} of SQLite" for kind, found in rates.items()))
 
 
 def history_and_year(source: Path) -> tuple[list[bytes], Iterator[bytes]]:
@@ -282,6 +310,8 @@ def main() -> None:
                 f"faster raw consume beside it: {min(ratios):.0%} to {max(ratios):.0%}"
             )
             waits = latency(broker.bootstrap, source, steady_s, Path(scratch))
+            print("SQLite and PostgreSQL, alternating:")
+            on_both_stores(broker.bootstrap, topic, messages, Path(scratch))
         print(
             f"  event-to-queryable latency at {RATE:,} events/s for {steady_s:.0f} s after the history "
             f"({len(waits):,} events): "

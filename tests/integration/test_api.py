@@ -8,12 +8,12 @@ T = 2024-03-31, and a month-end report kept for 2024-02-29.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,20 @@ from flask.testing import FlaskClient
 from tests.api_support import Keys, write_keys
 from tests.kafka_broker import free_ports
 from tests.pipeline import UYTHAC
-from tests.support import CARD, group, inspect, loan, periodic, repay, replay_into, report_at, report_of, tick
+from tests.support import (
+    CARD,
+    Stores,
+    group,
+    inspect,
+    loan,
+    new_store,
+    periodic,
+    repay,
+    replay_into,
+    report_at,
+    report_of,
+    tick,
+)
 from uythac.adapters.sql.store import Store
 from uythac.core import report
 from uythac.core.dates import VIETNAM, month_end
@@ -34,6 +47,7 @@ from uythac.core.model import Counts
 from uythac.entrypoints.api import create_app
 from uythac.entrypoints.api.auth import load_keys
 from uythac.entrypoints.api.caching import Bodies, Scores
+from uythac.entrypoints.api.context import EXTENSION
 from uythac.entrypoints.api.events import reason_errors
 from uythac.entrypoints.api.schemas import (
     FlagsPageSchema,
@@ -81,25 +95,42 @@ GETS = [
 
 @dataclass(frozen=True)
 class Province:
-    db: Path
+    db: str
     keys: Keys
     month_end: dict[str, Any]  # the report kept for MONTH_END
+    new_store: Callable[[], str]  # an empty store of the same kind
 
 
-@pytest.fixture(scope="module")
-def province(tmp_path_factory: pytest.TempPathFactory) -> Province:
+def _in_date_order(store: str) -> str:
+    """The province replayed in date order, so the report kept when the clock passed MONTH_END holds every event
+    dated by then."""
+    replay_into(store, sorted(EVENTS, key=lambda event: event["occurred_at"]))
+    return store
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def province(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Province]:
+    """The province on SQLite, then on the session's PostgreSQL: every test of the API runs on both stores."""
     directory = tmp_path_factory.mktemp("api")
-    db = directory / "province.db"
-    # In date order, so the report kept when the clock passed MONTH_END holds every event dated by then.
-    replay_into(db, sorted(EVENTS, key=lambda event: event["occurred_at"]))
-    month_end = report_of(directory, EVENTS, as_of=MONTH_END)
-    return Province(db, write_keys(directory), month_end)
+    if request.param == "postgresql":
+        Stores.postgres = request.getfixturevalue("postgres_server")
+    try:
+        new = partial(new_store, directory, "province")
+        yield Province(_in_date_order(new()), write_keys(directory), report_of(directory, EVENTS, as_of=MONTH_END), new)
+    finally:
+        Stores.postgres = None
+        while _apps:
+            _apps.pop().extensions[EXTENSION].store.close()
+
+
+_apps: list[Flask] = []  # closed with the province: a PostgreSQL connection left to the collector warns
 
 
 def _app(province: Province, **settings: Any) -> Flask:
     closed = f"127.0.0.1:{free_ports(1)[0]}"  # Kafka is never there: POST /v1/events finds out within a second
     defaults = {"api_keys_file": str(province.keys.path), "kafka_bootstrap": closed, "api_produce_timeout_ms": 1000}
-    return create_app(Settings(db=str(province.db), **(defaults | settings)))
+    _apps.append(create_app(Settings(db=province.db, **(defaults | settings))))
+    return _apps[-1]
 
 
 @pytest.fixture(scope="module")
@@ -591,9 +622,8 @@ def test_the_openapi_document_and_its_page(client: FlaskClient) -> None:
 
 def test_cached_answers_follow_the_next_batch(tmp_path: Path, province: Province) -> None:
     """The report and the table are kept per store version: a batch the worker commits shows at once."""
-    db = tmp_path / "moving.db"
-    shutil.copy(province.db, db)
-    app = _app(Province(db, province.keys, province.month_end)).test_client()
+    db = _in_date_order(province.new_store())
+    app = _app(Province(db, province.keys, province.month_end, province.new_store)).test_client()
     before = get(app, province.keys, "/v1/report")
     assert get(app, province.keys, "/v1/report") == before  # the kept body
     table = get(app, province.keys, "/v1/distribution")

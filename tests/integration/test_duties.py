@@ -18,6 +18,8 @@ import pytest
 from tests.support import report_of
 from tests.unit import test_reference_duties as cases
 
+pytestmark = pytest.mark.usefixtures("store_kind")  # each test on SQLite, then PostgreSQL
+
 Events = list[dict[str, Any]]
 PARAMETER_SET = type(pytest.param(None))
 

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import pytest
+
+from tests.support import new_store
 from uythac.adapters.kafka.relay import pending_rows
-from uythac.adapters.sql.store import Store
+from uythac.adapters.sql.store import Limits, Store
 from uythac.core.outputs import Message
+
+pytestmark = pytest.mark.usefixtures("store_kind")  # on SQLite, then PostgreSQL
 
 
 def acknowledged(store: Store, ids: Sequence[int]) -> None:
@@ -16,7 +22,7 @@ def acknowledged(store: Store, ids: Sequence[int]) -> None:
 
 
 def test_rows_come_back_oldest_first_a_round_at_a_time_until_acknowledged(tmp_path: Path) -> None:
-    store = Store.at(str(tmp_path / "o.db"))
+    store = Store.at(new_store(tmp_path, "o"))
     sent = [Message("uythac.scores", f"C{i:04d}".encode(), b'{"n":%d}' % i) for i in range(7)]
     sent[3] = Message("uythac.events.dlq", None, b"\xff\x00", (("uythac.reason", b"message: not JSON"), ("x", b"")))
     with store.unit_of_work() as uow:
@@ -33,3 +39,20 @@ def test_rows_come_back_oldest_first_a_round_at_a_time_until_acknowledged(tmp_pa
     acknowledged(store, [row[0] for row in rest])
     assert pending_rows(store, 4) == []
     store.close()
+
+
+def test_one_process_relays_a_store_at_a_time_and_a_silent_one_is_replaced(tmp_path: Path, store_kind: str) -> None:
+    """PostgreSQL: the relay lock is one session's, and a session silent past `idle_in_transaction_s` (a frozen
+    intake) is ended by the next process that asks. SQLite: one worker, which always relays."""
+    location = new_store(tmp_path, "relay")
+    first, second = (Store.at(location, Limits(idle_in_transaction_s=1)) for _ in range(2))
+    try:
+        assert first.holds_relay()
+        assert second.holds_relay() == (store_kind == "sqlite")
+        assert first.holds_relay()  # asking again keeps it
+        time.sleep(2.5)  # the first says nothing meanwhile
+        assert second.holds_relay()
+        assert first.holds_relay() == (store_kind == "sqlite")
+    finally:
+        first.close()
+        second.close()

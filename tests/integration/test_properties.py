@@ -15,16 +15,18 @@ a group's 90th day, 31/12 and 01/01. Half the provinces with ticks end on the la
 from __future__ import annotations
 
 import random
-import uuid
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.reference import reference_report
-from tests.support import replay_into, report_at, report_of
+from tests.support import new_store, replay_into, report_at, report_of
+
+pytestmark = pytest.mark.usefixtures("store_kind")  # each test on SQLite, then PostgreSQL
 
 START = date(2023, 1, 1)
 UNITS = [("D01", "C0001", "HND"), ("D01", "C0001", "HPN"), ("D02", "C0002", "HND")]
@@ -224,7 +226,7 @@ def test_split_across_replays_onto_one_store_gives_the_same_report(
     rng = random.Random(seed)
     shuffled = events[:]
     rng.shuffle(shuffled)
-    db = tmp_path / f"split-{uuid.uuid4().hex}.db"
+    db = new_store(tmp_path, "split")
     for part in range(parts):
         replay_into(db, shuffled[part::parts], batch_size=rng.randint(1, 5))
     assert report_at(db) == reference_report(events)
@@ -238,7 +240,7 @@ def test_after_every_batch_the_incremental_state_equals_a_recomputation(
     rng = random.Random(seed)
     order = events[:]
     rng.shuffle(order)
-    db = tmp_path / f"prefix-{uuid.uuid4().hex}.db"
+    db = new_store(tmp_path, "prefix")
     done = 0
     while done < len(order):
         step = rng.randint(1, 4)

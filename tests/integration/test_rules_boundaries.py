@@ -11,6 +11,8 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.support import (
     component,
     deposit,
@@ -18,6 +20,7 @@ from tests.support import (
     group,
     inspect,
     loan,
+    new_store,
     overdue,
     periodic,
     repay,
@@ -27,6 +30,8 @@ from tests.support import (
     tick,
     unit_of,
 )
+
+pytestmark = pytest.mark.usefixtures("store_kind")  # each test on SQLite, then PostgreSQL
 
 d = date(2023, 3, 1)  # disbursement day of the loans below
 D = d + timedelta(days=30)  # their deadline: 2023-03-31
@@ -110,7 +115,7 @@ def test_pending_and_missed_through_as_of(tmp_path: Path) -> None:
 
 
 def test_on_time_inspection_arriving_after_the_flag_clears_it(tmp_path: Path) -> None:
-    db = tmp_path / "store.db"
+    db = new_store(tmp_path)
     replay_into(db, [loan("L1", d), tick(days(45))])
     assert report_at(db)["flags"] == [flag()]
     replay_into(db, [inspect("L1", days(29))])  # entered late into the software, dated within 30 days
@@ -127,7 +132,7 @@ def test_on_time_inspection_after_the_flag_in_one_file_clears_it(tmp_path: Path)
 
 
 def test_late_inspection_never_clears_a_flag(tmp_path: Path) -> None:
-    db = tmp_path / "store.db"
+    db = new_store(tmp_path)
     replay_into(db, [loan("L1", d), tick(days(45))])
     replay_into(db, [inspect("L1", days(31))])
     report = report_at(db)
@@ -453,7 +458,7 @@ def test_unit_is_not_reported_by_other_events(tmp_path: Path) -> None:
 
 
 def test_repayment_before_its_loan_is_known_counts_once_disbursed(tmp_path: Path) -> None:
-    db = tmp_path / "store.db"
+    db = new_store(tmp_path)
     replay_into(db, [repay("L1", T - timedelta(days=5), principal=4_000_000), tick(T)])
     assert report_at(db)["units"] == []
     replay_into(db, [loan("L1", date(2023, 1, 1), amount=10_000_000)])
@@ -470,7 +475,7 @@ def test_repayment_before_disbursement_in_one_file(tmp_path: Path) -> None:
 
 
 def test_deposit_before_its_group_is_registered_counts_once_registered(tmp_path: Path) -> None:
-    db = tmp_path / "store.db"
+    db = new_store(tmp_path)
     replay_into(db, [deposit("G1", T - timedelta(days=3)), periodic("G1", T - timedelta(days=3)), tick(T)])
     replay_into(db, [group("G1", date(2023, 1, 1))])
     report = report_at(db)
@@ -516,7 +521,7 @@ def test_a_deposit_periodic_inspection_and_closure_naming_another_unit_leave_the
 def test_events_of_another_unit_count_once_an_earlier_disbursement_names_that_unit(tmp_path: Path) -> None:
     """The loan's unit is its earliest disbursement's: a later-arriving, earlier-dated one moves it, and with it
     which events count."""
-    db = tmp_path / "store.db"
+    db = new_store(tmp_path)
     second = loan("L1", days(5), event_id="disbursed-second")  # C0001
     repaid, visited = repay("L1", T, principal=1_000_000, **OTHER), inspect("L1", days(10), **OTHER)
     replay_into(db, [second, repaid, visited, tick(T)])

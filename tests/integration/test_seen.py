@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.support import CARD
+from tests.support import CARD, new_store
 from uythac.adapters.sql.schema import seen
 from uythac.adapters.sql.store import Store
 from uythac.adapters.sql.unit_of_work import SqlUnitOfWork
@@ -26,13 +26,13 @@ from uythac.service.processor import Processor
 IDS = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), min_size=1, max_size=64)
 DIGESTS = st.binary(min_size=DIGEST_SIZE, max_size=DIGEST_SIZE)
 BATCHES = st.lists(st.dictionaries(IDS, DIGESTS, max_size=30), max_size=6)
-WAYS = ("_claim_at_once", "_claim_one_by_one")  # SQLite's, and the one other databases take
+pytestmark = pytest.mark.usefixtures("store_kind")  # each test on SQLite, then PostgreSQL
 
 
 @contextmanager
 def _store() -> Iterator[Store]:
     with TemporaryDirectory() as directory:
-        store = Store.at(Path(directory) / "seen.db")
+        store = Store.at(new_store(Path(directory), "seen"))
         try:
             yield store
         finally:
@@ -43,24 +43,21 @@ def _stored(uow: SqlUnitOfWork) -> dict[str, bytes]:
     return {row.event_id: bytes(row.digest) for row in uow.connection.execute(sa.select(seen))}
 
 
-@pytest.mark.parametrize("way", WAYS)
 @settings(max_examples=60, deadline=None)
 @given(batches=BATCHES)
-def test_a_claim_returns_the_digests_claimed_first_and_keeps_the_new_ids(
-    way: str, batches: list[dict[str, bytes]]
-) -> None:
+def test_a_claim_returns_the_digests_claimed_first_and_keeps_the_new_ids(batches: list[dict[str, bytes]]) -> None:
     model: dict[str, bytes] = {}
     with _store() as store:
         for batch in batches:
             with store.unit_of_work() as uow:
-                known = getattr(uow, way)(batch)
+                known = uow.claim(batch)
                 assert known == {event_id: model[event_id] for event_id in batch if event_id in model}
                 model = {**batch, **model}
                 assert _stored(uow) == model
 
 
 def test_claim_takes_the_whole_batch_in_one_transaction(tmp_path: Path) -> None:
-    store = Store.at(tmp_path / "seen.db")
+    store = Store.at(new_store(tmp_path, "seen"))
     with pytest.raises(RuntimeError), store.unit_of_work() as uow:
         uow.claim({"e-1": bytes(DIGEST_SIZE)})
         raise RuntimeError("the batch failed after its claim")
@@ -71,7 +68,7 @@ def test_claim_takes_the_whole_batch_in_one_transaction(tmp_path: Path) -> None:
 
 
 def test_a_digest_of_another_size_is_refused_before_anything_is_written(tmp_path: Path) -> None:
-    store = Store.at(tmp_path / "seen.db")
+    store = Store.at(new_store(tmp_path, "seen"))
     with store.unit_of_work() as uow:
         with pytest.raises(ValueError, match="digest"):
             uow.claim({"e-1": bytes(DIGEST_SIZE), "e-2": bytes(DIGEST_SIZE - 1)})
@@ -80,7 +77,7 @@ def test_a_digest_of_another_size_is_refused_before_anything_is_written(tmp_path
 
 
 def test_an_id_holding_a_nul_is_refused_rather_than_cut_short(tmp_path: Path) -> None:
-    store = Store.at(tmp_path / "seen.db")
+    store = Store.at(new_store(tmp_path, "seen"))
     with store.unit_of_work() as uow:
         with pytest.raises(ValueError, match="event_id"):
             uow.claim({"e-1": bytes(DIGEST_SIZE), "e\x002": bytes(DIGEST_SIZE)})
@@ -118,7 +115,7 @@ def test_a_batch_handed_over_later_with_its_first_digests_is_deduped_as_the_batc
     ]
     outcomes = []
     for way in ("itself", "later"):
-        processor = Processor(Store.at(tmp_path / f"{way}.db"), CARD, 24, 250_000)
+        processor = Processor(Store.at(new_store(tmp_path, way)), CARD, 24, 250_000)
         processor.process(first)
         if way == "itself":
             outcomes.append(processor.process(second))

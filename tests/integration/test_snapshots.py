@@ -7,19 +7,21 @@ first event dated after the month end. Batch sizes, store restarts and ticks do 
 from __future__ import annotations
 
 import random
-import uuid
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.integration.test_properties import provinces
 from tests.reference import business_day, reference_report
-from tests.support import inspect, kept_reports, loan, replay_into, tick
+from tests.support import inspect, kept_reports, loan, new_store, replay_into, tick
 from uythac.core.dates import month_end
 from uythac.service.processor import oldest_kept
+
+pytestmark = pytest.mark.usefixtures("store_kind")  # each test on SQLite, then PostgreSQL
 
 MONTHS_KEPT = 24  # the default
 
@@ -41,7 +43,7 @@ def expected_reports(arrivals: list[dict[str, Any]]) -> dict[date, dict[str, Any
 
 
 def test_a_month_end_passed_keeps_the_report_at_that_day(tmp_path: Path) -> None:
-    db = tmp_path / "store.db"
+    db = new_store(tmp_path)
     replay_into(db, [loan("L1", "2024-01-20"), inspect("L1", "2024-01-25")])
     assert kept_reports(db) == {}
     replay_into(db, [loan("L2", "2024-01-31")])  # reaching the month end is not passing it
@@ -54,7 +56,7 @@ def test_a_month_end_passed_keeps_the_report_at_that_day(tmp_path: Path) -> None
 
 
 def test_a_late_event_does_not_change_a_kept_report(tmp_path: Path) -> None:
-    db = tmp_path / "store.db"
+    db = new_store(tmp_path)
     early = [loan("L1", "2024-01-01"), tick("2024-02-05")]
     replay_into(db, early)
     before = kept_reports(db)
@@ -64,14 +66,14 @@ def test_a_late_event_does_not_change_a_kept_report(tmp_path: Path) -> None:
 
 
 def test_a_tick_past_month_ends_keeps_each_of_them(tmp_path: Path) -> None:
-    db = tmp_path / "store.db"
+    db = new_store(tmp_path)
     replay_into(db, [loan("L1", "2024-11-10")])
     replay_into(db, [], as_of=date(2025, 1, 15))
     assert list(kept_reports(db)) == [date(2024, 11, 30), date(2024, 12, 31)]
 
 
 def test_only_the_latest_month_ends_are_kept(tmp_path: Path) -> None:
-    db = tmp_path / "store.db"
+    db = new_store(tmp_path)
     replay_into(db, [loan("L1", "2020-01-10")])
     replay_into(db, [], as_of=date(2024, 3, 15))
     kept = list(kept_reports(db))
@@ -86,7 +88,7 @@ def test_kept_reports_depend_on_arrival_order_only(tmp_path: Path, events: list[
     rng = random.Random(seed)
     arrivals = events[:]
     rng.shuffle(arrivals)
-    db = tmp_path / f"kept-{uuid.uuid4().hex}.db"
+    db = new_store(tmp_path, "kept")
     done = 0
     while done < len(arrivals):  # several replays onto one store, each in batches and a cache of its own size
         step = rng.randint(1, 12)

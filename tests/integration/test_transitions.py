@@ -8,16 +8,21 @@ state that ends where it began says nothing.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from tests.support import CARD, follow_up, group, inspect, loan, periodic, repay, tick
+import pytest
+
+from tests.support import CARD, follow_up, group, inspect, loan, new_store, periodic, repay, tick
 from uythac.adapters.sql.store import Store
 from uythac.core.events import Event, parse
 from uythac.core.outcome import Outcome
 from uythac.core.outputs import Topics, messages
 from uythac.service.processor import Processor
+
+pytestmark = pytest.mark.usefixtures("store_kind")  # each test on SQLite, then PostgreSQL
 
 d = date(2023, 3, 1)
 D = d + timedelta(days=30)
@@ -33,8 +38,20 @@ def _said(outcome: Outcome) -> list[tuple[str, str, str]]:
     return [(t.change, t.subject, t.cause) for t in outcome.transitions]
 
 
+_opened: list[Store] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_stores() -> Iterator[None]:
+    """A PostgreSQL connection left to the garbage collector warns (and warnings fail tests)."""
+    yield
+    while _opened:
+        _opened.pop().close()
+
+
 def _processor(tmp_path: Path) -> Processor:
-    return Processor(Store.at(tmp_path / "store.db"), CARD, 24, 250_000)
+    _opened.append(Store.at(new_store(tmp_path)))
+    return Processor(_opened[-1], CARD, 24, 250_000)
 
 
 def test_missed_deadline_raises_a_flag_caused_by_the_clock(tmp_path: Path) -> None:

@@ -167,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run_replay(args: argparse.Namespace, config: Settings) -> int:
     card = bootstrap.load_scorecard(config)
     with tempfile.TemporaryDirectory(prefix="uythac-") as scratch:
-        store = bootstrap.open_store(args.db or str(Path(scratch) / "replay.db"))
+        store = bootstrap.open_store(args.db or str(Path(scratch) / "replay.db"), config)
         try:
             summary = _replay_file(args, bootstrap.processor(config, store, card), config)
             if summary is None:
@@ -222,7 +222,7 @@ def _write_json(path: Path, report: dict[str, Any]) -> None:
 
 def _current_report(config: Settings) -> dict[str, Any]:
     card = bootstrap.load_scorecard(config)
-    store = bootstrap.open_store(config.db)
+    store = bootstrap.open_store(config.db, config)
     try:
         return current_report(store, card)
     finally:
@@ -322,7 +322,7 @@ def run_tick(args: argparse.Namespace, config: Settings) -> int:
 def run_status(args: argparse.Namespace, config: Settings) -> int:
     from uythac.entrypoints import status
 
-    store = bootstrap.open_store(config.db)
+    store = bootstrap.open_store(config.db, config)
     try:
         if args.wait is None:
             print(status.status(store, config.kafka_bootstrap, config.kafka_topic).line())

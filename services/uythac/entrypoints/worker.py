@@ -123,7 +123,7 @@ def _decode(polled: Polled, picked: list[tuple[int, int]]) -> Events:
 def build(settings: Settings, idle_exit_s: float | None = None) -> Worker:
     """The worker of the settings: the store's processor, fed from Kafka by an intake process of its own."""
     card = bootstrap.load_scorecard(settings)
-    store = bootstrap.open_store(settings.db)
+    store = bootstrap.open_store(settings.db, settings)
     config = WorkerConfig(
         topic=settings.kafka_topic,
         partitions=settings.kafka_partitions,
@@ -173,7 +173,7 @@ class Worker:
         finally:
             for message in intake.stop():
                 if isinstance(message, Relayed):
-                    self.checkpoint.relayed(message.acknowledged, message.failed, message.error)
+                    self.checkpoint.relayed(message.acknowledged, message.failed, message.error, message.elsewhere)
             self.decoder.shutdown()
             log.info("worker stopped")
         return 0
@@ -190,35 +190,52 @@ class Worker:
         return with_backoff(bootstrap, attempt, lambda: self.stopping) is not None
 
     def _loop(self, intake: Intake, collections: Collections) -> None:
+        """Take the intake's messages until stopped; a store that went away is waited for (`_step`)."""
         idle_since = time.monotonic()
+        lost_store = False  # the store went away outside a batch: read the offsets again once it is back
         while not self.stopping:
-            match intake.receive(POLL_MS / 1000):
-                case Batch(polled) if polled.generation == intake.generation:  # else read before a rewind
-                    idle_since = time.monotonic()
-                    if self._handle(intake, polled):
-                        self.checkpoint.advise(
-                            intake, {p: self.positions[p] for p in polled.partitions() if p in self.positions}
-                        )
-                    self._progress = time.monotonic()
-                    collections.done(len(polled.offsets))
-                case Assigned(partitions):
-                    self._assigned(partitions)
-                case Revoked(partitions):
-                    self._revoked(partitions)
-                case Ends(ends):
-                    self.ends = ends
-                    if self._caught_up():
-                        self._progress = time.monotonic()
-                case Relayed(acknowledged, failed, error):
-                    self.checkpoint.relayed(acknowledged, failed, error)
-                case Restarted():
-                    self._restarted()
-            self._watch(intake)
-            self.checkpoint.relay(intake)
-            self._observe()
-            collections.done(0)  # a quiet worker collects by time
+            try:
+                if lost_store:
+                    self._rewind(intake)
+                    lost_store = False
+                    log.info("the store answers again")
+                idle_since = self._step(intake, collections, idle_since)
+            except StoreUnavailable as error:
+                metrics.BATCH_RETRIES.labels("store_unavailable").inc()
+                log.error("store unavailable; will retry", extra={"error": str(error)})
+                lost_store = True
+                time.sleep(1.0)
             if self.config.idle_exit_s is not None and time.monotonic() - idle_since > self.config.idle_exit_s:
                 break
+
+    def _step(self, intake: Intake, collections: Collections, idle_since: float) -> float:
+        """One message of the intake and what follows it; when the last batch came (for `idle_exit_s`)."""
+        match intake.receive(POLL_MS / 1000):
+            case Batch(polled) if polled.generation == intake.generation:  # else read before a rewind
+                idle_since = time.monotonic()
+                if self._handle(intake, polled):
+                    self.checkpoint.advise(
+                        intake, {p: self.positions[p] for p in polled.partitions() if p in self.positions}
+                    )
+                self._progress = time.monotonic()
+                collections.done(len(polled.offsets))
+            case Assigned(partitions):
+                self._assigned(partitions)
+            case Revoked(partitions):
+                self._revoked(partitions)
+            case Ends(ends):
+                self.ends = ends
+                if self._caught_up():
+                    self._progress = time.monotonic()
+            case Relayed(acknowledged, failed, error, elsewhere):
+                self.checkpoint.relayed(acknowledged, failed, error, elsewhere)
+            case Restarted():
+                self._restarted()
+        self._watch(intake)
+        self.checkpoint.relay(intake)
+        self._observe()
+        collections.done(0)  # a quiet worker collects by time
+        return idle_since
 
     def _assigned(self, partitions: list[int]) -> None:
         """The intake has sought these partitions to the store's offsets: read them as the store has them.
@@ -278,7 +295,7 @@ class Worker:
         batch = self._prepare(polled)
         started = time.perf_counter()
         try:
-            outcome = self.checkpoint.commit(batch)
+            outcome = self._commit(batch)
         except StoreUnavailable as error:  # the store is unreachable or locked: read these again later
             metrics.BATCH_RETRIES.labels("store_unavailable").inc()
             log.error("store unavailable; will retry the batch", extra={"error": str(error)})
@@ -290,10 +307,6 @@ class Worker:
             log.warning("batch not applied", extra={"error": str(error)})
             self._rewind(intake)
             return False
-        except Exception:
-            metrics.BATCH_RETRIES.labels("one_by_one").inc()
-            log.exception("batch failed; applying its records one by one")
-            outcome = self._one_by_one(batch)
         for partition, (_, new) in batch.offset_moves.items():
             self.positions[partition] = new
         self._count(batch, outcome, time.perf_counter() - started, polled.timestamps)
@@ -301,6 +314,18 @@ class Worker:
         # batch's decoding, it mostly runs while SQLite claims that batch's ids (see `_prepare`).
         self.decoder.submit(_free_here, batch, outcome)
         return True
+
+    def _commit(self, batch: _Batch) -> Outcome:
+        """The batch committed whole, or else record by record (`_one_by_one`); the store's errors (unreachable,
+        fenced) raised either way."""
+        try:
+            return self.checkpoint.commit(batch)
+        except StoreError:
+            raise
+        except Exception:
+            metrics.BATCH_RETRIES.labels("one_by_one").inc()
+            log.exception("batch failed; applying its records one by one")
+            return self._one_by_one(batch)
 
     def _prepare(self, polled: Polled) -> _Batch:
         """The records not yet applied: the valid ones as events (the intake's verdict: decoded again, on the

@@ -70,6 +70,7 @@ class Checkpoint:
         self.relaying = False  # a round of outbox rows is with the intake
         self.unrelayed = True  # rows may be waiting (at start: maybe from before a crash)
         self._relay_after = 0.0  # after a failed round: not before this (monotonic)
+        self._look_after = 0.0  # with no rows of this worker's waiting: no round before this (monotonic)
         with processor.store.unit_of_work() as uow:
             epoch = uow.get_meta("epoch")
             if epoch is None:
@@ -97,17 +98,24 @@ class Checkpoint:
         return out
 
     def relay(self, intake: Relay) -> None:
-        """Step 5: have the intake relay the next round of committed rows, unless one is in flight, none may be
-        waiting, or a failed round is waiting out its second."""
-        if self.relaying or not self.unrelayed or time.monotonic() < self._relay_after:
+        """Step 5: have the intake relay the next round of committed rows, unless one is in flight or a failed
+        round is waiting out its second; when none of this worker's may be waiting, once a second all the same
+        (other workers of the store commit rows too, and one intake relays them all)."""
+        now = time.monotonic()
+        if self.relaying or now < self._relay_after or (not self.unrelayed and now < self._look_after):
             return
         intake.relay(RELAY_ROUND)
         self.relaying, self.unrelayed = True, False
+        self._look_after = now + RELAY_RETRY_S
 
-    def relayed(self, acknowledged: list[int], failed: int, error: str | None) -> None:
+    def relayed(self, acknowledged: list[int], failed: int, error: str | None, elsewhere: bool = False) -> None:
         """Step 6: a round's answers. The acknowledged rows go; the others are sent again a second later. A full
-        round may have left rows behind: another follows."""
+        round may have left rows behind: another follows. If another worker's intake relays, this one's rows are
+        its to send: asked again a second later, in case that worker has gone."""
         self.relaying = False
+        if elsewhere:
+            self._relay_after = time.monotonic() + RELAY_RETRY_S
+            return
         if acknowledged:
             with self.processor.store.unit_of_work() as uow:
                 uow.remove_outbox(acknowledged)

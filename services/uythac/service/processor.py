@@ -71,26 +71,42 @@ class Processor:
         self._restore()
 
     def _restore(self) -> None:
-        self.cache.clear()
         with self.store.unit_of_work() as uow:
             uow.claim_scorecard(self.card.digest)
-            self.today = uow.clock()
-            self.units = uow.units()
-            self.flags = FlagIndex(
-                [] if self.today is None else uow.missed_loans(*report.window(self.today, self.card))
-            )
-            self.open_duties = DutyIndex(self.card.windows, uow.open_duties())
-            self.engine = obligations_engine(self.card.windows.due_soon_days)
-            self.duties = duties_engine()
+            self._read_state(uow)
+        self.engine = obligations_engine(self.card.windows.due_soon_days)
+        self.duties = duties_engine()
+        self._stale = False
+
+    def _read_state(self, uow: UnitOfWork) -> None:
+        """What is kept in memory, read from the store as `uow` sees it (the cached entities are dropped)."""
+        self.cache.clear()
+        self.version = uow.get_meta("version")
+        self.today = uow.clock()
+        self.units = uow.units()
+        self.flags = FlagIndex([] if self.today is None else uow.missed_loans(*report.window(self.today, self.card)))
+        self.open_duties = DutyIndex(self.card.windows, uow.open_duties())
 
     @contextmanager
     def transaction(self) -> Iterator[UnitOfWork]:
-        """One unit of work with the cached rows; if it fails, the state kept in memory is read again."""
+        """One unit of work with the cached rows; if it fails, the state kept in memory is read again (before the
+        next one: the failure may be the store's).
+
+        It first takes the store's writer lock, then reads the state again if another worker committed since
+        this one last did (several workers share a PostgreSQL store): each batch starts from the store's state,
+        clock and units of every worker, so a batch that moves the clock brings every loan and group due by then
+        up to it, whichever worker's partitions they came from."""
+        if self._stale:
+            self._restore()
         try:
             with self.store.unit_of_work(self.cache.rows()) as uow:
+                uow.take_writer()
+                if uow.get_meta("version") != self.version:
+                    self._read_state(uow)
                 yield uow
+                self.version = uow.get_meta("version")
         except BaseException:
-            self._restore()
+            self._stale = True  # read again first thing next time: the store may be away now
             raise
         self.cache.trim()
 

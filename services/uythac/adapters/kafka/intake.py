@@ -76,6 +76,7 @@ class IntakeConfig:
     topic: str
     group_id: str
     session_timeout_ms: int
+    instance_id: str | None  # static membership (`UYTHAC_KAFKA_INSTANCE_ID`); None: a new member each start
     batch_size: int
     max_future_days: int  # events dated later than this after today in Vietnam are rejected
     open_store: Callable[[], Store]  # the store whose offsets an assignment seeks to (picklable: a spawned process)
@@ -231,6 +232,9 @@ class _Loop:
         with none waiting, answer at once."""
         assert self.producer is not None
         try:
+            if not self.store.holds_relay():  # several workers: one relays the outbox
+                self.out.send(Relayed([], elsewhere=True))
+                return
             rows = pending_rows(self.store, limit)
         except Exception as error:  # the store is unreachable: the worker asks again a second later
             self.out.send(Relayed([], 0, f"outbox not read: {error}"))
@@ -297,6 +301,7 @@ def _consumer(config: IntakeConfig) -> KafkaConsumer:
     return KafkaConsumer(
         bootstrap_servers=config.bootstrap,
         group_id=config.group_id,
+        group_instance_id=config.instance_id,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_poll_records=config.batch_size,

@@ -98,6 +98,7 @@ class Relayed:
     acknowledged: list[int]
     failed: int = 0
     error: str | None = None
+    elsewhere: bool = False  # nothing sent: another worker's intake relays the store's outbox (`Store.holds_relay`)
 
 
 @dataclass(frozen=True, slots=True)

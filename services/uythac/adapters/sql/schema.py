@@ -55,12 +55,20 @@ def _no_raw_dates(value: date) -> None:
 
 sqlite3.register_adapter(date, _no_raw_dates)
 
+
+def _text(length: int) -> sa.types.TypeEngine[str]:
+    """A text column compared and ordered byte by byte on both stores, whatever the database's locale (SQLite's
+    own way; PostgreSQL's "C" collation): ids and areas sort the same on both, so their reports are the same
+    bytes, and an index of ids is searched without the locale's rules (several times faster)."""
+    return sa.String(length).with_variant(sa.String(length, collation="C"), "postgresql")
+
+
 metadata = sa.MetaData()
-ID = sa.String(64)
-AREA = sa.String(32)
+ID = _text(64)
+AREA = _text(32)
 KEY = sa.Integer  # `n`: the store's own key of a loan or a group (SQLite: the rowid)
 
-meta = sa.Table("meta", metadata, sa.Column("key", sa.String(64), primary_key=True), sa.Column("value", sa.Text))
+meta = sa.Table("meta", metadata, sa.Column("key", _text(64), primary_key=True), sa.Column("value", sa.Text))
 seen = sa.Table(
     "seen",
     metadata,
@@ -75,7 +83,7 @@ loans = sa.Table(  # a loan's obligation; what repayments change is in loan_bala
     sa.Column("loan_id", ID, nullable=False, unique=True),
     sa.Column("district_id", AREA),
     sa.Column("commune_id", AREA),
-    sa.Column("org", sa.String(4)),
+    sa.Column("org", _text(4)),
     sa.Column("group_id", ID),
     sa.Column("amount", sa.BigInteger, nullable=False),
     sa.Column("disbursed_on", Day),
@@ -84,11 +92,11 @@ loans = sa.Table(  # a loan's obligation; what repayments change is in loan_bala
     sa.Column("overdue_principal", sa.BigInteger, nullable=False),
     sa.Column("overdue_on", Day),
     sa.Column("overdue_event", ID),
-    sa.Column("status", sa.String(16)),
+    sa.Column("status", _text(16)),
     sa.Column("inspected_on", Day),
     sa.Column("late_inspection_on", Day),
     sa.Column("misuse", sa.Boolean, nullable=False),
-    sa.Column("duty_status", sa.String(8)),  # the inactive-loan duty (docs/contract.md §7.1), if inactive
+    sa.Column("duty_status", _text(8)),  # the inactive-loan duty (docs/contract.md §7.1), if inactive
     sa.Column("duty_opened_on", Day),
     sa.Column("duty_late_on", Day),
     sa.Column("has_strays", sa.Boolean, nullable=False),
@@ -115,7 +123,7 @@ groups = sa.Table(
     sa.Column("group_id", ID, nullable=False, unique=True),
     sa.Column("district_id", AREA),
     sa.Column("commune_id", AREA),
-    sa.Column("org", sa.String(4)),
+    sa.Column("org", _text(4)),
     sa.Column("registered_on", Day),
     sa.Column("registration_event", ID),
     sa.Column("closed_on", Day),
@@ -131,29 +139,29 @@ inspections = sa.Table(
     "inspections",
     metadata,
     sa.Column("event_id", ID, primary_key=True),
-    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("kind", _text(20), nullable=False),
     sa.Column("loan_id", ID),
     sa.Column("group_id", ID),
     sa.Column("commune_id", AREA, nullable=False),  # the unit the inspection named: it counts for that unit's loan
-    sa.Column("org", sa.String(4), nullable=False),
+    sa.Column("org", _text(4), nullable=False),
     sa.Column("inspected_on", Day, nullable=False),
-    sa.Column("result", sa.String(16), nullable=False),
+    sa.Column("result", _text(16), nullable=False),
     sa.Index("inspections_loan", "loan_id"),
 )
 strays = sa.Table(  # what events naming a loan or group with another unit than its own said, by that unit
     "strays",
     metadata,
-    sa.Column("kind", sa.String(5), primary_key=True),  # loan | group
+    sa.Column("kind", _text(5), primary_key=True),  # loan | group
     sa.Column("entity_id", ID, primary_key=True),
     sa.Column("commune_id", AREA, primary_key=True),
-    sa.Column("org", sa.String(4), primary_key=True),
+    sa.Column("org", _text(4), primary_key=True),
     sa.Column("activity", sa.Text, nullable=False),  # JSON: the entity's ACTIVITY fields, dates as YYYY-MM-DD
 )
 units = sa.Table(
     "units",
     metadata,
     sa.Column("commune_id", AREA, primary_key=True),
-    sa.Column("org", sa.String(4), primary_key=True),
+    sa.Column("org", _text(4), primary_key=True),
     sa.Column("district_id", AREA, nullable=False),
     sa.Column("district_day", Day, nullable=False),
     sa.Column("district_event", ID, nullable=False),
@@ -163,7 +171,7 @@ units = sa.Table(
 offsets = sa.Table(
     "offsets",
     metadata,
-    sa.Column("topic", sa.String(249), primary_key=True),
+    sa.Column("topic", _text(249), primary_key=True),
     sa.Column("partition", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("next_offset", sa.BigInteger, nullable=False),
 )
@@ -171,7 +179,7 @@ outbox = sa.Table(
     "outbox",
     metadata,
     sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
-    sa.Column("topic", sa.String(249), nullable=False),
+    sa.Column("topic", _text(249), nullable=False),
     sa.Column("key", sa.LargeBinary),
     sa.Column("value", sa.LargeBinary, nullable=False),
     sa.Column("headers", sa.Text, nullable=False),  # JSON list of [name, base64 value] pairs

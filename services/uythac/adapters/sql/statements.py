@@ -7,16 +7,18 @@ the unit of work runs it with the driver. Everything a dialect does differently 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import cache
 from operator import itemgetter
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from uythac.adapters.sql.schema import OUTBOX_FIELDS, EntityTables, loans, outbox
+from uythac.adapters.sql.schema import OUTBOX_FIELDS, EntityTables, loans, offsets, outbox
 from uythac.core.dates import day_number
 from uythac.core.events import DIGEST_SIZE
 from uythac.core.model import OPEN_DUTY, Status
@@ -139,11 +141,25 @@ def insert(dialect: sa.Dialect, table: sa.Table, names: tuple[str, ...]) -> Stat
 
 
 @cache
-def insert_new(dialect: sa.Dialect, table: sa.Table) -> Statement:
-    """INSERT of a whole row that does nothing if its key is there already."""
-    statement = (postgresql if dialect.name == "postgresql" else sqlite).insert(table).on_conflict_do_nothing()
-    return _parameters(statement, dialect, tuple(column.name for column in table.columns))
+def first_offset(dialect: sa.Dialect) -> Any:
+    """A partition's first offset row, or nothing if another worker's is there (returning the row it made)."""
+    insert = (postgresql if dialect.name == "postgresql" else sqlite).insert(offsets)
+    return insert.on_conflict_do_nothing().returning(offsets.c.partition)
 
+
+# PostgreSQL's advisory locks of one store (a schema: the tests keep many stores in one database): the writer's,
+# held by a batch's transaction, the outbox relay's, held by one intake's session, and the schema's.
+WRITER_LOCK = "SELECT pg_advisory_xact_lock(hashtext(current_schema() || ':uythac.writer'))"
+RELAY_LOCK = "SELECT pg_try_advisory_lock(hashtext(current_schema() || ':uythac.relay'))"
+# %s: seconds. A lock on one bigint key shows in pg_locks as its high (classid) and low (objid) halves.
+END_SILENT_RELAY = (
+    "SELECT pg_terminate_backend(locks.pid) FROM pg_locks AS locks JOIN pg_stat_activity AS sessions "
+    "ON sessions.pid = locks.pid WHERE locks.locktype = 'advisory' AND locks.granted AND locks.objsubid = 1 "
+    "AND locks.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+    "AND ((locks.classid::bigint << 32) | locks.objid::bigint) = hashtext(current_schema() || ':uythac.relay') "
+    "AND sessions.state = 'idle' AND sessions.state_change < now() - make_interval(secs => %s)"
+)
+SCHEMA_LOCK = "SELECT pg_advisory_xact_lock(hashtext(current_schema() || ':uythac.schema'))"  # its tables made
 
 # `claim` on SQLite: ?1 the batch's new ids, a JSON array; ?2 their digests, end to end in the same order.
 # The known ones come back as one row (a JSON array of [id, hex digest]): Python's lock is taken once, not once
@@ -157,6 +173,28 @@ NEW_IDS = (
     f"SELECT value, substr(?2, key * {DIGEST_SIZE} + 1, {DIGEST_SIZE}) FROM json_each(?1) WHERE true "
     "ORDER BY value ON CONFLICT DO NOTHING"  # in key order, each search starts where the one before ended
 )
+
+# `claim` on PostgreSQL: %s the batch's new ids (text[]), %s their digests (bytea[]), in the same order; the ids
+# inserted come back (the others were known).
+NEW_IDS_ARRAYS = (
+    f"INSERT INTO seen (event_id, digest) SELECT event_id, substring(%s::bytea FROM i::integer * {DIGEST_SIZE} - "
+    f"{DIGEST_SIZE - 1} FOR {DIGEST_SIZE}) FROM unnest(%s::varchar[]) WITH ORDINALITY AS batch(event_id, i) "
+    "ORDER BY event_id ON CONFLICT DO NOTHING RETURNING event_id"
+)
+
+
+def array_literal(values: Sequence[Any]) -> str | list[Any]:
+    """A column's values as PostgreSQL's text form of an array, written by orjson: JSON's quoted strings, numbers,
+    true, false and null read the same in an array literal, and orjson writes 60 000 ids in a few ms where the
+    driver's array dumper takes tens. Values JSON would escape (control characters: PostgreSQL reads its escapes
+    otherwise) or cannot write (bytes) are given as a list, for the driver to dump."""
+    try:
+        text = orjson.dumps(values)
+    except TypeError:
+        return list(values)
+    if b"\\" in text:  # an escape: a quote or backslash would read the same, a control character would not
+        return list(values)
+    return "{" + text[1:-1].decode() + "}"
 
 
 @cache
@@ -174,6 +212,32 @@ def update(dialect: sa.Dialect, table: sa.Table, names: tuple[str, ...]) -> Stat
     """UPDATE of these columns by the key `n`; parameters in that order, then the key."""
     statement = table.update().where(table.c.n == sa.bindparam("key_n")).values({n: sa.bindparam(n) for n in names})
     return _parameters(statement, dialect, (*names, "key_n"))
+
+
+_COLLATION = re.compile(r' COLLATE "[^"]*"')  # of a column's type: not part of an array's
+ARRAYS_FROM = 8  # rows from which PostgreSQL takes a write as one array per column (`in_arrays`)
+
+
+@cache
+def in_arrays(dialect: sa.Dialect, table: sa.Table, how: str, names: tuple[str, ...]) -> str:
+    """PostgreSQL: `insert`, `upsert` or `update` of many rows as one statement, the rows given as one array per
+    column (`unnest`), in the order of `names` (for `update`: then the key `n`). Row by row, even pipelined,
+    the driver's Python costs ~10 µs a row; an array of values, a fraction of that."""
+    quote = dialect.identifier_preparer.quote
+    name = dialect.identifier_preparer.format_table(table)
+    columns = [table.c[column] for column in (*names, "n") if column in table.c] if how == "update" else None
+    columns = columns or [table.c[column] for column in names]
+    arrays = ", ".join(f"%s::{_COLLATION.sub('', column.type.compile(dialect))}[]" for column in columns)
+    values = ", ".join(f"v{i}" for i in range(len(columns)))
+    if how == "update":
+        sets = ", ".join(f"{quote(column.name)} = batch.v{i}" for i, column in enumerate(columns[:-1]))
+        return f"UPDATE {name} SET {sets} FROM unnest({arrays}) AS batch({values}) WHERE {name}.n = batch.v{len(names)}"
+    sql = f"INSERT INTO {name} ({', '.join(quote(column.name) for column in columns)}) SELECT * FROM unnest({arrays})"
+    if how == "upsert":
+        keys = [column.name for column in table.primary_key]
+        sets = ", ".join(f"{quote(c.name)} = excluded.{quote(c.name)}" for c in table.columns if c.name not in keys)
+        sql += f" ON CONFLICT ({', '.join(map(quote, keys))}) DO UPDATE SET {sets}"
+    return sql
 
 
 def _parameters(statement: Any, dialect: sa.Dialect, names: tuple[str, ...]) -> Statement:

@@ -8,15 +8,18 @@ SQLite it sets the pragmas measured for this workload and copies the WAL on a th
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
 
+from uythac.adapters.sql import statements
 from uythac.adapters.sql.schema import LAYOUT, meta, metadata
 from uythac.adapters.sql.unit_of_work import SqlUnitOfWork
 from uythac.adapters.sql.wal import WalCheckpoints, changes
@@ -24,33 +27,47 @@ from uythac.errors import StoreError, StoreUnavailable
 from uythac.service.ports import Rows
 
 
+@dataclass(frozen=True)
+class Limits:
+    """What one process may take of a PostgreSQL server (`UYTHAC_DB_*`; SQLite has none of these)."""
+
+    pool_size: int = 5  # connections kept at most; a request or batch past them waits for one
+    statement_timeout_s: int = 60  # a statement running longer is cancelled (0: never)
+    idle_in_transaction_s: int = 60  # a session silent this long inside a transaction is ended (0: never)
+
+
 class Store:
     """A SQLAlchemy engine and the schema; `unit_of_work()` opens one transaction."""
 
-    def __init__(self, url: str) -> None:
-        self.url = url
-        if url.startswith("sqlite"):
-            # check_same_thread=False: kafka-python's rebalance listener reads offsets from its own thread
-            self.engine: Engine = sa.create_engine(url, connect_args={"check_same_thread": False})
-        else:
-            self.engine = sa.create_engine(url)
+    def __init__(self, url: str, limits: Limits = Limits()) -> None:
+        self.url, self.limits = url, limits
+        self.engine: Engine = _engine(url, limits)
         self._checkpoints: WalCheckpoints | None = None
+        self._relay: Connection | None = None  # the session holding the relay lock (PostgreSQL)
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
             if self.engine.url.database not in (None, "", ":memory:"):
                 self._checkpoints = WalCheckpoints(self.engine.url.database)
-        self._create_schema()
+        try:
+            with unavailable(url):
+                self._create_schema()
+        except BaseException:
+            self.engine.dispose()
+            raise
 
     def _create_schema(self) -> None:
         """Create the missing tables and indexes, one process at a time (a worker and a reader may start
         together).
 
         Python's sqlite3 runs DDL outside any transaction of its own, so two processes could both find
-        a table missing; BEGIN IMMEDIATE takes SQLite's write lock before the check.
+        a table missing; BEGIN IMMEDIATE takes SQLite's write lock before the check. PostgreSQL: two workers
+        creating the same table collide in its catalog; a lock of the store's taken first orders them.
         """
         with self.engine.connect() as connection:
             if self.engine.dialect.name == "sqlite":
                 connection.exec_driver_sql("BEGIN IMMEDIATE")
+            else:
+                connection.exec_driver_sql(statements.SCHEMA_LOCK)
             if sa.inspect(connection).has_table("meta"):
                 layout = connection.execute(sa.select(meta.c.value).where(meta.c.key == "layout")).scalar()
                 if layout != LAYOUT:
@@ -67,13 +84,13 @@ class Store:
             connection.commit()
 
     @classmethod
-    def at(cls, path: Path | str) -> Store:
+    def at(cls, path: Path | str, limits: Limits = Limits()) -> Store:
         """A SQLite file (WAL), or any SQLAlchemy URL given as is."""
         text = str(path)
         if "://" in text:
-            return cls(text)
+            return cls(text, limits)
         Path(text).parent.mkdir(parents=True, exist_ok=True)
-        return cls(f"sqlite:///{text}")
+        return cls(f"sqlite:///{text}", limits)
 
     @contextmanager
     def unit_of_work(self, rows: Rows | None = None) -> Iterator[SqlUnitOfWork]:
@@ -105,24 +122,102 @@ class Store:
             connection.exec_driver_sql("ANALYZE")
             connection.commit()
 
+    def holds_relay(self) -> bool:
+        """Is this process the one that relays the store's outbox? With several workers on one PostgreSQL store,
+        one intake at a time sends the outbox rows (each is sent once): the one whose session holds the relay
+        lock, which PostgreSQL frees when that session ends (the intake died). A holder whose session has said
+        nothing for `idle_in_transaction_s` (frozen, or its worker is) has its session ended by the next asker,
+        which takes over. SQLite: always (one worker)."""
+        if self.engine.dialect.name != "postgresql":
+            return True
+        try:
+            if self._relay is not None:
+                self._relay.exec_driver_sql("SELECT 1")  # still ours: the session lives (and shows it is active)
+                return True
+            connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            if self.limits.idle_in_transaction_s:
+                connection.exec_driver_sql(statements.END_SILENT_RELAY, (self.limits.idle_in_transaction_s,))
+            if connection.exec_driver_sql(statements.RELAY_LOCK).scalar():
+                self._relay = connection
+                return True
+            connection.close()
+        except OperationalError:  # the database went away, and the lock with it
+            self._drop_relay()
+        return False
+
+    def _drop_relay(self) -> None:
+        relay, self._relay = self._relay, None
+        if relay is not None:
+            with suppress(OperationalError):
+                relay.invalidate()
+
     def close(self) -> None:
+        self._drop_relay()
         if self._checkpoints is not None:
             self._checkpoints.close()
         self.engine.dispose()
 
 
+DIALECTS = ("sqlite", "postgresql")  # the stores uythac runs on (its SQL and its tests cover these two)
+
+
+def _engine(url: str, limits: Limits) -> Engine:
+    """The engine of a store URL, or a `StoreError` naming what is wrong with the URL or the driver."""
+    try:
+        parsed = sa.make_url(url)
+    except sa.exc.ArgumentError as error:
+        raise StoreError(
+            f"{url!r}: not a store URL ({error}); give a SQLite path or postgresql+psycopg://..."
+        ) from error
+    if parsed.get_backend_name() not in DIALECTS:
+        raise StoreError(
+            f"{_shown(url)}: uythac keeps its store in SQLite (a path) or PostgreSQL (postgresql+psycopg://...), "
+            f"not {parsed.get_backend_name()}"
+        )
+    try:
+        if parsed.get_backend_name() == "sqlite":
+            # check_same_thread=False: kafka-python's rebalance listener reads offsets from its own thread
+            return sa.create_engine(parsed, connect_args={"check_same_thread": False})
+        engine = sa.create_engine(
+            parsed, pool_pre_ping=True, pool_size=limits.pool_size, max_overflow=0, pool_timeout=30
+        )
+        settings = {
+            "statement_timeout": f"{limits.statement_timeout_s}s",
+            "idle_in_transaction_session_timeout": f"{limits.idle_in_transaction_s}s",
+        }
+        sa.event.listen(engine, "connect", partial(_postgres_session, settings))
+        return engine
+    except (ImportError, sa.exc.NoSuchModuleError) as error:
+        raise StoreError(
+            f"{_shown(url)}: no driver for it ({error}); PostgreSQL takes postgresql+psycopg://... "
+            "(psycopg 3, installed with uythac)"
+        ) from error
+
+
 @contextmanager
 def unavailable(url: str) -> Iterator[None]:
-    """The driver's "cannot connect", "connection lost" and "database is locked" as `StoreUnavailable`."""
+    """The driver's "cannot connect", "connection lost" and "database is locked" as `StoreUnavailable`, and any
+    error after which SQLAlchemy found the connection gone (PostgreSQL ending an idle transaction's session
+    says so with another class of error)."""
     try:
         yield
-    except OperationalError as error:
-        raise StoreUnavailable(f"{_shown(url)}: {error.orig}") from error
+    except DBAPIError as error:
+        if not isinstance(error, OperationalError) and not error.connection_invalidated:
+            raise
+        raise StoreUnavailable(f"{_shown(url)}: {' '.join(str(error.orig).split())}") from error
 
 
 def _shown(url: str) -> str:
     """A store's URL without its password, for messages and logs."""
     return sa.make_url(url).render_as_string(hide_password=True)
+
+
+def _postgres_session(settings: dict[str, str], connection: Any, _record: Any) -> None:
+    """The session's limits (`Limits`), set once per new connection (pre-ping reconnects get them too)."""
+    with connection.cursor() as cursor:
+        for name, value in settings.items():
+            cursor.execute(f"SET {name} = '{value}'")
+    connection.commit()
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:

@@ -58,7 +58,7 @@ class SqlUnitOfWork:
         return None if value is None else str(value)
 
     def set_meta(self, key: str, value: str) -> None:
-        self._run_many(statements.upsert(self.connection.dialect, meta), [(key, value)])
+        self._write("upsert", meta, [(key, value)])
 
     def clock(self) -> date | None:
         value = self.get_meta("clock")
@@ -70,6 +70,13 @@ class SqlUnitOfWork:
     def next_version(self) -> None:
         """Count one more committed change of the scoring state (readers key what they cache by it)."""
         self.set_meta("version", str(int(self.get_meta("version") or 0) + 1))
+
+    def take_writer(self) -> None:
+        """Wait for the store's writer lock, held until this transaction ends: several workers share one
+        PostgreSQL store, one batch at a time (each sees the state the ones before committed). SQLite takes
+        its own write lock at the first write, and is written by one worker."""
+        if self.connection.dialect.name == "postgresql":
+            self.connection.exec_driver_sql(statements.WRITER_LOCK)
 
     def claim_scorecard(self, digest: str) -> None:
         """Bind the store to one scorecard: its windows are baked into every stored count."""
@@ -89,21 +96,21 @@ class SqlUnitOfWork:
     def claim(self, first_digests: Mapping[str, bytes]) -> dict[str, bytes]:
         """Record each (event id, digest) as seen, unless the id was seen before; the digests stored for
         those that were."""
+        digests = b"".join(first_digests.values())
+        if len(digests) != DIGEST_SIZE * len(first_digests):
+            raise ValueError(f"digest: every one must be {DIGEST_SIZE} bytes")
+        if any("\x00" in event_id for event_id in first_digests):  # validation allows none: `ID_PATTERN`
+            raise ValueError("event_id: a NUL character cannot be stored")
         if self.connection.dialect.name == "sqlite":
-            return self._claim_at_once(first_digests)
-        return self._claim_one_by_one(first_digests)
+            return self._claim_at_once(first_digests, digests)
+        return self._claim_in_arrays(first_digests)
 
-    def _claim_at_once(self, firsts: Mapping[str, bytes]) -> dict[str, bytes]:
+    def _claim_at_once(self, firsts: Mapping[str, bytes], digests: bytes) -> dict[str, bytes]:
         """SQLite: two statements for the whole batch, the ids as one JSON array and the digests as one block of
         bytes (`DIGEST_SIZE` each, in the same order): the known ids are looked up, then the others inserted in
         key order, all inside SQLite and without Python's lock (1.6 µs an id for the bench province, against
         1.9 µs for an INSERT per id, most of the difference being Python's own cost per statement)."""
-        digests = b"".join(firsts.values())
-        if len(digests) != DIGEST_SIZE * len(firsts):
-            raise ValueError(f"digest: every one must be {DIGEST_SIZE} bytes")
         array = orjson.dumps(list(firsts))
-        if b"\\u0000" in array:  # SQLite would cut such an id short (validation allows none: `ID_PATTERN`)
-            raise ValueError("event_id: a NUL character cannot be stored")
         cursor = self.connection.connection.cursor()
         try:
             (found,) = cursor.execute(statements.KNOWN_IDS, (array,)).fetchone()
@@ -113,22 +120,18 @@ class SqlUnitOfWork:
             cursor.close()
         return known
 
-    def _claim_one_by_one(self, firsts: Mapping[str, bytes]) -> dict[str, bytes]:
-        """One INSERT that does nothing on a known id, per id. (Over a network, PostgreSQL would want the ids
-        in one statement with RETURNING instead.)"""
-        sql, names = statements.insert_new(self.connection.dialect, seen)
+    def _claim_in_arrays(self, firsts: Mapping[str, bytes]) -> dict[str, bytes]:
+        """PostgreSQL: the batch's ids and digests as two arrays in one INSERT that does nothing on a known id and
+        returns the ids it inserted; the digests of the others are read after (one round trip each, not one an
+        id: over a network each costs more than the insert itself)."""
+        ids = list(firsts)
         cursor = self.connection.connection.cursor()
-        known = []
         try:
-            # In key order, each search starts where the last one went. (The ids alone: sorting (id, digest)
-            # pairs costs three times as much.)
-            for event_id in sorted(firsts):
-                cursor.execute(sql, statements.bound(names, (event_id, firsts[event_id])))
-                if cursor.rowcount == 0:
-                    known.append(event_id)
+            cursor.execute(statements.NEW_IDS_ARRAYS, (b"".join(firsts.values()), statements.array_literal(ids)))
+            inserted = {row[0] for row in cursor.fetchall()}
         finally:
             cursor.close()
-        return self.digests(known)
+        return self.digests([event_id for event_id in ids if event_id not in inserted])
 
     # loans and groups ---------------------------------------------------------------------------
     def loans(self, loan_ids: Sequence[str]) -> dict[str, Loan]:
@@ -225,14 +228,14 @@ class SqlUnitOfWork:
             )
             for unit in changed
         ]
-        self._run_many(statements.upsert(self.connection.dialect, units), rows)
+        self._write("upsert", units, rows)
 
     # month-end reports --------------------------------------------------------------------------
     def keep_report(self, as_of: date, report: Mapping[str, Any], months_kept: int) -> None:
         """Keep the report at a month end the clock passed (gzip'd JSON, ~0.5 MB for a province), and
         only the latest `months_kept` of them."""
         blob = gzip.compress(orjson.dumps(report), 1)
-        self._run_many(statements.upsert(self.connection.dialect, snapshots), [(day_number(as_of), blob)])
+        self._write("upsert", snapshots, [(day_number(as_of), blob)])
         older = sa.select(snapshots.c.as_of).order_by(snapshots.c.as_of.desc()).offset(months_kept).limit(1)
         cut = self.connection.execute(older).scalar()
         if cut is not None:
@@ -287,10 +290,11 @@ class SqlUnitOfWork:
         its update matches no row and the batch rolls back.
         """
         for partition, (expected, new) in offset_moves.items():
-            if expected is None:
-                self.connection.execute(
-                    offsets.insert(), [{"topic": topic, "partition": partition, "next_offset": new}]
-                )
+            if expected is None:  # the partition's first batch: fenced too if another worker's came first
+                row = {"topic": topic, "partition": partition, "next_offset": new}
+                made = self.connection.execute(statements.first_offset(self.connection.dialect), row).first()
+                if made is None:
+                    raise StoreError(f"{topic}[{partition}] was started by another worker: it owns it")
                 continue
             result = self.connection.execute(
                 offsets.update()
@@ -303,7 +307,7 @@ class SqlUnitOfWork:
     # outbox ---------------------------------------------------------------------------------------
     def add_outbox(self, rows: Sequence[OutboxRow]) -> None:
         """Messages to send after commit, as (topic, key, value, headers) rows (`outbox.Message.row`)."""
-        self._run_many(statements.insert(self.connection.dialect, outbox, OUTBOX_FIELDS), rows)
+        self._write("insert", outbox, rows, OUTBOX_FIELDS)
 
     def pending_outbox(self, limit: int) -> list[StoredOutboxRow]:
         """The oldest `limit` rows: (id, topic, key, value, headers). PostgreSQL skips rows another worker
@@ -377,17 +381,16 @@ class SqlUnitOfWork:
                 n = before[0]
                 updates.setdefault(tuple(compress(every, map(ne, row, before[1]))), []).append((n, row))
                 stored[row[0]] = (n, row)
-        dialect = self.connection.dialect
         if inserts:
             for table, positions in kind.everything:
                 pick = statements.picker(positions, kind.days)
                 names = ("n", *(kind.fields[i] for i in positions))
-                self._run_many(statements.insert(dialect, table, names), [(n, *pick(row)) for n, row in inserts])
+                self._write("insert", table, [(n, *pick(row)) for n, row in inserts], names)
         for changed, rows in updates.items():
             for table, positions in kind.placed(changed):
                 pick = statements.picker(positions, kind.days)
-                statement = statements.update(dialect, table, tuple(kind.fields[i] for i in positions))
-                self._run_many(statement, [(*pick(row), n) for n, row in rows])
+                names = tuple(kind.fields[i] for i in positions)
+                self._write("update", table, [(*pick(row), n) for n, row in rows], names)
 
     def _new_key(self, kind: EntityTables) -> int:
         """The next `n` of a kind (one writer at a time: the largest so far, plus one)."""
@@ -398,13 +401,29 @@ class SqlUnitOfWork:
         self._keys[kind.name] = last + 1
         return last + 1
 
-    def _run_many(self, statement: statements.Statement, rows: Sequence[tuple[Any, ...]]) -> None:
+    def _write(
+        self, how: str, table: sa.Table, rows: Sequence[Sequence[Any]], names: tuple[str, ...] | None = None
+    ) -> None:
+        """`how` ("insert", "upsert" of whole rows, "update" by `n`, given last) these rows of `names` (default: the
+        table's columns): on PostgreSQL many rows as one statement of arrays (`statements.in_arrays`), else the
+        driver's `executemany`."""
         if not rows:
             return
-        sql, names = statement
+        dialect = self.connection.dialect
+        names = names or tuple(column.name for column in table.columns)
         cursor = self.connection.connection.cursor()
         try:
-            cursor.executemany(sql, rows if names is None else [dict(zip(names, row, strict=True)) for row in rows])
+            if dialect.name == "postgresql" and len(rows) >= statements.ARRAYS_FROM:
+                columns = [statements.array_literal(column) for column in zip(*rows, strict=True)]
+                cursor.execute(statements.in_arrays(dialect, table, how, names), columns)
+                return
+            if how == "update":
+                sql, bound = statements.update(dialect, table, names)
+            elif how == "upsert":
+                sql, bound = statements.upsert(dialect, table)
+            else:
+                sql, bound = statements.insert(dialect, table, names)
+            cursor.executemany(sql, rows if bound is None else [dict(zip(bound, row, strict=True)) for row in rows])
         finally:
             cursor.close()
 

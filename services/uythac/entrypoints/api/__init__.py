@@ -45,7 +45,7 @@ def create_app(settings: Settings) -> Flask:
     from uythac.entrypoints.api.limits import RateLimits
     from uythac.entrypoints.pages import init_app as init_pages
 
-    store = bootstrap.open_store(settings.db)
+    store = bootstrap.open_store(settings.db, settings)
     card = bootstrap.load_scorecard(settings)
     scores = Scores(card)
     publisher = Publisher(

@@ -16,14 +16,17 @@ from typing import Any
 
 import orjson
 from flask import Flask, Response, request
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from uythac.entrypoints.api.schemas import ProblemSchema
+from uythac.errors import StoreUnavailable
 
 log = logging.getLogger(__name__)
 _PROBLEM = ProblemSchema()
 
 MEDIA_TYPE = "application/problem+json"
+RETRY = {"Retry-After": "1"}  # seconds: a database restart or failover takes a few
 TYPE_BASE = "https://uythac.vbsp.local/problems/"
 
 
@@ -45,6 +48,7 @@ KINDS: dict[str, Kind] = {
     "too-many-requests": Kind(429, "Too many requests", "A key scoped below all called faster than it may."),
     "kafka-unavailable": Kind(503, "Kafka unavailable", "The events could not be handed to Kafka; retry."),
     "not-ready": Kind(503, "Not ready", "The store or the worker is not fit to answer (see `errors`)."),
+    "store-unavailable": Kind(503, "Store unavailable", "The store cannot be reached right now; retry."),
 }
 
 
@@ -112,7 +116,16 @@ def _unexpected(error: Exception) -> Response:
     return _http_error(InternalServerError("The request failed inside the API; the error is in its log."))
 
 
+def _store_unavailable(error: StoreUnavailable | OperationalError) -> Response:
+    """The database is down or unreachable (a restart, a failover; the driver's OperationalError, wherever the
+    request met it) or SQLite's file stays locked: 503 and a retry, not a failure of the API."""
+    log.warning("store unavailable", extra={"route": request.url_rule.rule if request.url_rule else None})
+    return Problem("store-unavailable", "The store cannot be reached right now; retry.", headers=RETRY).response()
+
+
 def init_app(app: Flask) -> None:
     app.register_error_handler(Problem, lambda problem: problem.response())
+    app.register_error_handler(StoreUnavailable, _store_unavailable)
+    app.register_error_handler(OperationalError, _store_unavailable)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
