@@ -400,6 +400,18 @@ def test_a_unit_says_what_it_must_still_inspect_this_year(client: FlaskClient, k
     }
 
 
+def test_the_worklist_pages_together_are_the_whole_list(client: FlaskClient, keys: Keys) -> None:
+    """A page reads only the head of each duty's part: every page size still gives the whole list in order."""
+    whole = [(w["duty"], w["id"]) for w in get(client, keys, "/v1/worklist?within_days=30")["items"]]
+    for per_page in (1, 2, 3, 4, 7):
+        pages = []
+        for number in range(1, len(whole) // per_page + 2):
+            page = get(client, keys, f"/v1/worklist?within_days=30&per_page={per_page}&page={number}")
+            assert page["total"] == len(whole)
+            pages += [(w["duty"], w["id"]) for w in page["items"]]
+        assert pages == whole, per_page
+
+
 def test_worklist_filters_are_checked(client: FlaskClient, keys: Keys) -> None:
     for query, field in (("duty=loan", "duty"), ("status=done", "status")):
         body = _problem(client.get(f"/v1/worklist?{query}", headers=keys.header("all")), 400)
