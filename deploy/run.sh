@@ -104,6 +104,8 @@ if [[ -z "$own_store" && "${DB:-sqlite}" == sqlite ]]; then
     fi
 fi
 
+# status reads only a store that exists: the worker just started may not have made it yet
+for _ in {1..60}; do [[ "$UYTHAC_DB" == *://* || -f "$UYTHAC_DB" ]] && break || sleep 0.5; done
 "$BIN/uythac" status --wait 3600
 "$BIN/uythac" distribution
 if [[ "$(realpath -m "$DEFAULT_STORE")" == "$(realpath -m "$UYTHAC_DB")" ]]; then
