@@ -26,6 +26,8 @@ read -r REVISION LAYOUT < <("$BIN/python" -c 'from uythac.devtools.generate impo
 from uythac.adapters.sql.schema import LAYOUT
 print(REVISION, LAYOUT)')
 PROVINCE="$DIR/province-$COMMUNES.r$REVISION.jsonl.gz"
+DEFAULT_STORE=var/uythac.db # settings.py's default store: what `uythac report`, `status`, `distribution` read
+own_store="${UYTHAC_DB:-}"
 case "${DB:-sqlite}" in
 sqlite) export UYTHAC_DB="${UYTHAC_DB:-$DIR/uythac-$COMMUNES.r$REVISION.layout$LAYOUT.db}" ;;
 postgres)
@@ -52,6 +54,8 @@ stop() { # on every exit: the worker and nginx (the broker keeps running)
     [[ -z "$proxy" ]] || deploy/nginx/nginxctl down || true
 }
 trap stop EXIT
+# Ctrl-C is how the API in the foreground is stopped: a clean end (status 0), not `make: *** Error 1`
+trap 'exit 0' INT
 
 # The local broker keeps the events published to it. If it holds another revision's demo (the same event ids
 # with other content), it starts afresh: it is this project's own broker, made by deploy/kafka/kafkactl.
@@ -84,13 +88,31 @@ echo "worker started (pid $worker, log $DIR/worker.log, metrics http://127.0.0.1
 
 published="$DIR/published-${DB:-sqlite}-$(basename "$UYTHAC_DB")"  # per store: a new one gets the province again (duplicates are ignored)
 if [[ ! -f "$published" ]]; then
-    "$BIN/uythac" publish "$PROVINCE" --rejects "$DIR/rejects-at-publish.jsonl"
+    # status 1: some lines refused, as the demo province has a few broken ones on purpose (they are in the file)
+    "$BIN/uythac" publish "$PROVINCE" --rejects "$DIR/rejects-at-publish.jsonl" || [[ $? == 1 ]]
     touch "$published"
 fi
 
+# The read commands' default store (var/uythac.db) is this demo's store: a link to it, unless that path is a
+# store of someone's own, or the store was chosen with UYTHAC_DB.
+if [[ -z "$own_store" && "${DB:-sqlite}" == sqlite ]]; then
+    if [[ -e "$DEFAULT_STORE" && ! -L "$DEFAULT_STORE" ]]; then
+        echo "note: $DEFAULT_STORE is a store of your own: uythac report, status and distribution read it, not this demo's (give --db $UYTHAC_DB)"
+    else
+        mkdir -p "$(dirname "$DEFAULT_STORE")"
+        ln -sfn "$(realpath -m --relative-to="$(dirname "$DEFAULT_STORE")" "$UYTHAC_DB")" "$DEFAULT_STORE"
+    fi
+fi
+
+# status reads only a store that exists: the worker just started may not have made it yet
+for _ in {1..60}; do [[ "$UYTHAC_DB" == *://* || -f "$UYTHAC_DB" ]] && break || sleep 0.5; done
 "$BIN/uythac" status --wait 3600
 "$BIN/uythac" distribution
-echo "store: $UYTHAC_DB; the report as JSON: $BIN/uythac report --db $UYTHAC_DB"
+if [[ "$(realpath -m "$DEFAULT_STORE")" == "$(realpath -m "$UYTHAC_DB")" ]]; then
+    echo "store: $UYTHAC_DB (also $DEFAULT_STORE, the default of uythac report, status and distribution); the report as JSON: $BIN/uythac report"
+else
+    echo "store: $UYTHAC_DB; the report as JSON: $BIN/uythac report --db $UYTHAC_DB"
+fi
 
 # The API over the same store, with a demo key. The demo province's clock T lies in the past, so the
 # readiness check on the clock's age is off here (UYTHAC_API_READY_CLOCK_DAYS=0).

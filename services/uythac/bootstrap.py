@@ -15,12 +15,14 @@ from importlib import metadata, resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sqlalchemy.exc import DatabaseError
+
 from uythac.adapters.sql.store import Limits, Store
 from uythac.core import dates
 from uythac.core import scorecard as scorecards
 from uythac.core.outputs import Topics
 from uythac.core.scorecard import Scorecard
-from uythac.errors import ConfigError
+from uythac.errors import ConfigError, StoreError
 from uythac.service.processor import Processor
 from uythac.settings import Settings
 
@@ -31,12 +33,30 @@ PACKAGED_SCORECARD = "rules/scorecard.yaml"
 DURABLE_RULES = "2.0.28+uythac.1"  # deploy/durable-rules: PyPI's 2.0.28 reads past its arrays and may crash
 
 
-def open_store(location: str, settings: Settings | None = None) -> Store:
+def open_store(location: str, settings: Settings | None = None, *, existing: bool = False) -> Store:
     """The store at a SQLite path (made if missing, WAL) or a SQLAlchemy URL; `settings`: the limits of its
-    PostgreSQL sessions (`UYTHAC_DB_*`), else their defaults."""
+    PostgreSQL sessions (`UYTHAC_DB_*`), else their defaults. `existing`: a SQLite file must be there already
+    (the read commands: a typo in a path must not read as an empty province)."""
     given = settings or Settings()
     limits = Limits(given.db_pool_size, given.db_statement_timeout_s, given.db_idle_in_transaction_s)
-    return Store.at(location, limits)
+    if "://" not in location:
+        _check_sqlite_path(Path(location), existing)
+        if Path(location).is_symlink():  # `make run` links var/uythac.db to its store: SQLite's -wal is beside it
+            location = str(Path(location).resolve())
+    try:
+        return Store.at(location, limits)
+    except DatabaseError as error:  # SQLite's "file is not a database": another kind of file at the path
+        raise StoreError(f"{location}: not a uythac store ({' '.join(str(error.orig).split())})") from error
+
+
+def _check_sqlite_path(path: Path, existing: bool) -> None:
+    if path.is_dir():
+        raise StoreError(f"{path}: is a folder, not a store (give the path of a SQLite file)")
+    if existing and not path.exists():
+        raise StoreError(
+            f"{path}: no store there; the worker or `uythac replay EVENTS --report R --db {path}` makes one "
+            "(--db or UYTHAC_DB chooses the store)"
+        )
 
 
 def load_scorecard(settings: Settings) -> Scorecard:

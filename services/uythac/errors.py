@@ -16,3 +16,7 @@ class StoreError(UythacError):
 
 class StoreUnavailable(StoreError):
     """The store cannot be reached or is locked right now: the same work may succeed later."""
+
+
+class BrokerUnavailable(UythacError):
+    """Kafka did not answer a command in time (the address is in the message)."""

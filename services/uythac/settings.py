@@ -31,6 +31,9 @@ class Settings:
     log_level: str = "info"
     kafka_bootstrap: str = "127.0.0.1:19092"
     kafka_topic: str = "uythac.events"
+    # publish, tick and status give up on a broker that has not answered within this many seconds (one line
+    # naming the address); the worker keeps retrying instead
+    kafka_connect_timeout_s: int = 5
     kafka_partitions: int = 12  # partitions of the topics the worker creates (uythac.events, flags, scores)
     kafka_group: str = "uythac-rules"  # the workers' consumer group
     kafka_session_timeout_ms: int = 10000  # a worker that died unannounced loses its partitions after this

@@ -137,8 +137,10 @@ def _duties_agree(events: dict[str, list[dict[str, Any]]], report: dict[str, Any
 
 
 def test_worker_report_equals_replay_byte_for_byte(pipeline: Pipeline, province: Path, expected: str) -> None:
-    published = pipeline.uythac("publish", str(province))
-    assert "invalid (not sent)" in published.stdout
+    published = pipeline.uythac("publish", str(province), check=False)
+    # the province's two broken lines: status 1, and each named by its line number and reason
+    assert published.returncode == 1 and "2 invalid (not sent)" in published.stdout, published.stdout
+    assert len([line for line in published.stdout.splitlines() if line.startswith("  line ")]) == 2
     pipeline.start_worker()
     pipeline.wait_caught_up()
     assert pipeline.stop_workers() == [0]  # SIGTERM: finish the batch, commit, exit 0

@@ -28,15 +28,17 @@ import gzip
 import json
 import math
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import partial
 from pathlib import Path
 from typing import IO
 
 from uythac.schemas.events import ORGS
 
+MAX_SCALE = 50.0  # of `GenerateOptions.scale`: a commune of at most about 2 000 groups
 REVISION = 3  # of the events a seed gives: raised when they change, so `make run` makes its demo afresh
 LEAD_MONTHS = 1  # months simulated in full before the window, so that its first scores see a live province
 HISTORY_YEARS = 20  # the oldest groups were registered this long before the window
@@ -110,21 +112,27 @@ CLOSING = 0.002  # chance, per group and month, that its unit closes one (its bo
 
 @dataclass(frozen=True)
 class GenerateOptions:
-    """The province to generate: its size, the window (`months` from `start`) and the random seed."""
+    """The province to generate: its size, the window (`months` from `start`) and the random seed; `scale`
+    multiplies the groups of every commune (each unit keeps at least one), so that a province of a given
+    number of communes can be made smaller or larger (`options_for_events`)."""
 
     communes: int = 520
     districts: int = 27
     months: int = 12
     start: date = date(2022, 12, 1)
     seed: int = 7
+    scale: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.communes < 1 or self.districts < 1 or self.months < 1:
-            raise ValueError("communes, districts and months must be at least 1")
+        for name in ("communes", "districts", "months"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name}: must be at least 1, not {getattr(self, name)}")
         if self.communes > 99_999 or self.districts > 9_999:
-            raise ValueError("at most 99 999 communes and 9 999 districts")
+            raise ValueError("--communes, --districts: at most 99 999 communes and 9 999 districts")
         if not date(1990, 1, 1) <= self.start <= date(9000, 1, 1):
-            raise ValueError("start must lie between 1990 and 9000")
+            raise ValueError(f"--start: must lie between 1990 and 9000, not {self.start}")
+        if not 0 < self.scale <= MAX_SCALE:
+            raise ValueError(f"scale: must lie in (0, {MAX_SCALE}], not {self.scale}")
 
     @property
     def end(self) -> date:
@@ -356,7 +364,7 @@ def _districts(options: GenerateOptions) -> list[tuple[str, float, int]]:
     return [(f"D{i + 1:02d}", directions[i], sizes[i]) for i in range(count)]
 
 
-def _commune(seed: int, number: int, district_id: str, direction: float, opening: int) -> _Commune:
+def _commune(seed: int, number: int, district_id: str, direction: float, opening: int, scale: float = 1.0) -> _Commune:
     """A commune with its four units, their groups and the loans outstanding on the `opening` day."""
     rng = random.Random(f"uythac-commune:{seed}:{number}")
     size = min(3.0, max(0.3, rng.lognormvariate(0, 0.25)))
@@ -364,7 +372,7 @@ def _commune(seed: int, number: int, district_id: str, direction: float, opening
     commune = _Commune(f"C{number:04d}", district_id, rng, interest_rng, _between(rng, 1, 28))
     for org in ORGS:
         unit = _Unit(rng, commune, org, direction)
-        for _ in range(max(1, round(size * ORG_GROUPS[org] * rng.uniform(0.75, 1.25)))):
+        for _ in range(max(1, round(scale * size * ORG_GROUPS[org] * rng.uniform(0.75, 1.25)))):
             age = min(HISTORY_YEARS * 365 - 1, 30 + int(rng.expovariate(1 / 2200)))
             group = _Group(unit, opening - age)
             unit.groups.append(group)
@@ -413,18 +421,38 @@ def _expected_events(commune: _Commune, first_full: int, full_months: int) -> fl
     return 1.3 * len(loans) + 5 * groups + history + full_months * (1.05 * len(loans) + 0.9 * groups)
 
 
-def options_for_events(events: int, *, seed: int, districts: int, months: int, start: date) -> GenerateOptions:
-    """Options whose province has about `events` events (at least one commune)."""
+def options_for_events(
+    events: int, *, seed: int, districts: int, months: int, start: date, communes: int | None = None
+) -> GenerateOptions:
+    """Options whose province has about `events` events: `communes` of them, their groups scaled to fit; without
+    `communes`, as many full-size communes as fit (and one, scaled down, when one alone is too many). The
+    estimate comes from the communes' skeletons: the file is within about 15 % of `events`, never below the
+    smallest province (one group per organization)."""
     first_full = start.year * 12 + start.month - 1 - LEAD_MONTHS
-    total, communes = 0.0, 0
-    while total < events and communes < 99_999:
-        commune = _commune(seed, communes + 1, "D01", 0.0, _first_day(first_full))
-        expected = _expected_events(commune, first_full, months + LEAD_MONTHS)
-        if total + expected / 2 > events and communes:
-            break
-        total += expected
-        communes += 1
-    return GenerateOptions(communes=max(1, communes), districts=districts, months=months, start=start, seed=seed)
+    opening, full_months = _first_day(first_full), months + LEAD_MONTHS
+
+    def expected(count: int, scale: float) -> float:
+        return sum(
+            _expected_events(_commune(seed, n, "D01", 0.0, opening, scale), first_full, full_months)
+            for n in range(1, count + 1)
+        )
+
+    shaped = partial(GenerateOptions, districts=districts, months=months, start=start, seed=seed)
+    if communes is None:
+        total, communes = 0.0, 0
+        while total < events and communes < 99_999:
+            commune = _commune(seed, communes + 1, "D01", 0.0, opening)
+            size = _expected_events(commune, first_full, full_months)
+            if total + size / 2 > events and communes:
+                break
+            total += size
+            communes += 1
+        if communes > 1 or total <= 1.15 * events:
+            return shaped(communes=communes)
+    scale = 1.0
+    for _ in range(4):  # the groups round, and each unit keeps one: a few corrections
+        scale = min(MAX_SCALE, max(0.01, scale * events / max(expected(communes, scale), 1.0)))
+    return shaped(communes=communes, scale=scale)
 
 
 class Province:
@@ -440,7 +468,7 @@ class Province:
         for district_id, direction, size in _districts(options):
             for _ in range(size):
                 number += 1
-                self.communes.append(_commune(options.seed, number, district_id, direction, opening))
+                self.communes.append(_commune(options.seed, number, district_id, direction, opening, options.scale))
         self.base = opening - HISTORY_YEARS * 365 - 1
         self.dates = [date.fromordinal(day).isoformat() for day in range(self.base, self.end + 1)]
         self.agenda: list[list[str]] = [[] for _ in self.dates]
@@ -476,6 +504,11 @@ class Province:
     def _units(self) -> Iterator[_Unit]:
         for commune in self.communes:
             yield from commune.units
+
+    def expected_lines(self) -> int:
+        """About how many lines `chunks()` gives (the estimate of `options_for_events`), for a progress bar."""
+        full_months = self.options.months + LEAD_MONTHS
+        return round(sum(_expected_events(commune, self.first_full, full_months) for commune in self.communes))
 
     @property
     def summary(self) -> GenerateSummary:
@@ -881,12 +914,15 @@ def events(options: GenerateOptions) -> Iterator[str]:
         yield from chunk
 
 
-def write(path: Path, options: GenerateOptions) -> GenerateSummary:
-    """Write the province to `path` (gzip when it ends in .gz) and say what it holds.
+def write(path: Path, options: GenerateOptions, progress: Callable[[int, int], None] | None = None) -> GenerateSummary:
+    """Write the province to `path` (gzip when it ends in .gz) and say what it holds; `progress`, if given, is
+    told (lines written, about how many there will be) a day at a time.
 
     The gzip header carries no time and no name, so the same options always give the same bytes.
     """
     province = Province(options)
+    expected = province.expected_lines() if progress is not None else 0
+    lines = 0
     path.parent.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
         out: IO[bytes] | gzip.GzipFile = stack.enter_context(path.open("wb"))
@@ -894,4 +930,7 @@ def write(path: Path, options: GenerateOptions) -> GenerateSummary:
             out = stack.enter_context(gzip.GzipFile(filename="", mode="wb", fileobj=out, compresslevel=1, mtime=0))
         for chunk in province.chunks():
             out.write("\n".join([*chunk, ""]).encode())
+            if progress is not None and chunk:
+                lines += len(chunk)
+                progress(lines, max(expected, lines))
     return province.summary

@@ -1,7 +1,8 @@
 """The `uythac` command: parses arguments into settings and calls `bootstrap`; no domain logic lives here.
 
 Every command's failure is one line on stderr and a non-zero exit: 2 for what the caller can fix (a setting,
-a scorecard, a store of another layout), 1 for input that cannot be read.
+a scorecard, a store that is missing or of another layout, a folder that does not exist, a broker that does
+not answer), 1 for input that cannot be read and for events refused (docs/operations.md, "Commands").
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from typing import Any
 
 from uythac import bootstrap, logs, settings
 from uythac.core.report import render
-from uythac.entrypoints.replay import Summary, replay
-from uythac.errors import UythacError
+from uythac.entrypoints import progress
+from uythac.entrypoints.replay import Summary, check_json_lines, replay
+from uythac.errors import BrokerUnavailable, ConfigError, UythacError
 from uythac.service.processor import Processor
 from uythac.service.reports import current_report
 from uythac.settings import Settings
@@ -55,30 +57,41 @@ def build_parser(config: Settings) -> argparse.ArgumentParser:
     _scorecard(report_cmd)
 
     generate_cmd = commands.add_parser("generate", help="write a synthetic province's events (JSON Lines)")
-    generate_cmd.add_argument("--out", type=Path, required=True, help="FILE.jsonl or FILE.jsonl.gz")
-    generate_cmd.add_argument("--seed", type=int, default=7)
-    generate_cmd.add_argument("--districts", type=int, default=27)
-    generate_cmd.add_argument("--communes", type=int, default=520)
-    generate_cmd.add_argument("--months", type=int, default=12)
-    generate_cmd.add_argument("--start", type=_day, default=date(2022, 12, 1))
-    generate_cmd.add_argument("--events", type=int, help="aim for about this many events (sets the size)")
+    generate_cmd.add_argument("--out", type=Path, required=True, help="FILE.jsonl or FILE.jsonl.gz (gzip)")
+    generate_cmd.add_argument("--seed", type=int, default=7, help="random seed: the same options, the same bytes")
+    generate_cmd.add_argument("--districts", type=int, default=27, help="districts the communes spread over")
+    generate_cmd.add_argument(
+        "--communes", type=int, help="communes, 4 units each (default 520; with --events: their size is fitted)"
+    )
+    generate_cmd.add_argument("--months", type=int, default=12, help="months of the scoring window")
+    generate_cmd.add_argument("--start", type=_day, default=date(2022, 12, 1), help="first day of the window")
+    generate_cmd.add_argument(
+        "--events",
+        type=int,
+        help="about this many lines (within about 15 %%; a province has at least one group "
+        "per organization and commune)",
+    )
 
     demo_cmd = commands.add_parser("demo", help="generate a demo province, replay it, show the distribution")
-    demo_cmd.add_argument("--dir", type=Path, default=Path("var/demo"))
-    demo_cmd.add_argument("--communes", type=int, default=520)
+    demo_cmd.add_argument("--dir", type=Path, default=Path("var/demo"), help="where its files go (made if missing)")
+    demo_cmd.add_argument("--communes", type=int, default=520, help="size of the province (520: about 2.7 M events)")
     _scorecard(demo_cmd)
 
     worker_cmd = commands.add_parser("worker", help="consume uythac.events and keep the store up to date")
     _store(worker_cmd, config)
     _kafka(worker_cmd, config)
-    worker_cmd.add_argument("--partitions", type=int, default=config.kafka_partitions)
-    worker_cmd.add_argument("--metrics-port", type=int, default=config.worker_metrics_port)
+    worker_cmd.add_argument(
+        "--partitions", type=int, default=config.kafka_partitions, help="partitions of the topics it creates"
+    )
+    worker_cmd.add_argument(
+        "--metrics-port", type=int, default=config.worker_metrics_port, help="its /metrics port (0: none)"
+    )
     worker_cmd.add_argument("--idle-exit", type=float, help="stop after this many seconds with nothing to read")
     _scorecard(worker_cmd)
     _batch_size(worker_cmd, config)
 
     publish_cmd = commands.add_parser("publish", help="validate a JSON Lines file and produce it to Kafka")
-    publish_cmd.add_argument("events", type=Path)
+    publish_cmd.add_argument("events", type=Path, help="EVENTS.jsonl or EVENTS.jsonl.gz (one event per line)")
     _kafka(publish_cmd, config)
     publish_cmd.add_argument("--strict", action="store_true", help="send nothing if any line is invalid")
     publish_cmd.add_argument("--rejects", type=Path, help="write the invalid lines and reasons here")
@@ -109,7 +122,7 @@ def build_parser(config: Settings) -> argparse.ArgumentParser:
     apikey_cmd.add_argument("--scope", required=True, help="all, district:<district_id> or commune:<commune_id>")
 
     schemas_cmd = commands.add_parser("schemas", help="write the JSON Schema file of every event type")
-    schemas_cmd.add_argument("--out", type=Path, default=Path("schemas/json"))
+    schemas_cmd.add_argument("--out", type=Path, default=Path("schemas/json"), help="the folder to write them in")
     return parser
 
 
@@ -162,10 +175,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UythacError as error:
         print(f"uythac: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # a file that cannot be written (a full disk, no permission): its own words
+        print(f"uythac: error: {error}", file=sys.stderr)
+        return 1
+
+
+def _output(path: Path | None) -> None:
+    """Refuse, before any work, a file to write in a folder that does not exist (a typo must not make folders)."""
+    if path is not None and not path.parent.is_dir():
+        raise ConfigError(f"{path}: the folder {path.parent} does not exist")
+
+
+def _reachable(config: Settings) -> None:
+    """Kafka answers within `UYTHAC_KAFKA_CONNECT_TIMEOUT_S`, or one line that names its address."""
+    from kafka.errors import KafkaError
+
+    from uythac.adapters.kafka.admin import wait_for_broker
+
+    try:
+        wait_for_broker(config.kafka_bootstrap, timeout_s=config.kafka_connect_timeout_s)
+    except KafkaError:
+        raise BrokerUnavailable(
+            f"Kafka at {config.kafka_bootstrap} did not answer within {config.kafka_connect_timeout_s} s: is the "
+            "broker running? (--bootstrap or UYTHAC_KAFKA_BOOTSTRAP; `make kafka-up` starts the local one)"
+        ) from None
 
 
 def run_replay(args: argparse.Namespace, config: Settings) -> int:
     card = bootstrap.load_scorecard(config)
+    _output(args.report)
+    _output(args.rejects)
     with tempfile.TemporaryDirectory(prefix="uythac-") as scratch:
         store = bootstrap.open_store(args.db or str(Path(scratch) / "replay.db"), config)
         try:
@@ -182,9 +221,10 @@ def run_replay(args: argparse.Namespace, config: Settings) -> int:
 
 def _replay_file(args: argparse.Namespace, processor: Processor, config: Settings) -> Summary | None:
     try:
+        check_json_lines(args.events)
         rejects = args.rejects.open("w", encoding="utf-8") if args.rejects else None
         try:
-            with _progress(args.events) as progress:
+            with _read(args.events, "replay") as read:
                 return replay(
                     args.events,
                     processor,
@@ -192,7 +232,7 @@ def _replay_file(args: argparse.Namespace, processor: Processor, config: Setting
                     batch_size=config.batch_size,
                     latest=bootstrap.latest_accepted(config),
                     rejects=rejects,
-                    progress=progress,
+                    progress=read,
                 )
         finally:
             if rejects is not None:
@@ -203,26 +243,20 @@ def _replay_file(args: argparse.Namespace, processor: Processor, config: Setting
 
 
 @contextmanager
-def _progress(path: Path) -> Iterator[Callable[[int], None] | None]:
-    """A rich progress bar over the input's bytes, only when a person watches a terminal."""
-    if not sys.stderr.isatty() or not path.is_file():
-        yield None
-        return
-    from rich.progress import Progress
-
-    with Progress(transient=True) as bar:
-        task = bar.add_task(f"replay {path.name}", total=path.stat().st_size)
-        yield lambda done: bar.update(task, completed=done)
+def _read(path: Path, what: str) -> Iterator[Callable[[int], None]]:
+    """Progress over the bytes of an input file (compressed ones by their compressed bytes)."""
+    size = path.stat().st_size
+    with progress.shown(f"{what} {path.name}", size, "bytes") as update:
+        yield lambda done: update(done, size)
 
 
 def _write_json(path: Path, report: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render(report), encoding="utf-8")
 
 
 def _current_report(config: Settings) -> dict[str, Any]:
     card = bootstrap.load_scorecard(config)
-    store = bootstrap.open_store(config.db, config)
+    store = bootstrap.open_store(config.db, config, existing=True)
     try:
         return current_report(store, card)
     finally:
@@ -230,6 +264,7 @@ def _current_report(config: Settings) -> dict[str, Any]:
 
 
 def run_report(args: argparse.Namespace, config: Settings) -> int:
+    _output(args.out)
     text = render(_current_report(config))
     if args.out:
         args.out.write_text(text, encoding="utf-8")
@@ -241,22 +276,41 @@ def run_report(args: argparse.Namespace, config: Settings) -> int:
 def run_generate(args: argparse.Namespace, config: Settings) -> int:
     from uythac.devtools import generate
 
+    _output(args.out)
     shape = {"seed": args.seed, "districts": args.districts, "months": args.months, "start": args.start}
-    if args.events:
-        options = generate.options_for_events(args.events, **shape)
-    else:
-        options = generate.GenerateOptions(communes=args.communes, **shape)
-    summary = generate.write(args.out, options)
+    try:
+        if args.events is not None:
+            if args.events < 1:
+                raise ValueError(f"--events: must be at least 1, not {args.events}")
+            generate.GenerateOptions(communes=args.communes or 1, **shape)  # the other options' errors first
+            options = generate.options_for_events(args.events, communes=args.communes, **shape)
+        else:
+            options = generate.GenerateOptions(communes=520 if args.communes is None else args.communes, **shape)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    with progress.shown(f"generate {args.out.name}", 0, "lines") as update:
+        summary = generate.write(args.out, options, update)
     print(
         f"wrote {summary.lines} lines to {args.out}: {summary.events} events, {summary.duplicates} duplicates, "
         f"{summary.invalid} invalid, {summary.first_day} to {summary.last_day}"
     )
+    if args.events is not None and abs(summary.lines - args.events) > 0.15 * args.events:
+        print(
+            f"note: {summary.lines} lines, not about {args.events}: {options.communes} communes of {options.months} "
+            "months cannot come closer (from one group per organization to 50 times the usual size)",
+            file=sys.stderr,
+        )
     return 0
 
 
 def run_demo(args: argparse.Namespace, config: Settings) -> int:
+    from uythac.devtools.generate import GenerateOptions
     from uythac.entrypoints import demo
 
+    try:
+        GenerateOptions(communes=args.communes)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
     return demo.run(Path(args.dir), int(args.communes), config)
 
 
@@ -283,11 +337,19 @@ def run_worker(args: argparse.Namespace, config: Settings) -> int:
 
 
 def run_publish(args: argparse.Namespace, config: Settings) -> int:
+    """Exit status 0: every line sent and acknowledged; 1: some line invalid or not acknowledged (the first ones
+    are printed); 2: nothing could be tried (no such file, not JSON Lines, Kafka unreachable, a bad option)."""
     from uythac.entrypoints.publish import publish
 
+    _output(args.rejects)
+    try:
+        check_json_lines(args.events)
+    except OSError as error:
+        raise ConfigError(f"cannot read {args.events}: {error.strerror or error}") from None
+    _reachable(config)
     rejects = args.rejects.open("w", encoding="utf-8") if args.rejects else None
     try:
-        with _progress(args.events) as progress:
+        with _read(args.events, "publish") as read:
             summary = publish(
                 args.events,
                 config.kafka_bootstrap,
@@ -296,7 +358,7 @@ def run_publish(args: argparse.Namespace, config: Settings) -> int:
                 partitions=config.kafka_partitions,
                 latest=bootstrap.latest_accepted(config),
                 rejects=rejects,
-                progress=progress,
+                progress=read,
             )
     except OSError as error:
         print(f"uythac: cannot read {args.events}: {error}", file=sys.stderr)
@@ -307,7 +369,11 @@ def run_publish(args: argparse.Namespace, config: Settings) -> int:
     print(summary.line())
     for field_name, count in sorted(summary.reasons.items()):
         print(f"  {count} rejected for {field_name}")
-    return 1 if summary.refused or summary.failed else 0
+    for number, reason in summary.first:
+        print(f"  line {number}: {reason}")
+    if summary.invalid > len(summary.first):
+        print(f"  ... and {summary.invalid - len(summary.first)} more" + ("" if args.rejects else " (--rejects FILE)"))
+    return 1 if summary.refused or summary.failed or summary.invalid else 0
 
 
 def run_tick(args: argparse.Namespace, config: Settings) -> int:
@@ -315,6 +381,7 @@ def run_tick(args: argparse.Namespace, config: Settings) -> int:
 
     if args.daily:
         return daily(lambda: tick(config.kafka_bootstrap, config.kafka_topic))
+    _reachable(config)
     print(tick(config.kafka_bootstrap, config.kafka_topic, args.date).decode())
     return 0
 
@@ -322,8 +389,9 @@ def run_tick(args: argparse.Namespace, config: Settings) -> int:
 def run_status(args: argparse.Namespace, config: Settings) -> int:
     from uythac.entrypoints import status
 
-    store = bootstrap.open_store(config.db, config)
+    store = bootstrap.open_store(config.db, config, existing=True)
     try:
+        _reachable(config)
         if args.wait is None:
             print(status.status(store, config.kafka_bootstrap, config.kafka_topic).line())
             return 0

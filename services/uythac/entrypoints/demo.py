@@ -14,6 +14,7 @@ from rich.console import Console
 from uythac import bootstrap
 from uythac.core.report import render
 from uythac.devtools import generate
+from uythac.entrypoints import progress
 from uythac.entrypoints.replay import replay
 from uythac.entrypoints.terminal import distribution_table
 from uythac.service.reports import current_report
@@ -27,17 +28,27 @@ def run(directory: Path, communes: int, settings: Settings) -> int:
     events = directory / f"province-{communes}.jsonl.gz"
     if not events.exists():
         console.print(f"generating a synthetic province of {communes} communes into {events} ...")
-        generate.write(events, generate.GenerateOptions(communes=communes))
+        with progress.shown("generate", 0, "lines") as made:
+            generate.write(events, generate.GenerateOptions(communes=communes), made)
     db = directory / "uythac.db"
     for stale in directory.glob("uythac.db*"):
         stale.unlink()
-    store = bootstrap.open_store(str(db))
+    store = bootstrap.open_store(str(db), settings)
     try:
         started = time.perf_counter()
         with (directory / "rejects.jsonl").open("w", encoding="utf-8") as rejects:
             processor = bootstrap.processor(settings, store, card)
             latest = bootstrap.latest_accepted(settings)
-            summary = replay(events, processor, rejects=rejects, batch_size=settings.batch_size, latest=latest)
+            size = events.stat().st_size
+            with progress.shown(f"replay {events.name}", size, "bytes") as update:
+                summary = replay(
+                    events,
+                    processor,
+                    rejects=rejects,
+                    batch_size=settings.batch_size,
+                    latest=latest,
+                    progress=lambda done: update(done, size),
+                )
         elapsed = time.perf_counter() - started
         report = current_report(store, card)
     finally:

@@ -27,6 +27,7 @@ from uythac.core.events import Event, Rejection, parse
 from uythac.entrypoints.replay import lines_of, reject_line
 
 log = logging.getLogger(__name__)
+FIRST_SHOWN = 5  # invalid lines whose reasons the summary keeps (all of them go to the rejects file)
 
 
 @dataclass
@@ -37,6 +38,7 @@ class PublishSummary:
     failed: int = 0  # valid lines the broker did not acknowledge
     refused: bool = False
     reasons: dict[str, int] = field(default_factory=dict)
+    first: list[tuple[int, str]] = field(default_factory=list)  # (line number, reason) of the first invalid lines
 
     def line(self) -> str:
         if self.refused:
@@ -110,6 +112,8 @@ def _refuse(summary: PublishSummary, number: int, line: bytes, rejection: Reject
     summary.invalid += 1
     field_name = rejection.reason.split(":", 1)[0]
     summary.reasons[field_name] = summary.reasons.get(field_name, 0) + 1
+    if len(summary.first) < FIRST_SHOWN:
+        summary.first.append((number, rejection.reason))
     if rejects is not None:
         rejects.write(reject_line(number, line, rejection))
 

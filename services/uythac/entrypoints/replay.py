@@ -20,7 +20,7 @@ from typing import IO, Any, TextIO
 from uythac.core.events import Event, Rejection, parse
 from uythac.core.outcome import Outcome
 from uythac.cycles import Collections
-from uythac.errors import StoreError
+from uythac.errors import ConfigError, StoreError
 from uythac.service.processor import Processor
 
 Progress = Callable[[int], None]  # bytes of the input read so far
@@ -51,6 +51,23 @@ def lines_of(path: Path) -> Iterator[tuple[Iterable[bytes], IO[bytes]]]:
                 yield lines, raw
         else:
             yield raw, raw
+
+
+def check_json_lines(path: Path) -> None:
+    """Refuse a file that is not JSON Lines at all (a JSON array, CSV), rather than reject each of its lines:
+    its first line that is not blank must begin an object."""
+    with lines_of(path) as (lines, _):
+        for number, line in enumerate(lines, 1):
+            start = line.removeprefix(b"\xef\xbb\xbf").lstrip()[:1]  # a byte-order mark is no reason
+            if not start:
+                continue
+            if start != b"{":
+                kind = "a JSON array" if start == b"[" else "CSV or text" if b"," in line else "not JSON"
+                raise ConfigError(
+                    f"{path}: expected JSON Lines (one event per line, each a JSON object); line {number} "
+                    f"starts with {start.decode('utf-8', 'replace')!r} ({kind}?)"
+                )
+            return
 
 
 def reject_line(number: int, original: bytes, rejection: Rejection) -> str:

@@ -20,7 +20,8 @@ import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from kafka.admin import KafkaAdminClient
+from kafka import TopicPartition
+from kafka.admin import KafkaAdminClient, OffsetSpec
 from kafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError, NoError, TopicAlreadyExistsError, for_code
 
 log = logging.getLogger(__name__)
@@ -148,7 +149,9 @@ def ensure_topics(
 
     Idempotent: existing topics are left alone (one with fewer partitions than asked for is logged as a
     warning), and a topic created concurrently by someone else is not an error. Returns once every topic
-    has a leader for each partition, so a producer or consumer started right after finds them.
+    has a leader for each partition, so a producer or consumer started right after finds them; for a topic just
+    created, once each leader answers as one: the metadata names a leader before that broker has taken the
+    partition on, and a producer sending then logs a `NotLeaderForPartitionError` and retries.
     """
     if not topics:
         return
@@ -168,15 +171,20 @@ def ensure_topics(
             for name in names
             if name not in existing
         }
+        created = set(missing)
         if missing:
             result = admin.create_topics(missing, timeout_ms=int(timeout_s * 1000), raise_errors=False)
             for topic in result["topics"]:
                 error = for_code(topic["error_code"])
                 if error is TopicAlreadyExistsError:
-                    continue  # created by someone else between our describe and our create
+                    created.discard(topic["name"])  # by someone else between our describe and our create
+                    continue
                 if error is not NoError:
                     raise error(f"creating topic {topic['name']}: {topic.get('error_message')}")
             log.info("topics created", extra={"topics": {name: topics[name] for name in missing}})
         admin.wait_for_topics(names, timeout_ms=int(timeout_s * 1000))
+        if created:
+            leaders = {TopicPartition(name, p): OffsetSpec.LATEST for name in created for p in range(topics[name])}
+            admin.list_partition_offsets(leaders, timeout_ms=int(timeout_s * 1000))  # retries until each answers
     finally:
         admin.close()

@@ -1,0 +1,67 @@
+"""Noise around the project's own commands: `pip install` without setuptools' warning box, and Ctrl-C of
+`make run` as a clean end."""
+
+from __future__ import annotations
+
+import os
+import pty
+import re
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_wheel_builds_without_warnings_and_holds_the_data_files(tmp_path: Path) -> None:
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(tmp_path), str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert built.returncode == 0, built.stderr
+    assert "would be ignored" not in built.stdout + built.stderr
+    names = zipfile.ZipFile(next(tmp_path.glob("uythac-*.whl"))).namelist()
+    for wanted in (
+        "uythac/rules/scorecard.yaml",
+        "uythac/schemas/json/loan.disbursed.schema.json",
+        "uythac/entrypoints/pages/templates/base.html",
+        "uythac/entrypoints/pages/static/pages.css",
+    ):
+        assert wanted in names
+
+
+def test_ctrl_c_of_make_run_ends_without_a_make_error(tmp_path: Path) -> None:
+    """run.sh's own traps, around a foreground command that Ctrl-C stops as it stops the API, under make in a
+    terminal: make must not report `Error 1`."""
+    traps = [line for line in (ROOT / "deploy/run.sh").read_text().splitlines() if line.startswith("trap ")]
+    script = tmp_path / "run.sh"
+    script.write_text(
+        "#!/usr/bin/env bash\nset -euo pipefail\nstop() { echo stopped; }\n"
+        + "\n".join(traps)
+        + f"\n{sys.executable} -c 'import time\ntry:\n    time.sleep(60)\nexcept KeyboardInterrupt:\n"
+        "    raise SystemExit(1)'\n"
+    )
+    script.chmod(0o755)
+    (tmp_path / "Makefile").write_text("run:\n\t./run.sh\n")
+    pid, terminal = pty.fork()
+    if pid == 0:
+        os.execvp("make", ["make", "-C", str(tmp_path), "run"])
+    time.sleep(2)
+    os.write(terminal, b"\x03")
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(terminal, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.waitpid(pid, 0)
+    text = shown.decode(errors="replace")
+    assert "stopped" in text and not re.search(r"make: \*\*\* .*Error", text), text
