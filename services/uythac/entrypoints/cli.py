@@ -273,6 +273,10 @@ def run_report(args: argparse.Namespace, config: Settings) -> int:
     return 0
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
 def run_generate(args: argparse.Namespace, config: Settings) -> int:
     from uythac.devtools import generate
 
@@ -296,8 +300,9 @@ def run_generate(args: argparse.Namespace, config: Settings) -> int:
     )
     if args.events is not None and abs(summary.lines - args.events) > 0.15 * args.events:
         print(
-            f"note: {summary.lines} lines, not about {args.events}: {options.communes} communes of {options.months} "
-            "months cannot come closer (from one group per organization to 50 times the usual size)",
+            f"note: {summary.lines} lines, not about {args.events}: {_count(options.communes, 'commune')} of "
+            f"{_count(options.months, 'month')} cannot come closer "
+            "(from one group per organization to 50 times the usual size)",
             file=sys.stderr,
         )
     return 0
