@@ -45,8 +45,9 @@ def refusal(event: Event, area: Area, known: Known, past_days: int) -> Refusal |
         return None if area == EVERYWHERE else Refusal(403, "type", "a clock.tick needs a key of scope all")
     data = event.data
     district, commune, org = data["district_id"], data["commune_id"], data["org"]
-    if not area.covers(district, commune):
-        return Refusal(403, "commune_id", f"{district}/{commune} is outside the area of this API key")
+    if not area.covers(district, commune, org):
+        name = "org" if area.covers(district, commune, area.org) else "commune_id"
+        return Refusal(403, name, f"{district}/{commune}/{org} is outside the area of this API key")
     scoped = area != EVERYWHERE
     if scoped and past_days and known.clock is not None and event.day < known.clock - timedelta(days=past_days):
         return Refusal(
@@ -72,6 +73,6 @@ def _elsewhere(area: Area, name: str, what: str, place: Place, said: str) -> Ref
     """The store puts `what` at `place`, not where the event says: outside the caller's area, or a conflict."""
     district, commune, org = place
     where = f"{commune}/{org} in {district}" if name != "commune_id" else f"{district}"
-    if not area.covers(district, commune):
+    if not area.covers(district, commune, org):
         return Refusal(403, name, f"{what} belongs to {where}, outside the area of this API key")
     return Refusal(409, name, f"{what} belongs to {where}, not {said} as this event says")
