@@ -560,6 +560,19 @@ def test_an_id_of_another_unit_in_the_keys_area_is_a_409_conflict(client: FlaskC
     assert district["field"] == "commune_id"
 
 
+def test_an_event_id_the_store_holds_with_other_content_is_a_409(client: FlaskClient, keys: Keys) -> None:
+    applied = next(event for event in EVENTS if event["type"] == "loan.disbursed" and event["loan_id"] == "L2")
+    changed = {**applied, "amount": applied["amount"] + 1}
+    (error,) = _refused(client, keys, "all", changed, 409)
+    assert error["field"] == "event_id" and applied["event_id"] in error["detail"]
+    errors = _refused(client, keys, "all", [loan("L96", "2024-03-30"), changed], 409)
+    assert [e["field"] for e in errors] == ["1.event_id"]
+    twice = [loan("L96", "2024-03-30", event_id="new-1"), loan("L94", "2024-03-30", event_id="new-1")]
+    assert [e["field"] for e in _refused(client, keys, "all", twice, 409)] == ["1.event_id"]
+    same = client.post("/v1/events", json=applied, headers=keys.header("all"))  # a duplicate: on to Kafka
+    assert _problem(same, 503)["type"].endswith("/kafka-unavailable")
+
+
 def test_the_provinces_key_may_introduce_a_commune_and_correct_the_past(client: FlaskClient, keys: Keys) -> None:
     for event in (group("G95", "2024-03-01", commune_id="C0999"), group("G94", "2000-01-01")):
         response = client.post("/v1/events", json=event, headers=keys.header("all"))

@@ -11,7 +11,7 @@ Loans and groups not known yet may be named: their disbursement or registration 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -29,6 +29,7 @@ class Known:
     loans: Mapping[str, Place] = field(default_factory=dict)  # loan_id → its unit, for disbursed loans
     groups: Mapping[str, Place] = field(default_factory=dict)  # group_id → its unit, for registered groups
     clock: date | None = None  # T
+    digests: Mapping[str, bytes] = field(default_factory=dict)  # event_id → digest, for events already applied
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,19 @@ def refusal(event: Event, area: Area, known: Known, past_days: int) -> Refusal |
             noun = "loan" if name == "loan_id" else "group"
             return _elsewhere(area, name, f"{noun} {entity_id}", place, f"of {commune}/{org}")
     return None
+
+
+def conflicts(events: Sequence[Event], known: Known) -> dict[int, Refusal]:
+    """The events (by index) whose id the store, or an earlier event of the same request, holds with other content:
+    the worker would dead-letter them as conflicts. The same id with the same content is a harmless duplicate."""
+    digests = dict(known.digests)
+    found = {}
+    for index, event in enumerate(events):
+        held = digests.setdefault(event.event_id, event.digest)
+        if held != event.digest:
+            where = "the store holds" if event.event_id in known.digests else "an earlier event of this request has"
+            found[index] = Refusal(409, "event_id", f"{where} {event.event_id} with other content: use a new event_id")
+    return found
 
 
 def _elsewhere(area: Area, name: str, what: str, place: Place, said: str) -> Refusal:

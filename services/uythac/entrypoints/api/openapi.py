@@ -57,8 +57,9 @@ _FORMATS = {_ecma(DATE_PATTERN): {"format": "date"}, _ecma(DATETIME_PATTERN): {"
 DESCRIPTION = """\
 Entrusted-lending quality for the Vietnam Bank for Social Policies (NHCSXH): loans whose 30-day
 post-disbursement inspection was missed, and the 100-point score of every (commune, organization).
-Every `/v1` endpoint needs a bearer API key; a key scoped to a district or a commune sees that area
-only. Errors are RFC 9457 problem details (`application/problem+json`)."""
+Every `/v1` endpoint needs a bearer API key; a key scoped to a district or a commune, an organization,
+or both (`district:D01,org:HND`) sees that area only; an expired key is refused (401). The lists
+answer CSV on `Accept: text/csv`. Errors are RFC 9457 problem details (`application/problem+json`)."""
 
 
 def build(app: Flask, guard: Guard, max_events: int) -> dict[str, Any]:
