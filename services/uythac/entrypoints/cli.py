@@ -129,8 +129,11 @@ def build_parser(config: Settings) -> argparse.ArgumentParser:
     revoke_cmd.add_argument("revoked", metavar="NAME")
     revoke_cmd.add_argument("--keys-file", default=argparse.SUPPRESS, help=keys_file)
 
-    schemas_cmd = commands.add_parser("schemas", help="write the JSON Schema file of every event type")
-    schemas_cmd.add_argument("--out", type=Path, default=Path("schemas/json"))
+    schemas_cmd = commands.add_parser(
+        "schemas", help="write the JSON Schema file of every event and output message type, and an example of each"
+    )
+    schemas_cmd.add_argument("--out", type=Path, default=Path("schemas/json"), help="for the schemas")
+    schemas_cmd.add_argument("--examples", type=Path, default=Path("schemas/examples"), help="for the examples")
     return parser
 
 
@@ -284,7 +287,7 @@ def run_demo(args: argparse.Namespace, config: Settings) -> int:
 def run_schemas(args: argparse.Namespace, config: Settings) -> int:
     from uythac.schemas import jsonschema
 
-    for path in jsonschema.write(args.out):
+    for path in jsonschema.write(args.out, args.examples):
         print(path)
     return 0
 
