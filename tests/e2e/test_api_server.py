@@ -135,6 +135,9 @@ def test_metrics_and_readiness_answer_on_the_internal_address_only(server: Serve
         status, _, _ = server.request("GET", path, None, port=server.internal)
         assert status in (200, 503)  # /readyz: no worker has written a heartbeat to this store
     assert server.request("GET", "/healthz", None)[0] == 200
+    metrics = server.request("GET", "/metrics", None, port=server.internal)[2].decode()
+    assert "uythac_api_request_seconds" in metrics
+    assert "uythac_clock_lag_seconds" not in metrics and "uythac_events_total" not in metrics  # the worker's
 
 
 def test_any_method_counts_under_a_few_label_values(server: Server) -> None:

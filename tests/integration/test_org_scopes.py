@@ -190,6 +190,8 @@ def test_apikey_adds_lists_and_revokes_keys_in_the_file(tmp_path: Path) -> None:
     assert made.returncode == 0, made.stderr
     key = made.stdout.splitlines()[0]
     assert _uythac("--name", "tinh", "--scope", "all", "--expires", "2027-06-30", "--keys-file", path).returncode == 0
+    past = _uythac("--name", "old", "--scope", "all", "--expires", "2020-01-01", "--keys-file", path)
+    assert past.returncode == 2 and "before today" in past.stderr
     again = _uythac("--name", "tinh", "--scope", "all", "--keys-file", path)
     assert again.returncode == 2 and "configured already" in again.stderr
     listed = _uythac("list", "--keys-file", path)

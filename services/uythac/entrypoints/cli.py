@@ -401,6 +401,9 @@ def run_apikey(args: argparse.Namespace, config: Settings) -> int:
     expires = args.expires
     if args.days is not None:
         expires = auth.today() + timedelta(days=args.days - 1)
+    if expires is not None and expires < auth.today():
+        print(f"uythac: error: --expires {expires} is before today ({auth.today()} in Vietnam)", file=sys.stderr)
+        return 2
     key = auth.new_key()
     try:
         line = auth.entry(args.name, args.scope, key, expires)

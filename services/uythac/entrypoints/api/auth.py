@@ -98,6 +98,11 @@ def entry(name: str, scope: str, key: str, expires: date | None = None) -> str:
     item = {"name": name, "hash": digest(key), "scope": scope}
     if expires is not None:
         item["expires"] = expires.isoformat()
+    return _line(item)
+
+
+def _line(item: dict[str, Any]) -> str:
+    """One key's entry as the keys file's line under `keys:`."""
     return "  - " + yaml.safe_dump(item, default_flow_style=True, sort_keys=False, width=1 << 16)
 
 
@@ -166,10 +171,7 @@ def revoke(path: str, name: str) -> int:
     kept = [item for item in data["keys"] if item["name"] != name]
     if len(kept) == len(data["keys"]):
         return 0
-    lines = "".join(
-        "  - " + yaml.safe_dump(item, default_flow_style=True, sort_keys=False, width=1 << 16) for item in kept
-    )
-    replace_file(Path(path), "keys:\n" + lines if kept else "keys: []\n")
+    replace_file(Path(path), "keys:\n" + "".join(map(_line, kept)) if kept else "keys: []\n")
     return len(data["keys"]) - len(kept)
 
 
