@@ -49,6 +49,7 @@ def list_flags() -> Response:
         200:
           description: A page of flags
           content: {application/json: {schema: FlagsPageSchema}, text/csv: {schema: {type: string}}}
+          headers: {X-Total-Count: CsvTotal, X-As-Of: CsvAsOf}
         400: BadParameter
     """
     args = query(_FLAGS_ARGS)
@@ -86,6 +87,7 @@ def get_worklist() -> Response:
         200:
           description: A page of the worklist
           content: {application/json: {schema: WorklistPageSchema}, text/csv: {schema: {type: string}}}
+          headers: {X-Total-Count: CsvTotal, X-As-Of: CsvAsOf}
         400: BadParameter
     """
     args = query(_WORKLIST_ARGS)

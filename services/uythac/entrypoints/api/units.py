@@ -51,6 +51,7 @@ def list_units() -> Response:
         200:
           description: A page of units
           content: {application/json: {schema: UnitsPageSchema}, text/csv: {schema: {type: string}}}
+          headers: {X-Total-Count: CsvTotal, X-As-Of: CsvAsOf}
         400: BadParameter
     """
     args = query(_UNITS_ARGS)
