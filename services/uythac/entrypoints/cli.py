@@ -110,23 +110,26 @@ def build_parser(config: Settings) -> argparse.ArgumentParser:
     apikey_cmd = commands.add_parser(
         "apikey",
         help="make an API key (print it once, and its keys-file entry); list or revoke the keys of a keys file",
-        description="With --name and --scope: a new key. `apikey list`: the configured keys (never their hashes). "
-        "`apikey revoke NAME`: take a key out of the keys file (the running API applies it on its reload, SIGHUP).",
+        description="With --name and --scope: a new key. `apikey list`: the configured keys (never a key or a "
+        "whole hash). `apikey revoke NAME`: take a key out of the keys file (the running API applies it on its "
+        "reload, SIGHUP).",
     )
     apikey_cmd.add_argument("--name", help="who holds the key (logged with each request)")
     apikey_cmd.add_argument(
         "--scope", help="all, district:<id> or commune:<id>, and/or org:<HND|HPN|HCCB|DTN> (district:D01,org:HND)"
     )
     until = apikey_cmd.add_mutually_exclusive_group()
-    until.add_argument("--expires", type=_day, help="the last day the key works (YYYY-MM-DD, Vietnam); default never")
-    until.add_argument("--days", type=int, help="the key works today and the N-1 days after it")
+    until.add_argument(
+        "--expires", type=_day, metavar="YYYY-MM-DD", help="the last day the key works (in Vietnam); default never"
+    )
+    until.add_argument("--days", type=int, metavar="N", help="the key works today and the N-1 days after it")
     keys_file = f"the keys file (default UYTHAC_API_KEYS_FILE: {config.api_keys_file or 'none'})"
     apikey_cmd.add_argument("--keys-file", help="add the new key's entry to this keys file (atomically) as well")
     actions = apikey_cmd.add_subparsers(dest="action", metavar="{list,revoke}")
     list_cmd = actions.add_parser("list", help="the keys of the keys file: name, scope, expiry, a hash prefix")
     list_cmd.add_argument("--keys-file", default=argparse.SUPPRESS, help=keys_file)
     revoke_cmd = actions.add_parser("revoke", help="take every key of this name out of the keys file")
-    revoke_cmd.add_argument("revoked", metavar="NAME")
+    revoke_cmd.add_argument("revoked", metavar="NAME", help="the key's name (as `apikey list` shows it)")
     revoke_cmd.add_argument("--keys-file", default=argparse.SUPPRESS, help=keys_file)
 
     schemas_cmd = commands.add_parser(
