@@ -60,9 +60,10 @@ bench: $(STAMP)
 	$(BIN)/python -m tests.bench.api_bench
 	$(BIN)/python -m tests.bench.pages_bench
 
-## schemas: regenerate the JSON Schema files in schemas/json from the marshmallow schemas
+## schemas: regenerate the JSON Schema files in schemas/json (events and output messages) and their examples
+## in schemas/examples
 schemas: $(STAMP)
-	$(BIN)/uythac schemas --out schemas/json
+	$(BIN)/uythac schemas --out schemas/json --examples schemas/examples
 
 ## kafka-up: start the local Kafka broker on 127.0.0.1:19092 (Apache Kafka from Maven Central, data in
 ## var/kafka; the first run downloads ~45 MB; needs Java 17+ and Maven; see deploy/kafka/kafkactl)

@@ -60,9 +60,9 @@ class Money(fields.Integer):
 
     DESCRIPTION = "Whole VND, written as a JSON integer without a fraction or exponent: 496, not 496.0 (refused)."
 
-    def __init__(self, minimum: int, **kwargs: Any) -> None:
+    def __init__(self, minimum: int, what: str, **kwargs: Any) -> None:
         rule = validate.Range(min=minimum, max=MAX_AMOUNT, error=f"must be between {minimum} and {MAX_AMOUNT}")
-        super().__init__(strict=True, validate=rule, metadata={"description": self.DESCRIPTION}, **kwargs)
+        super().__init__(strict=True, validate=rule, metadata={"description": f"{what} {self.DESCRIPTION}"}, **kwargs)
 
     def _validated(self, value: Any) -> int:
         if isinstance(value, bool):
@@ -104,17 +104,39 @@ def one_of(*choices: str) -> validate.OneOf:
     return validate.OneOf(choices, error=f"must be one of {' '.join(choices)}")
 
 
+def _said(text: str) -> dict[str, str]:
+    return {"description": text}
+
+
+BUSINESS_DATE = (
+    "The business date the event happened on: YYYY-MM-DD, or an RFC 3339 date-time whose date is taken in "
+    "Vietnam (UTC+07:00): 2024-03-05T23:30:00Z is 2024-03-06. It decides every deadline; it may not be after "
+    "today in Vietnam (the latest day accepted)."
+)
+
+
 class Envelope(Schema):
     """Fields on every event."""
 
     TYPE: ClassVar[str] = ""
     JSON_SCHEMA_EXTRA: ClassVar[dict[str, Any]] = {}
+    EXAMPLE: ClassVar[dict[str, Any]] = {}  # one valid event of the type, for the published schema and examples
 
-    event_id = Id(required=True)
+    event_id = Id(
+        required=True,
+        metadata=_said(
+            "The sender's unique id of this event. The same id with the same content again is a duplicate and is "
+            "ignored; with other content it is refused (a conflict)."
+        ),
+    )
     type = fields.String(required=True)
-    occurred_at = OccurredAt(required=True)
-    recorded_at = RecordedAt()
-    schema_version = fields.Integer(strict=True, validate=validate.Equal(1, error="must be 1"))
+    occurred_at = OccurredAt(required=True, metadata=_said(BUSINESS_DATE))
+    recorded_at = RecordedAt(
+        metadata=_said("When the sender's system recorded the event (RFC 3339, informational: only checked).")
+    )
+    schema_version = fields.Integer(
+        strict=True, validate=validate.Equal(1, error="must be 1"), metadata=_said("The contract's version: 1.")
+    )
 
     @validates_schema
     @fast_rule("v_type == self.TYPE")
@@ -126,39 +148,75 @@ class Envelope(Schema):
 class UnitEnvelope(Envelope):
     """Events that belong to a unit: a (commune, organization)."""
 
-    district_id = AreaId(required=True)
-    commune_id = AreaId(required=True)
-    org = fields.String(required=True, validate=one_of(*ORGS))
+    district_id = AreaId(required=True, metadata=_said("The district of the unit (the bank's district code)."))
+    commune_id = AreaId(required=True, metadata=_said("The commune of the unit (the bank's commune code)."))
+    org = fields.String(
+        required=True,
+        validate=one_of(*ORGS),
+        metadata=_said(
+            "The entrusted organization of the unit: HND Farmers' Association, HPN Women's Union, HCCB Veterans' "
+            "Association, DTN Youth Union. A unit is (commune_id, org)."
+        ),
+    )
 
 
 class ClockTick(Envelope):
-    """Nothing happened; only moves the clock. Area fields are allowed but mean nothing."""
+    """Nothing happened; only moves the clock T to occurred_at (never back). Area fields are allowed but mean
+    nothing."""
 
     TYPE = "clock.tick"
-    district_id = AreaId()
-    commune_id = AreaId()
-    org = fields.String(validate=one_of(*ORGS))
+    EXAMPLE: ClassVar[dict[str, Any]] = {"event_id": "tick-2024-03-31", "type": TYPE, "occurred_at": "2024-03-31"}
+    district_id = AreaId(metadata=_said("Allowed, means nothing."))
+    commune_id = AreaId(metadata=_said("Allowed, means nothing."))
+    org = fields.String(validate=one_of(*ORGS), metadata=_said("Allowed, means nothing."))
+
+
+_UNIT = {"district_id": "D01", "commune_id": "C0001", "org": "HND"}
 
 
 class GroupRegistered(UnitEnvelope):
+    """A savings-and-loan group was registered with the unit: from then on it owes a periodic inspection each
+    year."""
+
     TYPE = "group.registered"
-    group_id = Id(required=True)
+    EXAMPLE: ClassVar[dict[str, Any]] = {
+        "event_id": "grp-G0001-reg", "type": TYPE, "occurred_at": "2023-01-10", **_UNIT, "group_id": "G0001"
+    }  # fmt: skip
+    group_id = Id(required=True, metadata=_said("The group registered."))
 
 
 class GroupClosed(UnitEnvelope):
+    """A group was closed: it owes no periodic inspection after its closing date."""
+
     TYPE = "group.closed"
-    group_id = Id(required=True)
+    EXAMPLE: ClassVar[dict[str, Any]] = {
+        "event_id": "grp-G0001-close", "type": TYPE, "occurred_at": "2024-06-30", **_UNIT, "group_id": "G0001"
+    }  # fmt: skip
+    group_id = Id(required=True, metadata=_said("The group closed."))
 
 
 class LoanDisbursed(UnitEnvelope):
+    """A loan was disbursed to a member of a group: its post-disbursement inspection is due within 30 days of
+    occurred_at (the deadline is occurred_at + 30)."""
+
     TYPE = "loan.disbursed"
-    loan_id = Id(required=True)
-    group_id = Id(required=True)
-    amount = Money(1, required=True)
-    program = fields.String(validate=validate.Length(min=1, max=32, error="must be 1-32 characters"))
+    EXAMPLE: ClassVar[dict[str, Any]] = {
+        "event_id": "disb-L000123", "type": TYPE, "occurred_at": "2024-03-05T09:30:00+07:00",
+        "recorded_at": "2024-03-05T09:31:12+07:00", "schema_version": 1, **_UNIT,
+        "loan_id": "L000123", "group_id": "G0001", "amount": 50000000, "program": "ho_ngheo",
+    }  # fmt: skip
+    loan_id = Id(required=True, metadata=_said("The loan disbursed (the bank's id: no borrower data)."))
+    group_id = Id(required=True, metadata=_said("The group of the borrower."))
+    amount = Money(1, "The amount disbursed (50 000 000 VND: 50000000).", required=True)
+    program = fields.String(
+        validate=validate.Length(min=1, max=32, error="must be 1-32 characters"),
+        metadata=_said("The lending program (informational)."),
+    )
 
 
 class RepaymentRecorded(UnitEnvelope):
+    """A repayment of a loan: principal, interest or both (not both 0). Any repayment is activity of the loan."""
+
     TYPE = "repayment.recorded"
     JSON_SCHEMA_EXTRA: ClassVar[dict[str, Any]] = {  # interest first: most payments include it
         "anyOf": [
@@ -166,9 +224,13 @@ class RepaymentRecorded(UnitEnvelope):
             {"properties": {"principal": {"minimum": 1}}},
         ]
     }
-    loan_id = Id(required=True)
-    principal = Money(0, required=True)
-    interest = Money(0, required=True)
+    EXAMPLE: ClassVar[dict[str, Any]] = {
+        "event_id": "rep-L000123-2024-04", "type": TYPE, "occurred_at": "2024-04-05", **_UNIT,
+        "loan_id": "L000123", "principal": 1000000, "interest": 275000,
+    }  # fmt: skip
+    loan_id = Id(required=True, metadata=_said("The loan repaid."))
+    principal = Money(0, "The principal repaid.", required=True)
+    interest = Money(0, "The interest paid.", required=True)
 
     @validates_schema
     @fast_rule("v_principal != 0 or v_interest != 0")
@@ -178,15 +240,28 @@ class RepaymentRecorded(UnitEnvelope):
 
 
 class OverdueChanged(UnitEnvelope):
+    """The bank's overdue principal of a loan changed (0: no longer overdue); it counts in the unit's overdue
+    ratio."""
+
     TYPE = "loan.overdue_changed"
-    loan_id = Id(required=True)
-    overdue_principal = Money(0, required=True)
+    EXAMPLE: ClassVar[dict[str, Any]] = {
+        "event_id": "od-L000123-2024-05-06", "type": TYPE, "occurred_at": "2024-05-06", **_UNIT,
+        "loan_id": "L000123", "overdue_principal": 1000000,
+    }  # fmt: skip
+    loan_id = Id(required=True, metadata=_said("The loan."))
+    overdue_principal = Money(0, "The loan's whole overdue principal now (not a change).", required=True)
 
 
 class SavingsDeposited(UnitEnvelope):
+    """A group's members deposited savings: the unit's savings activity."""
+
     TYPE = "savings.deposited"
-    group_id = Id(required=True)
-    amount = Money(1, required=True)
+    EXAMPLE: ClassVar[dict[str, Any]] = {
+        "event_id": "sav-G0001-2024-03", "type": TYPE, "occurred_at": "2024-03-15", **_UNIT,
+        "group_id": "G0001", "amount": 200000,
+    }  # fmt: skip
+    group_id = Id(required=True, metadata=_said("The group that deposited."))
+    amount = Money(1, "The amount deposited.", required=True)
 
 
 LOAN_KINDS = ("post_disbursement", "follow_up")  # inspections of one loan: they name it and no group
@@ -204,10 +279,24 @@ class InspectionRecorded(UnitEnvelope):
         "then": {"required": ["loan_id"], "not": {"required": ["group_id"]}},
         "else": {"required": ["group_id"]},
     }
-    kind = fields.String(required=True, validate=one_of(*LOAN_KINDS, "periodic"))
-    loan_id = Id()
-    group_id = Id()
-    result = fields.String(validate=one_of("compliant", "misuse"))
+    EXAMPLE: ClassVar[dict[str, Any]] = {
+        "event_id": "insp-L000123-1", "type": TYPE, "occurred_at": "2024-03-20", **_UNIT,
+        "kind": "post_disbursement", "loan_id": "L000123", "result": "compliant",
+    }  # fmt: skip
+    kind = fields.String(
+        required=True,
+        validate=one_of(*LOAN_KINDS, "periodic"),
+        metadata=_said(
+            "post_disbursement: the loan's 30-day inspection; follow_up: another inspection of one loan; "
+            "periodic: a group's inspection of the year."
+        ),
+    )
+    loan_id = Id(metadata=_said("The loan inspected (post_disbursement, follow_up), or found misused (periodic)."))
+    group_id = Id(metadata=_said("The group inspected (periodic only)."))
+    result = fields.String(
+        validate=one_of("compliant", "misuse"),
+        metadata=_said("misuse: the money was found misused (a misuse.found message); compliant by default."),
+    )
 
     @validates_schema
     @fast_rule(

@@ -1,7 +1,8 @@
 """JSON Schema (draft-07) generated from the marshmallow schemas, one document per event type.
 
-Producers validate with the files in `schemas/json/` (`make schemas` rewrites them); the worker compiles
-the same documents for its fast path. Patterns are written for Python with `\\Z` (Python's `$` also
+Producers validate with the files in `schemas/json/` (`make schemas` rewrites them, with the documents of the
+output messages, `schemas.outputs`, beside them, and one example of each in `schemas/examples/`); the worker
+compiles the same documents for its fast path. Patterns are written for Python with `\\Z` (Python's `$` also
 matches before a final newline) and published with `$` (ECMA-262, where it means end of input).
 """
 
@@ -14,6 +15,7 @@ from typing import Any
 from marshmallow import fields, validate
 
 from uythac.schemas.events import SCHEMAS, Envelope
+from uythac.schemas.outputs import output_schemas
 
 DRAFT = "http://json-schema.org/draft-07/schema#"
 ID_BASE = "https://uythac.vbsp.local/schemas/"
@@ -49,7 +51,7 @@ def event_schema(schema: type[Envelope], python: bool = False) -> dict[str, Any]
     """One event type's complete document: its fields, which are required, and nothing else."""
     declared = schema._declared_fields
     properties = {name: field_schema(field, python) for name, field in declared.items()}
-    properties["type"] = {"const": schema.TYPE}
+    properties["type"] = {"const": schema.TYPE, "description": "The event's type."}
     return {
         "$schema": DRAFT,
         "$id": f"{ID_BASE}{schema.TYPE}.json",
@@ -60,6 +62,7 @@ def event_schema(schema: type[Envelope], python: bool = False) -> dict[str, Any]
         "required": [name for name, field in declared.items() if field.required],
         "additionalProperties": False,
         **schema.JSON_SCHEMA_EXTRA,
+        "examples": [schema.EXAMPLE],
     }
 
 
@@ -71,12 +74,22 @@ def render(document: dict[str, Any]) -> str:
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 
-def write(directory: Path) -> list[Path]:
-    """Write one `<type>.schema.json` per event type; returns the paths written."""
-    directory.mkdir(parents=True, exist_ok=True)
+def published() -> dict[str, dict[str, Any]]:
+    """Every published document: the input events' and the output messages', by type."""
+    return all_schemas() | output_schemas()
+
+
+def write(directory: Path, examples: Path | None = None) -> list[Path]:
+    """Write one `<type>.schema.json` per event and output message type into `directory`, and its example as
+    `<type>.json` into `examples` (if given); returns the paths written."""
     written = []
-    for event_type, document in all_schemas().items():
-        path = directory / f"{event_type}.schema.json"
-        path.write_text(render(document), encoding="utf-8")
-        written.append(path)
+    for folder in (directory, examples):
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+    for message_type, document in published().items():
+        written.append(directory / f"{message_type}.schema.json")
+        written[-1].write_text(render(document), encoding="utf-8")
+        if examples is not None:
+            written.append(examples / f"{message_type}.json")
+            written[-1].write_text(render(document["examples"][0]), encoding="utf-8")
     return written

@@ -2,7 +2,8 @@
 
 The worker serves its metrics on its own port (`UYTHAC_WORKER_METRICS_PORT`); the API serves
 `/metrics` with its request metrics and gauges read from the store at scrape time. Under gunicorn
-the API uses prometheus-client's multiprocess mode (`PROMETHEUS_MULTIPROC_DIR`).
+the API uses prometheus-client's multiprocess mode (`PROMETHEUS_MULTIPROC_DIR`). Each process exports
+its own series only: the worker's are made when the worker first counts (`worker()`), never at import.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from fractions import Fraction
+from functools import cache
 from operator import neg
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
 
 class BatchHistogram(Histogram):
@@ -44,57 +46,99 @@ class BatchHistogram(Histogram):
 
 
 # worker --------------------------------------------------------------------------------------------
-EVENTS = Counter("uythac_events_total", "Events consumed, by type and outcome", ["type", "outcome"])
-REJECTS = Counter("uythac_rejects_total", "Rejected events by the field their reason names", ["field"])
-OTHER_UNIT = Counter(
-    "uythac_events_other_unit_total",
-    "Accepted events that named a loan or group with another unit than its own: they count for nothing for it",
-)
-RULE_DECISIONS = Counter(
-    "uythac_rule_decisions_total",
-    "Decisions of the rules (the 30-day obligation's and the inactive-loan duty's)",
-    ["decision"],
-)
-TRANSITIONS = Counter(
-    "uythac_flag_transitions_total",
-    "30-day inspection flags raised and cleared, misuse found (flag.raised, flag.cleared, misuse.found)",
-    ["transition"],
-)
-BATCH_SECONDS = Histogram(
-    "uythac_batch_seconds",
-    "Time to validate, apply and commit one batch",
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-)
-EVENT_SECONDS = BatchHistogram(
-    "uythac_event_processing_seconds",
-    "Time from a message's Kafka timestamp to its state being committed (queryable)",
-    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
-)
-CONSUMER_LAG = Gauge("uythac_consumer_lag", "Messages behind the end of each partition", ["partition"])
-CLOCK_LAG = Gauge("uythac_clock_lag_seconds", "Wall time (Vietnam) minus the engine's clock T, in seconds")
-OUTBOX_SENT = Counter("uythac_outbox_sent_total", "Output messages the broker acknowledged (flags, scores, DLQ)")
-OUTBOX_FAILURES = Counter("uythac_outbox_failures_total", "Outbox relay rounds that failed (broker down, timeout)")
-BATCH_RETRIES = Counter(
-    "uythac_batch_retries_total",
-    "Batches not applied as polled: store_unavailable (read again), fenced (partitions moved), one_by_one",
-    ["reason"],
-)
-INTAKE_RESTARTS = Counter(
-    "uythac_intake_restarts_total",
-    "Times the worker started its intake process again: died (it exited), stalled (holding partitions, it "
-    "neither handed over a batch nor showed them read to their end for UYTHAC_WORKER_STALL_S)",
-    ["reason"],
-)
-OUTBOX_BACKLOG = Gauge("uythac_outbox_backlog", "Output messages committed but not yet sent to Kafka")
-OPEN_OBLIGATIONS = Gauge("uythac_open_obligations", "Loans still within their 30 days and not yet inspected")
-LAST_EVENT = Gauge("uythac_last_event_timestamp_seconds", "Wall time the worker last applied an event")
+class WorkerMetrics:
+    """The worker's series. Made by the first call of `worker()`, in the worker's process only: the API imports
+    this module for its own series, and a metric made at import would be exported by every process that
+    imports it (at 0 by the API; under gunicorn's multiprocess mode each metric made writes its file)."""
+
+    def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
+        self.events = Counter(
+            "uythac_events_total", "Events consumed, by type and outcome", ["type", "outcome"], registry=registry
+        )
+        self.rejects = Counter(
+            "uythac_rejects_total", "Rejected events by the field their reason names", ["field"], registry=registry
+        )
+        self.other_unit = Counter(
+            "uythac_events_other_unit_total",
+            "Accepted events that named a loan or group with another unit than its own: they count for nothing for it",
+            registry=registry,
+        )
+        self.rule_decisions = Counter(
+            "uythac_rule_decisions_total",
+            "Decisions of the rules (the 30-day obligation's and the inactive-loan duty's)",
+            ["decision"],
+            registry=registry,
+        )
+        self.transitions = Counter(
+            "uythac_flag_transitions_total",
+            "30-day inspection flags raised and cleared, misuse found (flag.raised, flag.cleared, misuse.found)",
+            ["transition"],
+            registry=registry,
+        )
+        self.batch_seconds = Histogram(
+            "uythac_batch_seconds",
+            "Time to validate, apply and commit one batch",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=registry,
+        )
+        self.event_seconds = BatchHistogram(
+            "uythac_event_processing_seconds",
+            "Time from a message's Kafka timestamp to its state being committed (queryable)",
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=registry,
+        )
+        self.consumer_lag = Gauge(
+            "uythac_consumer_lag", "Messages behind the end of each partition", ["partition"], registry=registry
+        )
+        self.clock_lag = Gauge(
+            "uythac_clock_lag_seconds", "Wall time (Vietnam) minus the engine's clock T, in seconds", registry=registry
+        )
+        self.outbox_sent = Counter(
+            "uythac_outbox_sent_total",
+            "Output messages the broker acknowledged (flags, scores, DLQ)",
+            registry=registry,
+        )
+        self.outbox_failures = Counter(
+            "uythac_outbox_failures_total", "Outbox relay rounds that failed (broker down, timeout)", registry=registry
+        )
+        self.batch_retries = Counter(
+            "uythac_batch_retries_total",
+            "Batches not applied as polled: store_unavailable (read again), fenced (partitions moved), one_by_one",
+            ["reason"],
+            registry=registry,
+        )
+        self.intake_restarts = Counter(
+            "uythac_intake_restarts_total",
+            "Times the worker started its intake process again: died (it exited), stalled (holding partitions, it "
+            "neither handed over a batch nor showed them read to their end for UYTHAC_WORKER_STALL_S)",
+            ["reason"],
+            registry=registry,
+        )
+        self.outbox_backlog = Gauge(
+            "uythac_outbox_backlog", "Output messages committed but not yet sent to Kafka", registry=registry
+        )
+        self.open_obligations = Gauge(
+            "uythac_open_obligations", "Loans still within their 30 days and not yet inspected", registry=registry
+        )
+        self.last_event = Gauge(
+            "uythac_last_event_timestamp_seconds", "Wall time the worker last applied an event", registry=registry
+        )
+
+
+@cache
+def worker() -> WorkerMetrics:
+    """The worker's metrics, made once per process, in the default registry (served on the worker's port)."""
+    return WorkerMetrics()
+
 
 # API -----------------------------------------------------------------------------------------------
+API = CollectorRegistry()  # the API's own series, apart from any other a process made (tests run both)
 API_SECONDS = Histogram(
     "uythac_api_request_seconds",
     "API request latency, by route (the URL rule, not the URL), method and status",
     ["route", "method", "status"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+    registry=API,
 )
 # Read from the store at scrape time by the API's collector (uythac.entrypoints.api), not kept in memory:
 OPEN_FLAGS_NAME = "uythac_open_flags"  # gauge {district_id}: missed 30-day inspections in the window

@@ -38,6 +38,7 @@ GETS = [
     "/v1/distribution",
     "/v1/units?per_page=500",
     "/v1/units/C0001/HND",
+    "/v1/communes/C0001",
     "/v1/flags?per_page=500",
     "/v1/worklist?within_days=30&per_page=500",
     "/v1/loans/{loan}",
@@ -248,7 +249,8 @@ def test_keys_and_scopes_on_every_endpoint(api: Api, path: str) -> None:
     assert whole.status == 200
     for key, district in (("d01", "D01"), ("c0002", "D02")):
         scoped = api.call("GET", path, key)
-        if path.startswith(("/v1/units/", "/v1/loans/")):  # one resource: seen in its area, 404 elsewhere
+        one = path.startswith(("/v1/units/", "/v1/loans/", "/v1/communes/"))
+        if one:  # one resource: seen in its area, 404 elsewhere
             assert scoped.status == (200 if whole.json["district_id"] == district else 404)
         else:  # a list: the whole answer's entries of that district, no more, no fewer
             assert scoped.status == 200

@@ -135,6 +135,9 @@ def test_metrics_and_readiness_answer_on_the_internal_address_only(server: Serve
         status, _, _ = server.request("GET", path, None, port=server.internal)
         assert status in (200, 503)  # /readyz: no worker has written a heartbeat to this store
     assert server.request("GET", "/healthz", None)[0] == 200
+    metrics = server.request("GET", "/metrics", None, port=server.internal)[2].decode()
+    assert "uythac_api_request_seconds" in metrics
+    assert "uythac_clock_lag_seconds" not in metrics and "uythac_events_total" not in metrics  # the worker's
 
 
 def test_any_method_counts_under_a_few_label_values(server: Server) -> None:
@@ -225,6 +228,36 @@ def test_a_worker_that_exits_under_load_takes_nothing_down(server: Server) -> No
     assert statuses.count(200) >= len(statuses) - 8, statuses.count(200)  # at most the requests it held
     assert [get(n) for n in range(100)] == [200] * 100  # both workers serve, the replacement too
     assert server.request("GET", "/metrics", None, port=server.internal)[0] == 200
+
+
+def test_a_key_added_and_revoked_by_the_command_works_and_stops_at_the_next_sighup(server: Server) -> None:
+    original = server.keys.path.read_text(encoding="utf-8")
+    path = str(server.keys.path)
+
+    def status(key: str) -> int:
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        try:
+            connection.request("GET", "/v1/units", headers={"Authorization": f"Bearer {key}"})
+            return connection.getresponse().status
+        except OSError:
+            return 0
+        finally:
+            connection.close()
+
+    try:
+        command = ["--name", "hnd-d01", "--scope", "district:D01,org:HND", "--days", "1", "--keys-file", path]
+        made = subprocess.run([UYTHAC, "apikey", *command], capture_output=True, text=True, check=True)
+        key = made.stdout.splitlines()[0]
+        server.process.send_signal(signal.SIGHUP)
+        _until(lambda: status(key) == 200, "the added key to work after SIGHUP")
+        subprocess.run([UYTHAC, "apikey", "revoke", "hnd-d01", "--keys-file", path], check=True, capture_output=True)
+        server.process.send_signal(signal.SIGHUP)
+        _until(lambda: status(key) == 401, "the revoked key to be refused after SIGHUP")
+        assert server.request("GET", "/v1/units")[0] == 200  # the other keys stay
+    finally:
+        server.keys.path.write_text(original, encoding="utf-8")
+        server.process.send_signal(signal.SIGHUP)
+        _until(lambda: _up(server), "the workers to serve")
 
 
 def test_sighup_reloads_the_keys_and_a_bad_keys_file_keeps_the_keys_in_force(server: Server) -> None:

@@ -7,6 +7,8 @@ T = 2024-03-31, and a month-end report kept for 2024-02-29.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import subprocess
 import time
@@ -39,6 +41,7 @@ from tests.support import (
     report_of,
     tick,
 )
+from uythac import metrics
 from uythac.adapters.sql.store import Store
 from uythac.core import report
 from uythac.core.dates import VIETNAM, month_end
@@ -339,6 +342,55 @@ def test_pages_cover_every_unit_once_in_order(client: FlaskClient, keys: Keys) -
         assert {u["class"] for u in get(client, keys, f"/v1/units?class={rating}")["items"]} == {rating}
 
 
+def test_units_filter_by_commune_and_sort_weakest_first(client: FlaskClient, keys: Keys) -> None:
+    def units(query: str, key: str = "all") -> list[tuple[str, str, float]]:
+        items = get(client, keys, f"/v1/units{query}", key)["items"]
+        return [(u["commune_id"], u["org"], u["score"]) for u in items]
+
+    assert [u[:2] for u in units("?commune_id=C0001")] == [("C0001", "HND"), ("C0001", "HPN")]
+    assert units("?commune_id=C0101", "d01") == []
+    by_score = units("?sort=score")
+    assert [u[2] for u in by_score] == sorted(u[2] for u in by_score)
+    ties = [u[:2] for u in by_score if [v[2] for v in by_score].count(u[2]) > 1]
+    assert ties == sorted(ties)  # equal scores by place
+    assert units("?sort=-score") == sorted(by_score, key=lambda u: -u[2])
+    assert units("?sort=score&per_page=1&page=2") == by_score[1:2]
+    assert _problem(client.get("/v1/units?sort=name", headers=keys.header("all")), 400)["errors"][0]["field"] == "sort"
+
+
+def test_a_commune_holds_all_its_organizations_units(client: FlaskClient, keys: Keys) -> None:
+    commune = get(client, keys, "/v1/communes/C0001")
+    assert (commune["district_id"], commune["commune_id"], commune["as_of"]) == ("D01", "C0001", T)
+    assert [u["org"] for u in commune["units"]] == ["HND", "HPN"]
+    assert commune["units"] == get(client, keys, "/v1/units?commune_id=C0001")["items"]
+    assert commune["open_flags"] == sum(u["open_flags"] for u in commune["units"]) == 2
+    assert _problem(client.get("/v1/communes/C0101", headers=keys.header("d01")), 404)["type"].endswith("/not-found")
+    assert _problem(client.get("/v1/communes/C9999", headers=keys.header("all")), 404)
+    assert _problem(client.get("/v1/communes/C0001?x=1", headers=keys.header("all")), 400)
+
+
+@pytest.mark.parametrize("path", ["/v1/units?sort=score", "/v1/flags", "/v1/worklist?within_days=30&per_page=3&page=2"])
+def test_lists_answer_csv_with_the_same_rows(client: FlaskClient, keys: Keys, path: str) -> None:
+    wanted = {**keys.header("d01"), "Accept": "text/csv"}
+    listed = get(client, keys, path, "d01")
+    for _ in range(2):  # the second from the kept answers, if any: CSV and JSON are kept apart
+        answer = client.get(path, headers=wanted)
+        assert answer.status_code == 200 and answer.mimetype == "text/csv"
+        assert (answer.headers["X-Total-Count"], answer.headers["X-As-Of"]) == (str(listed["total"]), T)
+        rows = list(csv.DictReader(io.StringIO(answer.get_data(as_text=True))))
+        assert len(rows) == len(listed["items"]) > 0
+        for row, item in zip(rows, listed["items"], strict=True):
+            for name, value in item.items():
+                cell = row[name] if not isinstance(value, dict) else row[next(c for c in row if c.startswith(name))]
+                if not isinstance(value, dict):
+                    assert cell == ("" if value is None else str(value)), (name, cell, value)
+                else:
+                    assert cell != ""
+    assert get(client, keys, path, "d01") == listed  # JSON still JSON after CSV
+    either = client.get(path, headers={**keys.header("d01"), "Accept": "application/json, text/csv;q=0.5"})
+    assert either.mimetype == "application/json"
+
+
 def test_a_unit_explains_its_score_and_lists_its_work(client: FlaskClient, keys: Keys) -> None:
     unit = get(client, keys, "/v1/units/C0001/HND")
     assert unit["as_of"] == T and unit["open_flags"] == 2
@@ -521,6 +573,19 @@ def test_an_id_of_another_unit_in_the_keys_area_is_a_409_conflict(client: FlaskC
     assert district["field"] == "commune_id"
 
 
+def test_an_event_id_the_store_holds_with_other_content_is_a_409(client: FlaskClient, keys: Keys) -> None:
+    applied = next(event for event in EVENTS if event["type"] == "loan.disbursed" and event["loan_id"] == "L2")
+    changed = {**applied, "amount": applied["amount"] + 1}
+    (error,) = _refused(client, keys, "all", changed, 409)
+    assert error["field"] == "event_id" and applied["event_id"] in error["detail"]
+    errors = _refused(client, keys, "all", [loan("L96", "2024-03-30"), changed], 409)
+    assert [e["field"] for e in errors] == ["1.event_id"]
+    twice = [loan("L96", "2024-03-30", event_id="new-1"), loan("L94", "2024-03-30", event_id="new-1")]
+    assert [e["field"] for e in _refused(client, keys, "all", twice, 409)] == ["1.event_id"]
+    same = client.post("/v1/events", json=applied, headers=keys.header("all"))  # a duplicate: on to Kafka
+    assert _problem(same, 503)["type"].endswith("/kafka-unavailable")
+
+
 def test_the_provinces_key_may_introduce_a_commune_and_correct_the_past(client: FlaskClient, keys: Keys) -> None:
     for event in (group("G95", "2024-03-01", commune_id="C0999"), group("G94", "2000-01-01")):
         response = client.post("/v1/events", json=event, headers=keys.header("all"))
@@ -583,7 +648,9 @@ def test_readiness_names_what_is_wrong(province: Province, client: FlaskClient) 
 
 def test_metrics_count_requests_and_read_the_store(client: FlaskClient, keys: Keys) -> None:
     hpn = get(client, keys, "/v1/distribution")["distribution"]["HPN"]
+    metrics.worker().clock_lag.set(86400)  # a worker in the same process: its series are not the API's
     text = client.get("/metrics").get_data(as_text=True)
+    assert "uythac_clock_lag_seconds" not in text and "process_cpu_seconds_total" in text
     assert 'uythac_api_request_seconds_count{method="GET",route="/v1/distribution",status="200"}' in text
     assert 'uythac_open_flags{district_id="D01"} 3.0' in text and 'uythac_open_flags{district_id="D02"} 1.0' in text
     duties = {
@@ -621,10 +688,13 @@ def test_the_openapi_document_and_its_page(client: FlaskClient) -> None:
         "/v1/distribution",
         "/v1/units",
         "/v1/units/{commune_id}/{org}",
+        "/v1/communes/{commune_id}",
         "/v1/flags",
         "/v1/worklist",
         "/v1/loans/{loan_id}",
     }
+    listed = document["paths"]["/v1/worklist"]["get"]["responses"]["200"]
+    assert "text/csv" in listed["content"] and listed["headers"]["X-Total-Count"]["$ref"].endswith("/CsvTotal")
     assert "\\Z" not in client.get("/openapi.json").get_data(as_text=True)
     page = client.get("/docs").get_data(as_text=True)
     assert (

@@ -105,10 +105,10 @@ def _scraped_names(metric: MetricWrapperBase) -> dict[str, frozenset[str]]:
 
 def exported_series() -> dict[str, Series]:
     series: dict[str, Series] = {"up": Series(None, frozenset())}
-    for value in vars(metrics).values():
-        if isinstance(value, MetricWrapperBase):
-            job = API_JOB if value is metrics.API_SECONDS else WORKER_JOB
-            series.update({name: Series(job, labels) for name, labels in _scraped_names(value).items()})
+    made = [(API_JOB, value) for value in vars(metrics).values() if isinstance(value, MetricWrapperBase)]
+    made += [(WORKER_JOB, value) for value in vars(metrics.worker()).values()]
+    for job, value in made:
+        series.update({name: Series(job, labels) for name, labels in _scraped_names(value).items()})
     store_gauges = {v for k, v in vars(metrics).items() if k.endswith("_NAME") and isinstance(v, str)}
     assert store_gauges == set(STORE_GAUGE_LABELS), "a new scrape-time gauge: add its labels to STORE_GAUGE_LABELS"
     series.update({name: Series(API_JOB, frozenset(labels)) for name, labels in STORE_GAUGE_LABELS.items()})

@@ -7,7 +7,7 @@ from datetime import date
 from typing import Any
 
 from tests.examples import variant
-from uythac.core.admission import Known, refusal
+from uythac.core.admission import Known, conflicts, refusal
 from uythac.core.areas import EVERYWHERE, Area
 from uythac.core.events import Event, parse
 
@@ -65,3 +65,24 @@ def test_a_scoped_key_may_date_an_event_at_most_the_setting_before_t() -> None:
 def test_only_the_provinces_key_moves_the_clock() -> None:
     assert _why(_event("clock.tick")) == (403, "type")
     assert _why(_event("clock.tick"), EVERYWHERE) is None
+
+
+def test_an_organizations_key_is_refused_another_organizations_unit_naming_org() -> None:
+    hnd_d01 = Area(district_id="D01", org="HND")
+    assert _why(_event("repayment.recorded", loan_id="L1", occurred_at="2024-03-01"), hnd_d01) is None
+    other = _event("group.registered", group_id="G9", org="HPN", occurred_at="2024-03-01")
+    assert _why(other, hnd_d01) == (403, "org")
+    assert _why(other, Area(org="HND")) == (403, "org")
+    elsewhere = _event("group.registered", group_id="G9", commune_id="C0101", district_id="D02", org="HPN")
+    assert _why(elsewhere, hnd_d01) == (403, "commune_id")  # the place first
+
+
+def test_an_event_id_held_with_other_content_is_a_conflict_and_the_same_event_is_not() -> None:
+    first = _event("group.registered", group_id="G9", occurred_at="2024-03-01", event_id="e-1")
+    changed = _event("group.registered", group_id="G8", occurred_at="2024-03-01", event_id="e-1")
+    known = Known(digests={"e-1": first.digest})
+    assert conflicts([first], known) == {}
+    [(index, refused)] = conflicts([first, changed], known).items()
+    assert (index, refused.status, refused.field) == (1, 409, "event_id") and "store holds" in refused.detail
+    [(index, refused)] = conflicts([first, changed], Known()).items()  # within one request
+    assert index == 1 and "earlier event of this request" in refused.detail

@@ -24,9 +24,10 @@ from tests.examples import DROP, VALID, rejection_of, variant
 from uythac.core.dates import VIETNAM, business_date, latest_accepted, parse_datetime
 from uythac.core.events import Event, Rejection, digest, parse, validate
 from uythac.schemas.events import EVENT_TYPES, SCHEMAS
-from uythac.schemas.jsonschema import all_schemas, render
+from uythac.schemas.jsonschema import all_schemas, published, render
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas" / "json"
+EXAMPLES_DIR = SCHEMA_DIR.parent / "examples"
 
 
 # --- valid events ---------------------------------------------------------------------------
@@ -498,11 +499,35 @@ def test_fast_path_and_marshmallow_agree_on_every_listed_bad_field() -> None:
 
 
 def test_committed_json_schemas_are_what_the_marshmallow_schemas_render() -> None:
-    """If this fails, run `make schemas` and commit schemas/json/."""
-    documents = all_schemas()
+    """If this fails, run `make schemas` and commit schemas/json/ and schemas/examples/."""
+    documents = published()
+    assert set(all_schemas()) < set(documents)  # the output messages' too
     assert sorted(p.name for p in SCHEMA_DIR.glob("*.json")) == sorted(f"{t}.schema.json" for t in documents)
+    assert sorted(p.name for p in EXAMPLES_DIR.glob("*.json")) == sorted(f"{t}.json" for t in documents)
     for event_type, document in documents.items():
         assert (SCHEMA_DIR / f"{event_type}.schema.json").read_text(encoding="utf-8") == render(document), event_type
+        assert (EXAMPLES_DIR / f"{event_type}.json").read_text(encoding="utf-8") == render(document["examples"][0])
+
+
+def _described(document: dict[str, Any]) -> list[str]:
+    """The properties of a document, at any depth, that have no description."""
+    missing = []
+    for name, field in document.get("properties", {}).items():
+        if "description" not in field:
+            missing.append(name)
+        missing += [f"{name}.{inner}" for inner in _described(field) if field.get("type") == "object"]
+    return missing
+
+
+@pytest.mark.parametrize("message_type", sorted(published()))
+def test_every_example_fits_its_schema_and_every_field_is_described(message_type: str) -> None:
+    document = json.loads((SCHEMA_DIR / f"{message_type}.schema.json").read_text(encoding="utf-8"))
+    example = json.loads((EXAMPLES_DIR / f"{message_type}.json").read_text(encoding="utf-8"))
+    fastjsonschema.compile(document)(example)
+    assert _described(document) == [] and document["description"]
+    if message_type in SCHEMAS:  # an input event: the worker and the API take it as it is
+        SCHEMAS[message_type]().load(example)
+        assert isinstance(parse(json.dumps(example), date(2024, 12, 31)), Event)
 
 
 @pytest.mark.parametrize("event_type", EVENT_TYPES)

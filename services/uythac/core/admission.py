@@ -11,7 +11,7 @@ Loans and groups not known yet may be named: their disbursement or registration 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -29,6 +29,7 @@ class Known:
     loans: Mapping[str, Place] = field(default_factory=dict)  # loan_id → its unit, for disbursed loans
     groups: Mapping[str, Place] = field(default_factory=dict)  # group_id → its unit, for registered groups
     clock: date | None = None  # T
+    digests: Mapping[str, bytes] = field(default_factory=dict)  # event_id → digest, for events already applied
 
 
 @dataclass(frozen=True)
@@ -45,8 +46,9 @@ def refusal(event: Event, area: Area, known: Known, past_days: int) -> Refusal |
         return None if area == EVERYWHERE else Refusal(403, "type", "a clock.tick needs a key of scope all")
     data = event.data
     district, commune, org = data["district_id"], data["commune_id"], data["org"]
-    if not area.covers(district, commune):
-        return Refusal(403, "commune_id", f"{district}/{commune} is outside the area of this API key")
+    if not area.covers(district, commune, org):
+        name = "org" if area.covers(district, commune, area.org) else "commune_id"
+        return Refusal(403, name, f"{district}/{commune}/{org} is outside the area of this API key")
     scoped = area != EVERYWHERE
     if scoped and past_days and known.clock is not None and event.day < known.clock - timedelta(days=past_days):
         return Refusal(
@@ -68,10 +70,23 @@ def refusal(event: Event, area: Area, known: Known, past_days: int) -> Refusal |
     return None
 
 
+def conflicts(events: Sequence[Event], known: Known) -> dict[int, Refusal]:
+    """The events (by index) whose id the store, or an earlier event of the same request, holds with other content:
+    the worker would dead-letter them as conflicts. The same id with the same content is a harmless duplicate."""
+    digests = dict(known.digests)
+    found = {}
+    for index, event in enumerate(events):
+        held = digests.setdefault(event.event_id, event.digest)
+        if held != event.digest:
+            where = "the store holds" if event.event_id in known.digests else "an earlier event of this request has"
+            found[index] = Refusal(409, "event_id", f"{where} {event.event_id} with other content: use a new event_id")
+    return found
+
+
 def _elsewhere(area: Area, name: str, what: str, place: Place, said: str) -> Refusal:
     """The store puts `what` at `place`, not where the event says: outside the caller's area, or a conflict."""
     district, commune, org = place
     where = f"{commune}/{org} in {district}" if name != "commune_id" else f"{district}"
-    if not area.covers(district, commune):
+    if not area.covers(district, commune, org):
         return Refusal(403, name, f"{what} belongs to {where}, outside the area of this API key")
     return Refusal(409, name, f"{what} belongs to {where}, not {said} as this event says")

@@ -9,14 +9,18 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Area:
-    """Where a caller may look: the whole province (neither id), one district or one commune."""
+    """Where a caller may look: the whole province (no id), one district or one commune; and within it every
+    organization (org None) or one (a district's Farmers' Association sees none of its Women's Union's units)."""
 
     district_id: str | None = None
     commune_id: str | None = None
+    org: str | None = None
 
-    def covers(self, district_id: str | None, commune_id: str | None) -> bool:
-        return (self.district_id is None or self.district_id == district_id) and (
-            self.commune_id is None or self.commune_id == commune_id
+    def covers(self, district_id: str | None, commune_id: str | None, org: str | None) -> bool:
+        return (
+            (self.district_id is None or self.district_id == district_id)
+            and (self.commune_id is None or self.commune_id == commune_id)
+            and (self.org is None or self.org == org)
         )
 
 
@@ -41,6 +45,7 @@ class Selection:
             ("district_id", self.district_id),
             ("commune_id", self.area.commune_id),
             ("commune_id", self.commune_id),
+            ("org", self.area.org),
             ("org", self.org),
         ):
             if value is not None and wanted.setdefault(column, value) != value:

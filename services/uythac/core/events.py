@@ -53,6 +53,7 @@ class Rejection:
 
     reason: str
     event_id: str | None = None
+    event_type: str | None = None  # a valid event's type, when it is refused for what the store holds (conflicts)
 
 
 _FAST = all_checks()

@@ -13,9 +13,9 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from uythac import bootstrap, logs, settings
 from uythac.core.report import render
@@ -25,6 +25,9 @@ from uythac.errors import BrokerUnavailable, ConfigError, UythacError
 from uythac.service.processor import Processor
 from uythac.service.reports import current_report
 from uythac.settings import Settings
+
+if TYPE_CHECKING:
+    from uythac.entrypoints.api.auth import ApiKey
 
 
 def _day(text: str) -> date:
@@ -117,12 +120,36 @@ def build_parser(config: Settings) -> argparse.ArgumentParser:
     api_cmd.add_argument("--threads", type=int, default=config.api_threads, help="threads per worker")
     _scorecard(api_cmd)
 
-    apikey_cmd = commands.add_parser("apikey", help="make an API key: print it once, and its keys-file entry")
-    apikey_cmd.add_argument("--name", required=True, help="who holds the key (logged with each request)")
-    apikey_cmd.add_argument("--scope", required=True, help="all, district:<district_id> or commune:<commune_id>")
+    apikey_cmd = commands.add_parser(
+        "apikey",
+        help="make an API key (print it once, and its keys-file entry); list or revoke the keys of a keys file",
+        description="With --name and --scope: a new key. `apikey list`: the configured keys (never a key or a "
+        "whole hash). `apikey revoke NAME`: take a key out of the keys file (the running API applies it on its "
+        "reload, SIGHUP).",
+    )
+    apikey_cmd.add_argument("--name", help="who holds the key (logged with each request)")
+    apikey_cmd.add_argument(
+        "--scope", help="all, district:<id> or commune:<id>, and/or org:<HND|HPN|HCCB|DTN> (district:D01,org:HND)"
+    )
+    until = apikey_cmd.add_mutually_exclusive_group()
+    until.add_argument(
+        "--expires", type=_day, metavar="YYYY-MM-DD", help="the last day the key works (in Vietnam); default never"
+    )
+    until.add_argument("--days", type=int, metavar="N", help="the key works today and the N-1 days after it")
+    keys_file = f"the keys file (default UYTHAC_API_KEYS_FILE: {config.api_keys_file or 'none'})"
+    apikey_cmd.add_argument("--keys-file", help="add the new key's entry to this keys file (atomically) as well")
+    actions = apikey_cmd.add_subparsers(dest="action", metavar="{list,revoke}")
+    list_cmd = actions.add_parser("list", help="the keys of the keys file: name, scope, expiry, a hash prefix")
+    list_cmd.add_argument("--keys-file", default=argparse.SUPPRESS, help=keys_file)
+    revoke_cmd = actions.add_parser("revoke", help="take every key of this name out of the keys file")
+    revoke_cmd.add_argument("revoked", metavar="NAME", help="the key's name (as `apikey list` shows it)")
+    revoke_cmd.add_argument("--keys-file", default=argparse.SUPPRESS, help=keys_file)
 
-    schemas_cmd = commands.add_parser("schemas", help="write the JSON Schema file of every event type")
-    schemas_cmd.add_argument("--out", type=Path, default=Path("schemas/json"), help="the folder to write them in")
+    schemas_cmd = commands.add_parser(
+        "schemas", help="write the JSON Schema file of every event and output message type, and an example of each"
+    )
+    schemas_cmd.add_argument("--out", type=Path, default=Path("schemas/json"), help="the folder for the schemas")
+    schemas_cmd.add_argument("--examples", type=Path, default=Path("schemas/examples"), help="their examples' folder")
     return parser
 
 
@@ -322,7 +349,7 @@ def run_demo(args: argparse.Namespace, config: Settings) -> int:
 def run_schemas(args: argparse.Namespace, config: Settings) -> int:
     from uythac.schemas import jsonschema
 
-    for path in jsonschema.write(args.out):
+    for path in jsonschema.write(args.out, args.examples):
         print(path)
     return 0
 
@@ -426,19 +453,57 @@ def run_api(args: argparse.Namespace, config: Settings) -> int:
 
 
 def run_apikey(args: argparse.Namespace, config: Settings) -> int:
-    from uythac.entrypoints.api.auth import entry, new_key
+    from uythac.entrypoints.api import auth
 
-    key = new_key()
+    if args.action is not None:
+        path = args.keys_file or config.api_keys_file
+        if not path:
+            print("uythac: error: no keys file: give --keys-file or set UYTHAC_API_KEYS_FILE", file=sys.stderr)
+            return 2
+        if args.action == "list":
+            _list_keys(auth.load_keys(path))
+            return 0
+        if not auth.revoke(path, args.revoked):
+            print(f"uythac: error: no key named {args.revoked} in {path}", file=sys.stderr)
+            return 1
+        print(f"revoked {args.revoked} in {path}: send the API a SIGHUP to apply it (`kill -HUP <api pid>`)")
+        return 0
+    if not args.name or not args.scope:
+        print("uythac: error: a new key needs --name and --scope (or: list; revoke NAME)", file=sys.stderr)
+        return 2
+    if args.days is not None and args.days < 1:
+        print(f"uythac: error: --days must be 1 or more, not {args.days}", file=sys.stderr)
+        return 2
+    expires = args.expires
+    if args.days is not None:
+        expires = auth.today() + timedelta(days=args.days - 1)
+    if expires is not None and expires < auth.today():
+        print(f"uythac: error: --expires {expires} is before today ({auth.today()} in Vietnam)", file=sys.stderr)
+        return 2
+    key = auth.new_key()
     try:
-        line = entry(args.name, args.scope, key)
+        line = auth.entry(args.name, args.scope, key, expires)
     except ValueError as error:
         print(f"uythac: error: {error}", file=sys.stderr)
         return 2
+    if args.keys_file:
+        auth.add(args.keys_file, args.name, line)
     print(key)
     print(f"# the key above is shown once: hand it to {args.name} and keep no other copy; the server keeps its hash")
-    print("# add this entry under `keys:` in the keys file (UYTHAC_API_KEYS_FILE), then send the API a SIGHUP:")
+    if args.keys_file:
+        print(f"# added to {args.keys_file}; send the API a SIGHUP to apply it:")
+    else:
+        print("# add this entry under `keys:` in the keys file (UYTHAC_API_KEYS_FILE), then send the API a SIGHUP:")
     print(line, end="")
     return 0
+
+
+def _list_keys(keys: dict[str, ApiKey]) -> None:
+    """One line per key: name, scope, expiry and the first 8 hex digits of its hash (to tell two keys apart)."""
+    print(f"{'NAME':<24} {'SCOPE':<28} {'EXPIRES':<12} HASH")
+    for hashed, key in sorted(keys.items(), key=lambda item: item[1].name):
+        expires = "never" if key.expires is None else key.expires.isoformat() + (" (expired)" if key.expired() else "")
+        print(f"{key.name:<24} {key.scope:<28} {expires:<12} {hashed[:8]}…")
 
 
 COMMANDS = {

@@ -141,6 +141,7 @@ def _free_here(*_: object) -> None:
 class Worker:
     def __init__(self, config: WorkerConfig, processor: Processor, intake_config: IntakeConfig) -> None:
         self.config, self.processor, self.intake_config = config, processor, intake_config
+        metrics.worker()  # its series exist from the start (at 0), not from the first batch
         self.store: Store = processor.store
         self.checkpoint = Checkpoint(processor, config.topic, config.outputs)
         self.decoder = ThreadPoolExecutor(1, thread_name_prefix="uythac-decode")  # see `_prepare`
@@ -201,7 +202,7 @@ class Worker:
                     log.info("the store answers again")
                 idle_since = self._step(intake, collections, idle_since)
             except StoreUnavailable as error:
-                metrics.BATCH_RETRIES.labels("store_unavailable").inc()
+                metrics.worker().batch_retries.labels("store_unavailable").inc()
                 log.error("store unavailable; will retry", extra={"error": str(error)})
                 lost_store = True
                 time.sleep(1.0)
@@ -256,7 +257,7 @@ class Worker:
         for partition in partitions:
             self.assigned.discard(partition)
             with suppress(KeyError):  # never measured
-                metrics.CONSUMER_LAG.remove(str(partition))
+                metrics.worker().consumer_lag.remove(str(partition))
 
     def _restarted(self) -> None:
         """A new intake: the old one's partitions and relay round, if any, went with it."""
@@ -280,7 +281,7 @@ class Worker:
         with kafka-python 3.0.12 on a topic made a moment before: the consumer lost its group coordinator and
         spun on finding it again, without a log line, while the lag went unmeasured)."""
         if self.assigned and self.config.stall_s and time.monotonic() - self._progress > self.config.stall_s:
-            metrics.INTAKE_RESTARTS.labels("stalled").inc()
+            metrics.worker().intake_restarts.labels("stalled").inc()
             log.error(
                 "the intake has neither handed over a batch nor shown its partitions read to their end; "
                 "starting it again",
@@ -297,19 +298,19 @@ class Worker:
         try:
             outcome = self._commit(batch)
         except StoreUnavailable as error:  # the store is unreachable or locked: read these again later
-            metrics.BATCH_RETRIES.labels("store_unavailable").inc()
+            metrics.worker().batch_retries.labels("store_unavailable").inc()
             log.error("store unavailable; will retry the batch", extra={"error": str(error)})
             self._rewind(intake)
             time.sleep(1.0)
             return False
         except StoreError as error:  # fenced: another worker owns a partition now
-            metrics.BATCH_RETRIES.labels("fenced").inc()
+            metrics.worker().batch_retries.labels("fenced").inc()
             log.warning("batch not applied", extra={"error": str(error)})
             self._rewind(intake)
             return False
         for partition, (_, new) in batch.offset_moves.items():
             self.positions[partition] = new
-        self._count(batch, outcome, time.perf_counter() - started, polled.timestamps)
+        count(batch.dead, outcome, time.perf_counter() - started, polled.timestamps)
         # Freeing a batch's ~500 000 objects takes ~50 ms of Python: on the decoding thread, ahead of the next
         # batch's decoding, it mostly runs while SQLite claims that batch's ids (see `_prepare`).
         self.decoder.submit(_free_here, batch, outcome)
@@ -323,7 +324,7 @@ class Worker:
         except StoreError:
             raise
         except Exception:
-            metrics.BATCH_RETRIES.labels("one_by_one").inc()
+            metrics.worker().batch_retries.labels("one_by_one").inc()
             log.exception("batch failed; applying its records one by one")
             return self._one_by_one(batch)
 
@@ -381,39 +382,6 @@ class Worker:
         intake.rewind()
 
     # metrics --------------------------------------------------------------------------------------
-    def _count(self, batch: _Batch, outcome: Outcome, seconds: float, timestamps: Sequence[int]) -> None:
-        metrics.BATCH_SECONDS.observe(seconds)
-        for event_type, n in Counter(map(attrgetter("type"), outcome.accepted)).items():
-            metrics.EVENTS.labels(event_type, "accepted").inc(n)
-        if outcome.duplicates:
-            metrics.EVENTS.labels("any", "duplicate").inc(outcome.duplicates)
-        reasons = Counter(dict(message.headers)["uythac.reason"].decode().split(":", 1)[0] for message in batch.dead)
-        reasons["event_id"] += len(outcome.rejected)  # conflicts: an event_id accepted before with other content
-        for reason, n in reasons.items():
-            if n:
-                metrics.EVENTS.labels("any", "rejected").inc(n)
-                metrics.REJECTS.labels(reason).inc(n)
-        if outcome.other_unit:
-            metrics.OTHER_UNIT.inc(len(outcome.other_unit))
-        for verdict, n in Counter(map(attrgetter("verdict"), outcome.decisions)).items():
-            metrics.RULE_DECISIONS.labels(verdict).inc(n)
-        for change, n in Counter(map(attrgetter("change"), outcome.transitions)).items():
-            metrics.TRANSITIONS.labels(change).inc(n)
-        now = time.time()
-        metrics.EVENT_SECONDS.observe_ages(timestamps, now)
-        if outcome.accepted:
-            metrics.LAST_EVENT.set(now)
-        log.info(
-            "batch applied",
-            extra={
-                "accepted": len(outcome.accepted),
-                "duplicates": outcome.duplicates,
-                "rejected": sum(reasons.values()),
-                "clock": outcome.today.isoformat() if outcome.today else None,
-                "seconds": round(seconds, 4),
-            },
-        )
-
     def _observe(self) -> None:
         """Gauges read at most once a second: lag per partition, open obligations, clock behind wall time."""
         if time.monotonic() - self._observed < 1.0:
@@ -421,7 +389,7 @@ class Worker:
         self._observed = time.monotonic()
         behind = self._behind()
         for partition, waiting in behind.items():
-            metrics.CONSUMER_LAG.labels(str(partition)).set(waiting)
+            metrics.worker().consumer_lag.labels(str(partition)).set(waiting)
         lag = sum(behind.values())
         if time.monotonic() - self._analyzed > ANALYZE_EVERY_S:  # the API's query plans follow the data
             self.store.analyze()
@@ -429,8 +397,55 @@ class Worker:
         with self.store.unit_of_work() as uow:  # for the API's /readyz: is a worker alive, how far behind
             uow.set_meta("worker_heartbeat", f"{time.time():.3f}")
             uow.set_meta("worker_lag", str(lag))
-            metrics.OPEN_OBLIGATIONS.set(uow.open_obligations())
-            metrics.OUTBOX_BACKLOG.set(uow.outbox_backlog())
+            metrics.worker().open_obligations.set(uow.open_obligations())
+            metrics.worker().outbox_backlog.set(uow.outbox_backlog())
         if self.processor.today is not None:
             wall = datetime.now(VIETNAM).date()
-            metrics.CLOCK_LAG.set((wall - self.processor.today).total_seconds())
+            metrics.worker().clock_lag.set((wall - self.processor.today).total_seconds())
+
+
+def count(
+    dead: Sequence[Message],
+    outcome: Outcome,
+    seconds: float,
+    timestamps: Sequence[int],
+    counted: metrics.WorkerMetrics | None = None,
+) -> None:
+    """Count a committed batch in the worker's metrics (`counted`, the process's by default) and log it: its
+    dead letters `dead`, what it did (`outcome`), how long it took, the Kafka timestamps of its records."""
+    counted = counted or metrics.worker()
+    counted.batch_seconds.observe(seconds)
+    for event_type, n in Counter(map(attrgetter("type"), outcome.accepted)).items():
+        counted.events.labels(event_type, "accepted").inc(n)
+    if outcome.duplicates:
+        counted.events.labels("any", "duplicate").inc(outcome.duplicates)
+    # invalid records by the field their reason names (their type cannot be trusted: it may be the fault);
+    # conflicts (an event_id accepted before with other content) by the valid event's type
+    reasons = Counter(dict(message.headers)["uythac.reason"].decode().split(":", 1)[0] for message in dead)
+    for reason, n in reasons.items():
+        counted.events.labels("invalid", "rejected").inc(n)
+        counted.rejects.labels(reason).inc(n)
+    conflicts = Counter(rejection.event_type or "invalid" for _, rejection in outcome.rejected)
+    for event_type, n in conflicts.items():
+        counted.events.labels(event_type, "rejected").inc(n)
+        counted.rejects.labels("event_id").inc(n)
+    if outcome.other_unit:
+        counted.other_unit.inc(len(outcome.other_unit))
+    for verdict, n in Counter(map(attrgetter("verdict"), outcome.decisions)).items():
+        counted.rule_decisions.labels(verdict).inc(n)
+    for change, n in Counter(map(attrgetter("change"), outcome.transitions)).items():
+        counted.transitions.labels(change).inc(n)
+    now = time.time()
+    counted.event_seconds.observe_ages(timestamps, now)
+    if outcome.accepted:
+        counted.last_event.set(now)
+    log.info(
+        "batch applied",
+        extra={
+            "accepted": len(outcome.accepted),
+            "duplicates": outcome.duplicates,
+            "rejected": sum(reasons.values()) + len(outcome.rejected),
+            "clock": outcome.today.isoformat() if outcome.today else None,
+            "seconds": round(seconds, 4),
+        },
+    )

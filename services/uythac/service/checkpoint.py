@@ -119,10 +119,10 @@ class Checkpoint:
         if acknowledged:
             with self.processor.store.unit_of_work() as uow:
                 uow.remove_outbox(acknowledged)
-        metrics.OUTBOX_SENT.inc(len(acknowledged))
+        metrics.worker().outbox_sent.inc(len(acknowledged))
         failure = bool(failed) or error is not None
         if failure:
-            metrics.OUTBOX_FAILURES.inc()
+            metrics.worker().outbox_failures.inc()
             log.warning("outbox relay failed; will retry", extra={"rows": failed, "error": error})
             self._relay_after = time.monotonic() + RELAY_RETRY_S
         self.unrelayed = self.unrelayed or failure or len(acknowledged) >= RELAY_ROUND

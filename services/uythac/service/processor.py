@@ -537,7 +537,8 @@ def _total(shares: list[Counts]) -> Counts:
 
 
 def _conflict(event: Event) -> Rejection:
-    return Rejection(f"event_id: conflict: {event.event_id} was accepted before with other content", event.event_id)
+    reason = f"event_id: conflict: {event.event_id} was accepted before with other content"
+    return Rejection(reason, event.event_id, event.type)
 
 
 def _inspection_row(event: Event) -> dict[str, Any]:

@@ -114,7 +114,7 @@ class Intake:
             return message
         except (EOFError, OSError):
             log.error("the intake process ended; starting it again", extra={"exitcode": self.process.exitcode})
-            metrics.INTAKE_RESTARTS.labels("died").inc()
+            metrics.worker().intake_restarts.labels("died").inc()
             time.sleep(1.0)
             self.restart()
             return Restarted()

@@ -24,7 +24,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect
 
-from uythac.adapters.sql.schema import Day, groups, loans, meta, snapshots, units
+from uythac.adapters.sql.schema import Day, groups, loans, meta, seen, snapshots, units
 from uythac.adapters.sql.statements import driver_rows
 from uythac.adapters.sql.store import Store
 from uythac.core.admission import Known
@@ -485,9 +485,16 @@ def stored_report(connection: Connection, as_of: date) -> dict[str, Any] | None:
 
 
 # what the API checks an event's ids against ----------------------------------------------------------
-def known(connection: Connection, communes: Iterable[str], loan_ids: Iterable[str], group_ids: Iterable[str]) -> Known:
+def known(
+    connection: Connection,
+    communes: Iterable[str],
+    loan_ids: Iterable[str],
+    group_ids: Iterable[str],
+    event_ids: Iterable[str] = (),
+) -> Known:
     """The district of each of these communes the store knows, and the unit of each of these loans (disbursed)
-    and groups (registered) it knows; the clock T. A commune's district is its earliest reported unit's."""
+    and groups (registered) it knows; the digest of each of these events it has applied; the clock T. A
+    commune's district is its earliest reported unit's."""
     districts: dict[str, str] = {}
     by_earliest = (
         sa.select(units.c.commune_id, units.c.district_id)
@@ -503,4 +510,6 @@ def known(connection: Connection, communes: Iterable[str], loan_ids: Iterable[st
         )
         ids = sorted(set(loan_ids if key == "loan_id" else group_ids))
         places[key] = {row[0]: (row[1], row[2], row[3]) for row in connection.execute(query, {"ids": ids})}
-    return Known(districts, places["loan_id"], places["group_id"], clock(connection))
+    digests = sa.select(seen.c.event_id, seen.c.digest).where(seen.c.event_id.in_(sa.bindparam("ids", expanding=True)))
+    applied = {row[0]: bytes(row[1]) for row in connection.execute(digests, {"ids": sorted(set(event_ids))})}
+    return Known(districts, places["loan_id"], places["group_id"], clock(connection), applied)

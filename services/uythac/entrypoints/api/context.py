@@ -15,6 +15,7 @@ from uythac.adapters.kafka.publisher import Publisher
 from uythac.adapters.sql import queries
 from uythac.adapters.sql.store import Store
 from uythac.core.scorecard import Scorecard
+from uythac.entrypoints.api import tables
 from uythac.entrypoints.api.auth import caller
 from uythac.entrypoints.api.caching import Bodies, Scores
 from uythac.entrypoints.api.marshal import JSON
@@ -58,11 +59,13 @@ def end_reading(_error: BaseException | None) -> None:
 
 
 def per_version(view: Callable[..., Response]) -> Callable[..., Response]:
-    """Keep the view's 200 answers per (store version, path and query, caller's area): a scoped key never gets
-    an answer made for another area."""
+    """Keep the view's 200 JSON answers per (store version, path and query, caller's area): a scoped key never
+    gets an answer made for another area. A CSV answer (`tables`) is made for each request."""
 
     @wraps(view)
     def answer(**path: str) -> Response:
+        if tables.wanted():
+            return view(**path)
         context = services()
         connection = reading()
         version = queries.version(connection)

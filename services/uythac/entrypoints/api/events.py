@@ -3,9 +3,10 @@ validate them (`uythac.core.events`), then produced to the events topic keyed by
 
 All or nothing per request: if any event of an array is invalid, outside the key's area, or names an id
 the store places elsewhere, none is sent, so a client never has to work out which half of its batch went
-through. The ids are checked against the store (`core.admission`), not taken on the event's word. 202 means
-Kafka acknowledged every event (acks=all); the worker applies them moments later (duplicates, by event_id,
-are ignored there).
+through. The ids are checked against the store (`core.admission`), not taken on the event's word, and so is
+the event id: one the store already applied with other content is a 409 (the worker would dead-letter it).
+202 means Kafka acknowledged every event (acks=all); the worker applies them moments later (duplicates, by
+event_id, are ignored there).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from werkzeug.exceptions import RequestEntityTooLarge, UnsupportedMediaType
 from uythac import bootstrap
 from uythac.adapters.kafka.publisher import KafkaUnavailable, Message
 from uythac.adapters.sql import queries
-from uythac.core.admission import refusal
+from uythac.core.admission import conflicts, refusal
 from uythac.core.events import Event, Rejection, parse
 from uythac.entrypoints.api.auth import caller
 from uythac.entrypoints.api.context import reading, services
@@ -42,8 +43,9 @@ def post_events() -> Response:
     index (`2.loan_id`). 403 if an event lies outside the key's area: its commune, or a loan, group or commune
     the store places in another area, a commune the store has never seen or a date long before the clock T
     (for a key scoped below the province), a clock.tick (scope `all` only). 409 if an id the event names
-    belongs to another unit or district by the store. 503 if Kafka did not acknowledge in time: nothing is
-    known to be accepted, retry the same events.
+    belongs to another unit or district by the store, or if the store (or an earlier event of the array) holds
+    its event_id with other content; the same event again is 202, a duplicate the worker ignores. 503 if Kafka
+    did not acknowledge in time: nothing is known to be accepted, retry the same events.
     ---
     post:
       summary: Send events
@@ -77,7 +79,8 @@ def post_events() -> Response:
 
 def _admit(events: list[Event], single: bool, past_days: int) -> None:
     """Refuse the request (403, else 409) if any event names an id the store places outside the key's area or
-    in another unit than the event says (`core.admission`)."""
+    in another unit than the event says, or reuses an event id the store holds with other content
+    (`core.admission`)."""
     key = caller()
     data = [event.data for event in events]
     facts = queries.known(
@@ -85,8 +88,14 @@ def _admit(events: list[Event], single: bool, past_days: int) -> None:
         {d["commune_id"] for d in data if "commune_id" in d},
         {d["loan_id"] for d in data if "loan_id" in d},
         {d["group_id"] for d in data if "group_id" in d},
+        [event.event_id for event in events],
     )
-    refused = [(i, r) for i, event in enumerate(events) if (r := refusal(event, key.area, facts, past_days))]
+    conflicting = conflicts(events, facts)
+    refused = [
+        (i, r)
+        for i, event in enumerate(events)
+        if (r := refusal(event, key.area, facts, past_days) or conflicting.get(i))
+    ]
     if not refused:
         return
     status = 403 if any(r.status == 403 for _, r in refused) else 409

@@ -11,15 +11,23 @@ from uythac.adapters.sql import queries
 from uythac.core import report, worklist
 from uythac.core.areas import Selection
 from uythac.core.worklist import WorkBounds
-from uythac.entrypoints.api import answers
+from uythac.entrypoints.api import answers, tables
 from uythac.entrypoints.api.auth import caller
 from uythac.entrypoints.api.context import per_version, reading, services
-from uythac.entrypoints.api.marshal import query, respond
-from uythac.entrypoints.api.schemas import FlagsArgs, FlagsPageSchema, WorklistArgs, WorklistPageSchema
+from uythac.entrypoints.api.marshal import query
+from uythac.entrypoints.api.schemas import (
+    FlagsArgs,
+    FlagSchema,
+    FlagsPageSchema,
+    WorkItemSchema,
+    WorklistArgs,
+    WorklistPageSchema,
+)
 
 bp = Blueprint("inspections", __name__)
 _FLAGS_ARGS, _FLAGS_PAGE = FlagsArgs(), FlagsPageSchema()
 _WORKLIST_ARGS, _WORKLIST_PAGE = WorklistArgs(), WorklistPageSchema()
+FLAG_COLUMNS, WORK_COLUMNS = tables.columns(FlagSchema()), tables.columns(WorkItemSchema())
 
 
 def _selection(args: dict[str, Any]) -> Selection:
@@ -31,20 +39,23 @@ def _selection(args: dict[str, Any]) -> Selection:
 @per_version
 def list_flags() -> Response:
     """Loans whose 30-day inspection was missed, deadline in (T − W, T): the report's flags, a page at a time,
-    by (commune, org, loan) like the report.
+    by (commune, org, loan) like the report; as CSV on `Accept: text/csv`.
     ---
     get:
       summary: Missed 30-day inspections (flags)
       tags: [inspections]
       parameters: [{in: query, schema: FlagsArgs}]
       responses:
-        200: {description: A page of flags, content: {application/json: {schema: FlagsPageSchema}}}
+        200:
+          description: A page of flags
+          content: {application/json: {schema: FlagsPageSchema}, text/csv: {schema: {type: string}}}
+          headers: {X-Total-Count: CsvTotal, X-As-Of: CsvAsOf}
         400: BadParameter
     """
     args = query(_FLAGS_ARGS)
     limit, offset = args["per_page"], (args["page"] - 1) * args["per_page"]
     today, total, items = flag_entries(_selection(args), limit, offset)
-    return respond(_FLAGS_PAGE, answers.page(today, args["page"], limit, total, items))
+    return tables.answer(_FLAGS_PAGE, answers.page(today, args["page"], limit, total, items), FLAG_COLUMNS)
 
 
 def flag_entries(
@@ -66,14 +77,17 @@ def get_worklist() -> Response:
     (ties by commune, org, duty, id). New loans not yet inspected show when their deadline is at most
     `within_days` after T (0: due today; 30: the whole inspection period), missed ones while their deadline is
     in the assessed window; inactive loans pending or missed; groups without this year's periodic inspection.
-    `duty` and `status` keep one kind.
+    `duty` and `status` keep one kind. As CSV on `Accept: text/csv`.
     ---
     get:
       summary: Inspections to do (the worklist)
       tags: [inspections]
       parameters: [{in: query, schema: WorklistArgs}]
       responses:
-        200: {description: A page of the worklist, content: {application/json: {schema: WorklistPageSchema}}}
+        200:
+          description: A page of the worklist
+          content: {application/json: {schema: WorklistPageSchema}, text/csv: {schema: {type: string}}}
+          headers: {X-Total-Count: CsvTotal, X-As-Of: CsvAsOf}
         400: BadParameter
     """
     args = query(_WORKLIST_ARGS)
@@ -81,7 +95,7 @@ def get_worklist() -> Response:
     today, total, items = worklist_items(
         _selection(args), args["within_days"], args.get("duty"), args.get("status"), limit, offset
     )
-    return respond(_WORKLIST_PAGE, answers.page(today, args["page"], limit, total, items))
+    return tables.answer(_WORKLIST_PAGE, answers.page(today, args["page"], limit, total, items), WORK_COLUMNS)
 
 
 def worklist_items(

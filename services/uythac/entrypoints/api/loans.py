@@ -44,6 +44,6 @@ def loan_status(area: Area, loan_id: str) -> dict[str, Any]:
     """The loan's answer (`answers.loan_status`) if `area` covers it; else the 404 problem."""
     connection = reading()
     loan = queries.loan(connection, loan_id)
-    if loan is None or not area.covers(loan.district_id, loan.commune_id):
+    if loan is None or not area.covers(loan.district_id, loan.commune_id, loan.org):
         raise Problem("not-found", f"no disbursed loan {loan_id} in the area of this API key")
     return answers.loan_status(loan, queries.clock(connection))

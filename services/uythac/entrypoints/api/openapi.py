@@ -45,6 +45,10 @@ _RESPONSES = {
     "KafkaUnavailable": "kafka-unavailable",
     "NotReady": "not-ready",
 }
+_CSV_HEADERS = {  # what a list's JSON page says beside its items, as headers of its CSV answer (`tables`)
+    "CsvTotal": ("integer", "CSV answers only: how many items the list has (the JSON page's total)."),
+    "CsvAsOf": ("string", "CSV answers only: T, the day the list is of (the JSON page's as_of; empty before any)."),
+}
 _HTTP_RESPONSES = {"TooLarge": "Body larger than the API accepts", "UnsupportedMediaType": "Body not application/json"}
 
 
@@ -57,8 +61,9 @@ _FORMATS = {_ecma(DATE_PATTERN): {"format": "date"}, _ecma(DATETIME_PATTERN): {"
 DESCRIPTION = """\
 Entrusted-lending quality for the Vietnam Bank for Social Policies (NHCSXH): loans whose 30-day
 post-disbursement inspection was missed, and the 100-point score of every (commune, organization).
-Every `/v1` endpoint needs a bearer API key; a key scoped to a district or a commune sees that area
-only. Errors are RFC 9457 problem details (`application/problem+json`)."""
+Every `/v1` endpoint needs a bearer API key; a key scoped to a district or a commune, an organization,
+or both (`district:D01,org:HND`) sees that area only; an expired key is refused (401). The lists
+answer CSV on `Accept: text/csv`. Errors are RFC 9457 problem details (`application/problem+json`)."""
 
 
 def build(app: Flask, guard: Guard, max_events: int) -> dict[str, Any]:
@@ -75,6 +80,8 @@ def build(app: Flask, guard: Guard, max_events: int) -> dict[str, Any]:
         spec.components.response(name, {"description": KINDS[kind].meaning, "content": problem})
     for name, text in _HTTP_RESPONSES.items():
         spec.components.response(name, {"description": text, "content": problem})
+    for name, (kind, text) in _CSV_HEADERS.items():
+        spec.components.header(name, {"description": text, "schema": {"type": kind}})
     _events(spec, max_events)
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
         view = app.view_functions[rule.endpoint]

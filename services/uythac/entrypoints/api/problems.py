@@ -40,10 +40,10 @@ class Kind:
 KINDS: dict[str, Kind] = {
     "bad-parameter": Kind(400, "Bad parameter", "A query or path parameter is malformed or out of bounds."),
     "invalid-event": Kind(400, "Invalid event", "The body is not an event (or an array of events) of the contract."),
-    "unauthorized": Kind(401, "Unauthorized", "No bearer API key, or one that is not configured."),
+    "unauthorized": Kind(401, "Unauthorized", "No bearer API key, one that is not configured, or one that expired."),
     "forbidden": Kind(403, "Forbidden", "The key's scope does not allow this: an event or an id outside its area."),
     "not-found": Kind(404, "Not found", "No such resource in the area of the API key."),
-    "conflict": Kind(409, "Conflict", "An id the event names belongs to another unit or district, by the store."),
+    "conflict": Kind(409, "Conflict", "An id the event names is elsewhere by the store, or its event_id was taken."),
     "no-snapshot": Kind(404, "No report for that date", "Only T and the stored month ends can be answered."),
     "too-many-requests": Kind(429, "Too many requests", "A key scoped below all called faster than it may."),
     "kafka-unavailable": Kind(503, "Kafka unavailable", "The events could not be handed to Kafka; retry."),

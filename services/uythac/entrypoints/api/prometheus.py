@@ -16,7 +16,14 @@ from collections.abc import Iterator
 from datetime import datetime, time
 
 from flask import Blueprint, Flask, Response, current_app
-from prometheus_client import REGISTRY, CollectorRegistry, generate_latest, multiprocess
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    generate_latest,
+    multiprocess,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy.exc import SQLAlchemyError
@@ -29,7 +36,7 @@ from uythac.core.dates import VIETNAM
 from uythac.core.scorecard import CLASSES
 from uythac.core.worklist import DutyKind, WorkBounds
 from uythac.entrypoints.api.caching import Scores
-from uythac.metrics import DUTIES_NAME, OPEN_FLAGS_NAME, STORE_CLOCK_NAME, UNITS_NAME
+from uythac.metrics import API, DUTIES_NAME, OPEN_FLAGS_NAME, STORE_CLOCK_NAME, UNITS_NAME
 from uythac.schemas.events import ORGS
 
 log = logging.getLogger(__name__)
@@ -89,12 +96,14 @@ class StoreCollector:
 
 
 def init_app(app: Flask, store: Store, scores: Scores) -> None:
-    """One registry per app: the request metrics (every process's, in multiprocess mode) and the store's."""
+    """One registry per app: the request metrics (every process's, in multiprocess mode) and the store's; never
+    what else the process made (a worker run in the same process, in tests)."""
     registry = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     else:
-        registry.register(REGISTRY)  # a registry collects like any collector
+        for collector in (API, PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+            registry.register(collector)  # a registry collects like any collector
     registry.register(StoreCollector(store, scores))
     app.extensions[EXTENSION] = registry
     app.register_blueprint(bp)

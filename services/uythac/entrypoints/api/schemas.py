@@ -95,10 +95,22 @@ class PageArgs(_Arguments):
     per_page = Whole(load_default=50, validate=validate.Range(min=1, max=MAX_PER_PAGE))
 
 
+UNIT_SORTS = ("place", "score", "-score")
+
+
 class UnitsArgs(PageArgs):
     district_id = AreaId()
+    commune_id = AreaId()
     org = fields.String(validate=one_of(*ORGS))
     class_ = fields.String(data_key="class", validate=one_of(*CLASSES))
+    sort = fields.String(
+        load_default="place",
+        validate=one_of(*UNIT_SORTS),
+        metadata={
+            "description": "place: by district, commune, org (the default); score: weakest first; -score: strongest "
+            "first; equal scores by district, commune, org"
+        },
+    )
 
 
 class FlagsArgs(PageArgs):
@@ -124,6 +136,10 @@ class ReportArgs(_Arguments):
 class DistributionArgs(ReportArgs):
     district_id = AreaId()
     org = fields.String(validate=one_of(*ORGS))
+
+
+class CommunePathArgs(_Arguments):
+    commune_id = AreaId(required=True)
 
 
 class UnitPathArgs(_Arguments):
@@ -260,6 +276,16 @@ class _PageSchema(Schema):
 
 class UnitsPageSchema(_PageSchema):
     items = fields.List(fields.Nested(UnitSummarySchema), required=True)
+
+
+class CommuneSchema(Schema):
+    """A commune as a whole: the units of its organizations the caller may see, by org."""
+
+    as_of = _day(nullable=True)
+    district_id = _text()
+    commune_id = _text()
+    open_flags = _count()
+    units = fields.List(fields.Nested(UnitSummarySchema), required=True)
 
 
 class FlagsPageSchema(_PageSchema):

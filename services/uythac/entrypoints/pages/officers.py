@@ -49,17 +49,22 @@ def configure(app: Flask, secret: str, minutes: int) -> None:
 
 
 def officer(keys: dict[str, ApiKey]) -> ApiKey | None:
-    """The signed-in officer's key, if the session names one still in force; it becomes the request's key."""
+    """The signed-in officer's key, if the session names one still in force (configured, not expired); it becomes
+    the request's key."""
     hashed = session.get("key")
     key = keys.get(hashed) if isinstance(hashed, str) else None
+    if key is not None and key.expired():
+        return None
     if key is not None:
         g.api_key = key
     return key
 
 
 def sign_in(keys: dict[str, ApiKey], presented: str) -> ApiKey | None:
-    """Check the key as the API does (its SHA-256 among the keys in force); a new session on success."""
+    """Check the key as the API does (its SHA-256 among the keys in force, not expired); a new session on success."""
     key = keys.get(digest(presented.strip())) if presented.strip() else None
+    if key is not None and key.expired():
+        return None
     if key is not None:
         language = session.get("lang")
         session.clear()  # a fresh session (and CSRF token) for the signed-in officer

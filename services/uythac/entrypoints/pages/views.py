@@ -146,10 +146,12 @@ def _helpers() -> dict[str, Any]:
 
 def _area_words(area: Area) -> str:
     if area.commune_id is not None:
-        return t("area_commune", id=area.commune_id)
-    if area.district_id is not None:
-        return t("area_district", id=area.district_id)
-    return t("area_all")
+        place = t("area_commune", id=area.commune_id)
+    elif area.district_id is not None:
+        place = t("area_district", id=area.district_id)
+    else:
+        place = t("area_all")
+    return place if area.org is None else f"{word(ORGS, area.org, language())}, {place}"
 
 
 def _error(status: int, title: str, detail: str) -> Response:
