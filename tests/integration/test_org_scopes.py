@@ -126,6 +126,17 @@ def test_an_org_scoped_key_sees_its_organization_only_everywhere(
     assert seen > len(ROUTES)
 
 
+@pytest.mark.parametrize("page", ["/trang/danh-sach", "/trang/huyen/D01"])
+def test_an_org_scoped_officer_is_offered_its_own_organization_only(setup: tuple[Path, Keys], page: str) -> None:
+    officer = _client(setup)
+    sign_in(officer, setup[1].keys["hnd-d01"])
+    offered = re.findall(r'<option value="(HND|HPN|HCCB|DTN)"', officer.get(page).get_data(as_text=True))
+    assert offered == ["HND"]
+    everyone = _client(setup)
+    sign_in(everyone, setup[1].keys["all"])
+    assert len(re.findall(r'<option value="(HND|HPN|HCCB|DTN)"', everyone.get(page).get_data(as_text=True))) == 4
+
+
 def test_org_scoped_answers_hold_their_own_units(client: FlaskClient, setup: tuple[Path, Keys]) -> None:
     keys = setup[1]
 

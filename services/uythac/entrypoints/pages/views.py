@@ -140,7 +140,7 @@ def _helpers() -> dict[str, Any]:
         "officer": key,
         "area_words": None if key is None else _area_words(key.area),
         "classes": CLASSES,
-        "org_codes": ORG_CODES,
+        "org_codes": ORG_CODES if key is None or key.area.org is None else (key.area.org,),  # what it may pick
     }
 
 
