@@ -31,12 +31,13 @@ PACKAGED_SCORECARD = "rules/scorecard.yaml"
 DURABLE_RULES = "2.0.28+uythac.1"  # deploy/durable-rules: PyPI's 2.0.28 reads past its arrays and may crash
 
 
-def open_store(location: str, settings: Settings | None = None) -> Store:
+def open_store(location: str, settings: Settings | None = None, prepare: bool = True) -> Store:
     """The store at a SQLite path (made if missing, WAL) or a SQLAlchemy URL; `settings`: the limits of its
-    PostgreSQL sessions (`UYTHAC_DB_*`), else their defaults."""
+    PostgreSQL sessions (`UYTHAC_DB_*`), else their defaults; `prepare=False`: as it is, whatever its layout
+    (`uythac db`)."""
     given = settings or Settings()
     limits = Limits(given.db_pool_size, given.db_statement_timeout_s, given.db_idle_in_transaction_s)
-    return Store.at(location, limits)
+    return Store.at(location, limits, prepare)
 
 
 def load_scorecard(settings: Settings) -> Scorecard:

@@ -44,6 +44,8 @@ def configure(level: str) -> None:
     # kafka-python narrates every connection at INFO; its warnings and errors still come through
     logging.getLogger("kafka").setLevel(max(root.level, logging.WARNING))
     logging.getLogger("kafka.net.selector").addFilter(only_slow_kafka_steps)
+    # Alembic says which dialect it drives each time a store's layout is read (every command opening a store)
+    logging.getLogger("alembic").setLevel(max(root.level, logging.WARNING))
 
 
 def only_slow_kafka_steps(record: logging.LogRecord) -> bool:
