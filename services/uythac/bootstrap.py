@@ -8,7 +8,9 @@ reads a scorecard file. Everything that can be wrong with the settings surfaces 
 
 from __future__ import annotations
 
+import os
 import re
+import socket
 from datetime import UTC, date, datetime
 from functools import partial
 from importlib import metadata, resources
@@ -93,6 +95,12 @@ def instance_id(settings: Settings) -> str | None:
             "give each worker its own, e.g. its host name"
         )
     return name
+
+
+def worker_name(settings: Settings) -> str:
+    """The worker's name in its metrics and its heartbeat in the store: its static member name if it has one,
+    else its host and process id (a new name at each start)."""
+    return instance_id(settings) or f"{socket.gethostname()}-{os.getpid()}"
 
 
 def intake(settings: Settings, store: Store) -> IntakeConfig:

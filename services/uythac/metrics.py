@@ -70,7 +70,11 @@ EVENT_SECONDS = BatchHistogram(
     "Time from a message's Kafka timestamp to its state being committed (queryable)",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
-CONSUMER_LAG = Gauge("uythac_consumer_lag", "Messages behind the end of each partition", ["partition"])
+# `worker`: the worker's name (UYTHAC_KAFKA_INSTANCE_ID, else host-pid): several workers share one group
+CONSUMER_LAG = Gauge("uythac_consumer_lag", "Messages behind the end of each partition", ["worker", "partition"])
+WORKER_PARTITIONS = Gauge(
+    "uythac_worker_partitions", "Partitions of the events topic this worker holds in its group now", ["worker"]
+)
 CLOCK_LAG = Gauge("uythac_clock_lag_seconds", "Wall time (Vietnam) minus the engine's clock T, in seconds")
 OUTBOX_SENT = Counter("uythac_outbox_sent_total", "Output messages the broker acknowledged (flags, scores, DLQ)")
 OUTBOX_FAILURES = Counter("uythac_outbox_failures_total", "Outbox relay rounds that failed (broker down, timeout)")
