@@ -57,6 +57,7 @@ unit: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench.replay_bench
 	$(BIN)/python -m tests.bench.worker_bench
+	$(BIN)/python -m tests.bench.recovery_bench
 	$(BIN)/python -m tests.bench.api_bench
 	$(BIN)/python -m tests.bench.pages_bench
 
