@@ -87,8 +87,11 @@ class Store:
             return layout.layout(connection)
 
     def upgrade(self, card: Scorecard) -> Layout:
-        """Bring the store to the newest layout, in one transaction (`uythac db upgrade`); where it stood before."""
+        """Bring the store to the newest layout, in one transaction (`uythac db upgrade`); where it stood before.
+        It holds the writer lock too: a worker left running waits for it rather than commit a batch meanwhile."""
         with unavailable(self.url), self._locked() as connection:
+            if self.engine.dialect.name == "postgresql":
+                connection.exec_driver_sql(statements.WRITER_LOCK)
             return layout.upgrade(connection, _shown(self.url), card)
 
     @classmethod
