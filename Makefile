@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 RUN_DIR ?= var/demo
 
-.PHONY: run test lint typecheck tools unit bench venv kafka-up kafka-down nginx-up nginx-down pg-up pg-down clean schemas
+.PHONY: run test lint typecheck tools unit bench bench-national venv kafka-up kafka-down nginx-up nginx-down pg-up pg-down clean schemas
 
 $(STAMP): pyproject.toml deploy/durable-rules/fixes.patch deploy/durable-rules/build-wheel.sh
 	$(PYTHON) -m venv $(VENV)
@@ -57,8 +57,14 @@ unit: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench.replay_bench
 	$(BIN)/python -m tests.bench.worker_bench
+	$(BIN)/python -m tests.bench.recovery_bench
 	$(BIN)/python -m tests.bench.api_bench
 	$(BIN)/python -m tests.bench.pages_bench
+
+## bench-national: a generated country toward VBSP's national size (BENCH_NATIONAL_COMMUNES, default 2000):
+## replay throughput and peak RSS, the store's size on disk, the API's p99 on it (tens of minutes)
+bench-national: $(STAMP)
+	$(BIN)/python -m tests.bench.national_bench
 
 ## schemas: regenerate the JSON Schema files in schemas/json (events and output messages) and their examples
 ## in schemas/examples

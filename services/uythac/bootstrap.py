@@ -8,7 +8,9 @@ reads a scorecard file. Everything that can be wrong with the settings surfaces 
 
 from __future__ import annotations
 
+import os
 import re
+import socket
 from datetime import UTC, date, datetime
 from functools import partial
 from importlib import metadata, resources
@@ -33,10 +35,13 @@ PACKAGED_SCORECARD = "rules/scorecard.yaml"
 DURABLE_RULES = "2.0.28+uythac.1"  # deploy/durable-rules: PyPI's 2.0.28 reads past its arrays and may crash
 
 
-def open_store(location: str, settings: Settings | None = None, *, existing: bool = False) -> Store:
+def open_store(
+    location: str, settings: Settings | None = None, prepare: bool = True, *, existing: bool = False
+) -> Store:
     """The store at a SQLite path (made if missing, WAL) or a SQLAlchemy URL; `settings`: the limits of its
-    PostgreSQL sessions (`UYTHAC_DB_*`), else their defaults. `existing`: a SQLite file must be there already
-    (the read commands: a typo in a path must not read as an empty province)."""
+    PostgreSQL sessions (`UYTHAC_DB_*`), else their defaults; `prepare=False`: as it is, whatever its layout
+    (`uythac db`). `existing`: a SQLite file must be there already (the read commands: a typo in a path must
+    not read as an empty province)."""
     given = settings or Settings()
     limits = Limits(given.db_pool_size, given.db_statement_timeout_s, given.db_idle_in_transaction_s)
     if "://" not in location:
@@ -44,7 +49,7 @@ def open_store(location: str, settings: Settings | None = None, *, existing: boo
         if Path(location).is_symlink():  # `make run` links var/uythac.db to its store: SQLite's -wal is beside it
             location = str(Path(location).resolve())
     try:
-        return Store.at(location, limits)
+        return Store.at(location, limits, prepare)
     except DatabaseError as error:  # SQLite's "file is not a database": another kind of file at the path
         raise StoreError(f"{location}: not a uythac store ({' '.join(str(error.orig).split())})") from error
 
@@ -112,6 +117,12 @@ def instance_id(settings: Settings) -> str | None:
             "give each worker its own, e.g. its host name"
         )
     return name
+
+
+def worker_name(settings: Settings) -> str:
+    """The worker's name in its metrics and its heartbeat in the store: its static member name if it has one,
+    else its host and process id (a new name at each start)."""
+    return instance_id(settings) or f"{socket.gethostname()}-{os.getpid()}"
 
 
 def intake(settings: Settings, store: Store) -> IntakeConfig:

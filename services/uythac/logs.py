@@ -14,7 +14,7 @@ _RESERVED = set(vars(logging.makeLogRecord({})))
 # kafka-python 3 times every step of its network thread by the wall clock and warns of any over 0.1 s as
 # "blocking the event loop". In the intake that thread shares the interpreter with the thread that checks
 # records, so while a backlog is read a large fetch takes it 0.1-1 s a few times a minute: nothing is late
-# or lost (heartbeats go every 3 s, well within the session timeout). Steps this long or longer are still logged.
+# or lost (heartbeats go every second, the session timeout is 10 s). Steps this long or longer are still logged.
 SLOW_KAFKA_STEP = 2.0  # seconds
 _KAFKA_STEP = re.compile(r"ran for ([0-9.]+)s .*blocking the event loop")
 
@@ -44,6 +44,8 @@ def configure(level: str) -> None:
     # kafka-python narrates every connection at INFO; its warnings and errors still come through
     logging.getLogger("kafka").setLevel(max(root.level, logging.WARNING))
     logging.getLogger("kafka.net.selector").addFilter(only_slow_kafka_steps)
+    # Alembic says which dialect it drives each time a store's layout is read (every command opening a store)
+    logging.getLogger("alembic").setLevel(max(root.level, logging.WARNING))
 
 
 def only_slow_kafka_steps(record: logging.LogRecord) -> bool:

@@ -87,8 +87,18 @@ class WorkerMetrics:
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
             registry=registry,
         )
+        # `worker`: the worker's name (UYTHAC_KAFKA_INSTANCE_ID, else host-pid): several workers share one group
         self.consumer_lag = Gauge(
-            "uythac_consumer_lag", "Messages behind the end of each partition", ["partition"], registry=registry
+            "uythac_consumer_lag",
+            "Messages behind the end of each partition",
+            ["worker", "partition"],
+            registry=registry,
+        )
+        self.worker_partitions = Gauge(
+            "uythac_worker_partitions",
+            "Partitions of the events topic this worker holds in its group now",
+            ["worker"],
+            registry=registry,
         )
         self.clock_lag = Gauge(
             "uythac_clock_lag_seconds", "Wall time (Vietnam) minus the engine's clock T, in seconds", registry=registry

@@ -41,7 +41,7 @@ from pathlib import Path
 from tests.bench.common import BENCH_DIR, UYTHAC, machine
 from tests.kafka_broker import free_ports
 from tests.proxy_support import SLOW_BODIES, SLOW_HEADERS, run_nginxctl, slow_clients
-from uythac.adapters.sql.schema import LAYOUT
+from uythac.adapters.sql.layout import head
 from uythac.core.dates import day_of
 from uythac.devtools import generate
 from uythac.entrypoints.api.auth import entry, new_key
@@ -56,7 +56,7 @@ def store() -> Path:
     given = os.environ.get("BENCH_API_DB")
     if given:
         return Path(given)
-    db = BENCH_DIR / f"api-province-520c-12m.r{generate.REVISION}.layout{LAYOUT}.db"  # made again when either changes
+    db = BENCH_DIR / f"api-province-520c-12m.r{generate.REVISION}.layout{head()}.db"  # made again when either changes
     if not db.exists():
         BENCH_DIR.mkdir(parents=True, exist_ok=True)
         source = BENCH_DIR / f"province-520c-12m.r{generate.REVISION}.jsonl.gz"

@@ -635,14 +635,19 @@ def test_readiness_names_what_is_wrong(province: Province, client: FlaskClient) 
     assert body["checks"]["store"] == {"ok": True, "detail": "the store reads"}
     store = Store.at(province.db)
     try:
-        with store.unit_of_work() as uow:
-            uow.set_meta("worker_heartbeat", f"{time.time():.3f}")
-            uow.set_meta("worker_lag", "3")
+        with store.unit_of_work() as uow:  # two workers: one alive, one silent since long ago
+            uow.beat("worker-1", 3, time.time())
+            uow.beat("worker-2", 5000, time.time() - 3600)
         ready = _app(province, api_ready_clock_days=0).test_client().get("/readyz")
         assert ready.status_code == 200 and ready.get_json()["status"] == "ready"
+        checks = ready.get_json()["checks"]
+        assert checks["worker_lag"]["detail"] == "the workers are 3 messages behind the events topic (limit 10000)"
+        assert checks["worker_heartbeat"]["detail"].endswith("; 1 alive")
     finally:
         with store.unit_of_work() as uow:
-            uow.connection.exec_driver_sql("DELETE FROM meta WHERE key IN ('worker_heartbeat', 'worker_lag')")
+            for worker in ("worker-1", "worker-2"):
+                for key in ("worker_heartbeat:", "worker_lag:"):
+                    uow.connection.exec_driver_sql(f"DELETE FROM meta WHERE key = '{key}{worker}'")
         store.close()
 
 

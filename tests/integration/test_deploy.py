@@ -31,11 +31,12 @@ from typing import Any
 
 import promql_parser
 import pytest
+import sqlalchemy as sa
 import yaml
 from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.metrics import MetricWrapperBase
 
-from uythac import metrics, settings
+from uythac import bootstrap, metrics, settings
 from uythac.entrypoints import cli
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -392,18 +393,43 @@ def test_compose_uythac_commands_parse(service: str) -> None:
         pytest.fail(f"{service}: `uythac {' '.join(command)}` does not parse")
 
 
-def test_compose_worker_and_api_share_one_store() -> None:
-    worker, api = SERVICES["worker"], SERVICES["api"]
-    assert worker["command"] == ["worker"]
-    assert compose_env("worker")["UYTHAC_KAFKA_BOOTSTRAP"] == "kafka:9092"
-    assert worker["depends_on"]["kafka-init"]["condition"] == "service_completed_successfully"
-    db = compose_env("worker")["UYTHAC_DB"]
-    assert compose_env("api")["UYTHAC_DB"] == db
-    [(volume, target, mode)] = [m for m in volume_mounts(worker) if PurePosixPath(db).parent == PurePosixPath(m[1])]
-    # SQLite in WAL mode: a reader writes the -shm index, so the API's mount is read-write too
-    assert (volume, target, "rw") in volume_mounts(api)
-    assert mode == "rw"
-    assert "replicas" not in worker.get("deploy", {}), "one worker per SQLite store"
+WORKERS = sorted(name for name, service in SERVICES.items() if service.get("command") == ["worker"])
+INTERPOLATED = re.compile(r"\$\{([A-Z_]+):\?[^}]*\}")
+
+
+def interpolated(value: str) -> str:
+    """A value as compose gives it, each required variable (`${NAME:?message}`) set to `<NAME>`."""
+    return INTERPOLATED.sub(lambda match: match.group(1).lower(), value)
+
+
+def test_compose_workers_and_api_share_one_postgres_store() -> None:
+    """Two workers in one consumer group, each a static member of its own name, and the API, on one PostgreSQL."""
+    assert WORKERS == ["worker", "worker-2"]
+    url = sa.make_url(interpolated(compose_env("api")["UYTHAC_DB"]))
+    assert (url.drivername, url.host, url.port, url.password) == (
+        "postgresql+psycopg",
+        "postgres",
+        5432,
+        "postgres_password",
+    )
+    postgres = SERVICES["postgres"]
+    assert postgres["image"].startswith("postgres:15")
+    assert postgres["environment"]["POSTGRES_USER"] == url.username
+    assert postgres["environment"]["POSTGRES_DB"] == url.database
+    assert interpolated(postgres["environment"]["POSTGRES_PASSWORD"]) == url.password
+    assert "pg_isready" in postgres["healthcheck"]["test"]
+    assert mount_target(postgres, "postgres-data") == "/var/lib/postgresql/data"
+    assert "ports" not in postgres, "the store is reached inside the network only"
+    names = set()
+    for name in WORKERS:
+        env = compose_env(name)
+        assert interpolated(env["UYTHAC_DB"]) == url.render_as_string(hide_password=False), name
+        assert env["UYTHAC_KAFKA_BOOTSTRAP"] == "kafka:9092"
+        names.add(bootstrap.instance_id(settings.load(env)))
+        assert SERVICES[name]["depends_on"]["postgres"]["condition"] == "service_healthy"
+        assert SERVICES[name]["depends_on"]["kafka-init"]["condition"] == "service_completed_successfully"
+    assert len(names) == len(WORKERS) and None not in names, "each worker has a static member name of its own"
+    assert SERVICES["api"]["depends_on"]["postgres"]["condition"] == "service_healthy"
 
 
 # --- the reverse proxy -----------------------------------------------------------------------------------
@@ -476,8 +502,9 @@ def test_prometheus_scrapes_worker_and_api_where_compose_runs_them() -> None:
     # /metrics answers only on the API's internal address (UYTHAC_API_INTERNAL_BIND)
     internal = compose_env("api").get("UYTHAC_API_INTERNAL_BIND", defaults.api_internal_bind)
     api_port = int(internal.rsplit(":", 1)[1])
-    assert targets[WORKER_JOB] == [f"worker:{worker_port}"]
-    assert str(worker_port) in [str(port) for port in SERVICES["worker"]["expose"]]
+    assert targets[WORKER_JOB] == [f"{name}:{worker_port}" for name in WORKERS]
+    for name in WORKERS:
+        assert str(worker_port) in [str(port) for port in SERVICES[name]["expose"]]
     assert targets[API_JOB] == [f"api:{api_port}"]
     assert str(api_port) in [str(port) for port in SERVICES["api"]["expose"]]
     assert internal.startswith("0.0.0.0:"), "reachable from other containers"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from fractions import Fraction
 from functools import cached_property
@@ -146,6 +146,9 @@ class Scorecard:
     components: tuple[Component, ...]
     classes: tuple[tuple[int, str], ...]  # (at least, in hundredths; class), highest first
     digest: str
+    # The digest the same card had before the duties' window (`inactive_inspection_days`) joined the scorecard:
+    # a store of layout 4 was bound to that one (the step to layout 5 binds it to `digest`).
+    digest_before_duties: str = ""
 
     def classify(self, score_hundredths: int) -> str:
         for at_least, name in self.classes:
@@ -220,7 +223,8 @@ def parse(text: str, source: str) -> Scorecard:
         raise ConfigError(f"scorecard {source}: not YAML{where}: {problem}") from error
     except ValidationError as error:
         raise ConfigError(f"scorecard {source}: {_one_line(error.messages)}") from error
-    return _build(data, _digest(data))
+    before_duties = {**data, "windows": {k: v for k, v in data["windows"].items() if k != "inactive_inspection_days"}}
+    return replace(_build(data, _digest(data)), digest_before_duties=_digest(before_duties))
 
 
 def _digest(data: dict[str, Any]) -> str:

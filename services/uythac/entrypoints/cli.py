@@ -21,7 +21,7 @@ from uythac import bootstrap, logs, settings
 from uythac.core.report import render
 from uythac.entrypoints import progress
 from uythac.entrypoints.replay import Summary, check_json_lines, replay
-from uythac.errors import BrokerUnavailable, ConfigError, UythacError
+from uythac.errors import BrokerUnavailable, ConfigError, StoreError, StoreUnavailable, UythacError
 from uythac.service.processor import Processor
 from uythac.service.reports import current_report
 from uythac.settings import Settings
@@ -144,6 +144,13 @@ def build_parser(config: Settings) -> argparse.ArgumentParser:
     revoke_cmd = actions.add_parser("revoke", help="take every key of this name out of the keys file")
     revoke_cmd.add_argument("revoked", metavar="NAME", help="the key's name (as `apikey list` shows it)")
     revoke_cmd.add_argument("--keys-file", default=argparse.SUPPRESS, help=keys_file)
+
+    db_cmd = commands.add_parser(
+        "db", help="the store's table layout: where it stands, or bring it up to this uythac's"
+    )
+    db_cmd.add_argument("action", choices=("current", "upgrade"), help="current: say it; upgrade: migrate the store")
+    _store(db_cmd, config)
+    _scorecard(db_cmd)
 
     schemas_cmd = commands.add_parser(
         "schemas", help="write the JSON Schema file of every event and output message type, and an example of each"
@@ -449,7 +456,22 @@ def run_api(args: argparse.Namespace, config: Settings) -> int:
 
     bootstrap.load_scorecard(config)  # a bad scorecard or keys file stops here, not in every worker
     load_keys(config.api_keys_file)
+    _refuse_older_layout(config)  # ... and a store that needs `uythac db upgrade`
     return serve(config)
+
+
+def _refuse_older_layout(config: Settings) -> None:
+    """A `StoreError` if the store has tables of another layout than this uythac's (a database down now is the
+    API's to wait for: it answers 503 until it is back)."""
+    store = bootstrap.open_store(config.db, config, prepare=False)
+    try:
+        found = store.layout()
+    except StoreUnavailable:
+        return
+    finally:
+        store.close()
+    if found.current not in (None, found.head):
+        raise StoreError(f"{config.db}: {found.line}")
 
 
 def run_apikey(args: argparse.Namespace, config: Settings) -> int:
@@ -506,7 +528,28 @@ def _list_keys(keys: dict[str, ApiKey]) -> None:
         print(f"{key.name:<24} {key.scope:<28} {expires:<12} {hashed[:8]}…")
 
 
+def run_db(args: argparse.Namespace, config: Settings) -> int:
+    """`db current` says the store's layout; `db upgrade` brings it to this uythac's in one transaction (the
+    step to layout 5 works out the inspection duties with the store's scorecard: `--scorecard`)."""
+    if "://" not in config.db and not Path(config.db).is_file():
+        raise StoreError(f"{config.db}: no store there (give its path with --db or UYTHAC_DB)")
+    store = bootstrap.open_store(config.db, config, prepare=False)
+    try:
+        if args.action == "current":
+            print(store.layout().line)
+            return 0
+        before = store.upgrade(bootstrap.load_scorecard(config))
+    finally:
+        store.close()
+    if before.current == before.head:
+        print(f"layout {before.head}: already the newest")
+    else:
+        print(f"layout {before.current or 'none (empty)'} upgraded to {before.head}")
+    return 0
+
+
 COMMANDS = {
+    "db": run_db,
     "api": run_api,
     "apikey": run_apikey,
     "status": run_status,

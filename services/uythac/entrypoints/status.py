@@ -21,7 +21,7 @@ class Status:
     applied: int  # messages of the events topic the store has applied
     published: int  # messages on the events topic (end offsets)
     outbox: int  # output messages not yet acknowledged by Kafka
-    heartbeat_age_s: float | None  # since the worker last wrote its heartbeat
+    heartbeat_age_s: float | None  # since a worker last wrote its heartbeat
 
     @property
     def caught_up(self) -> bool:
@@ -47,8 +47,8 @@ def end_offsets(bootstrap: str, topic: str) -> int:
 def status(store: Store, bootstrap: str, topic: str) -> Status:
     with store.reading() as uow:
         clock, applied, outbox = uow.clock(), sum(uow.offsets(topic).values()), uow.outbox_backlog()
-        heartbeat = uow.get_meta("worker_heartbeat")
-    age = None if heartbeat is None else max(time.time() - float(heartbeat), 0.0)
+        beats = uow.heartbeats()
+    age = max(time.time() - max(at for at, _ in beats.values()), 0.0) if beats else None
     return Status(clock, applied, end_offsets(bootstrap, topic), outbox, age)
 
 

@@ -54,6 +54,7 @@ class WorkerConfig:
     outputs: Topics
     idle_exit_s: float | None  # stop after this long with nothing to read (tests, benchmarks)
     stall_s: float  # an intake that makes no progress this long is replaced (`_watch`); 0: never
+    name: str  # the worker's name in its metrics and heartbeat (`bootstrap.worker_name`)
 
     @property
     def dlq_topic(self) -> str:
@@ -130,6 +131,7 @@ def build(settings: Settings, idle_exit_s: float | None = None) -> Worker:
         outputs=bootstrap.topics(settings),
         idle_exit_s=idle_exit_s,
         stall_s=settings.worker_stall_s,
+        name=bootstrap.worker_name(settings),
     )
     return Worker(config, bootstrap.processor(settings, store, card), bootstrap.intake(settings, store))
 
@@ -257,7 +259,7 @@ class Worker:
         for partition in partitions:
             self.assigned.discard(partition)
             with suppress(KeyError):  # never measured
-                metrics.worker().consumer_lag.remove(str(partition))
+                metrics.worker().consumer_lag.remove(self.config.name, str(partition))
 
     def _restarted(self) -> None:
         """A new intake: the old one's partitions and relay round, if any, went with it."""
@@ -389,14 +391,14 @@ class Worker:
         self._observed = time.monotonic()
         behind = self._behind()
         for partition, waiting in behind.items():
-            metrics.worker().consumer_lag.labels(str(partition)).set(waiting)
+            metrics.worker().consumer_lag.labels(self.config.name, str(partition)).set(waiting)
+        metrics.worker().worker_partitions.labels(self.config.name).set(len(self.assigned))
         lag = sum(behind.values())
         if time.monotonic() - self._analyzed > ANALYZE_EVERY_S:  # the API's query plans follow the data
             self.store.analyze()
             self._analyzed = time.monotonic()
-        with self.store.unit_of_work() as uow:  # for the API's /readyz: is a worker alive, how far behind
-            uow.set_meta("worker_heartbeat", f"{time.time():.3f}")
-            uow.set_meta("worker_lag", str(lag))
+        with self.store.unit_of_work() as uow:  # for the API's /readyz: are the workers alive, how far behind
+            uow.beat(self.config.name, lag, time.time())
             metrics.worker().open_obligations.set(uow.open_obligations())
             metrics.worker().outbox_backlog.set(uow.outbox_backlog())
         if self.processor.today is not None:

@@ -143,6 +143,32 @@ class Processor:
             )
         return outcome
 
+    def recount(
+        self, uow: UnitOfWork, loan_ids: Sequence[str], group_ids: Sequence[str], periodic: Sequence[Mapping[str, Any]]
+    ) -> None:
+        """Work out again, at the store's clock, what a store of an older layout did not keep (the migration to
+        layout 5), by the rules a batch runs: each group's years with a periodic inspection (`periodic`: its periodic
+        inspections, each where its unit says), the inactive loans' duties (from their inspections), every loan's
+        and group's next change, and each unit's counts as the sum of what its loans and groups count for."""
+        if self.today is None:
+            return
+        for unit in self.units.values():
+            unit.counts = NOTHING
+        batch = _Batch(self, uow)
+        batch.loans, batch.groups = uow.loans(loan_ids), uow.groups(group_ids)
+        for row in periodic:
+            group = batch.groups[row["group_id"]]
+            inspected = row["inspected_on"]
+            (group if names(group, row) else stray(group, batch._strays_of(group), dict(row))).inspected(inspected)
+        batch._keep_strays()
+        at = Bounds.at(self.today, self.card.windows)
+        batch._decide_duties(at)
+        batch._rescore(at)
+        uow.save_units(self.units.values())
+        uow.save_loans(batch.loans.values())
+        uow.save_groups(batch.groups.values())
+        uow.next_version()
+
     def _report(self, today: date) -> dict[str, Any]:
         """The report at the clock `today`, from this transaction's state (kept in memory)."""
         flags = self.flags.entries(*report.window(today, self.card))

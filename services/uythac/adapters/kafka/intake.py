@@ -308,7 +308,7 @@ def _consumer(config: IntakeConfig) -> KafkaConsumer:
         fetch_max_bytes=64 * 1024 * 1024,
         max_partition_fetch_bytes=8 * 1024 * 1024,
         session_timeout_ms=config.session_timeout_ms,
-        heartbeat_interval_ms=min(3000, config.session_timeout_ms // 3),
+        heartbeat_interval_ms=min(1000, config.session_timeout_ms // 3),  # a rebalance is heard of within 1 s
         client_id="uythac-intake",
     )
 

@@ -2,8 +2,8 @@
 
 Tables hold order-independent summaries (`core.model.Loan`, `core.model.Group`), the unit counts, every
 inspection, the event ids already accepted (durable dedupe), Kafka offsets, the outbox, month-end
-reports, and small metadata (the clock, the scorecard in use). `LAYOUT` names this set of tables; a store
-made with another layout is refused with a message, never misread.
+reports, and small metadata (the clock, the scorecard in use). This is the newest layout; how a store of an
+older one is brought to it is in `migrations` (Alembic), and a store of another layout is refused, never misread.
 
 Layout, for speed where most events land (a repayment changes three values of one loan):
 - loans and groups have a small integer key `n` of the store's own (rowid tables in SQLite), beside their
@@ -30,8 +30,6 @@ import sqlalchemy as sa
 from uythac.core.dates import day_number, day_of
 from uythac.core.events import DIGEST_SIZE
 from uythac.core.model import Counts, Group, Loan
-
-LAYOUT = "5"  # of the tables below; a store made with another layout is refused (replay into a new one)
 
 
 class Day(sa.TypeDecorator[date]):

@@ -1,8 +1,9 @@
 """The store: the source of truth, one SQLAlchemy engine over SQLite (the embedded default) or PostgreSQL.
 
-`Store.at(path or URL)` opens it, creating the tables of `schema` if they are missing and refusing a store of
-another layout; `unit_of_work()` is one transaction (`unit_of_work.SqlUnitOfWork`), `reading()` a read. On
-SQLite it sets the pragmas measured for this workload and copies the WAL on a thread of its own (`wal`).
+`Store.at(path or URL)` opens it, giving an empty database the tables of `schema` and refusing a store of
+another layout (`layout`: Alembic's revisions; `upgrade` brings an older one up); `unit_of_work()` is one
+transaction (`unit_of_work.SqlUnitOfWork`), `reading()` a read. On SQLite it sets the pragmas measured for
+this workload and copies the WAL on a thread of its own (`wal`).
 """
 
 from __future__ import annotations
@@ -15,14 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from uythac.adapters.sql import statements
-from uythac.adapters.sql.schema import LAYOUT, meta, metadata
+from uythac.adapters.sql import layout, statements
+from uythac.adapters.sql.layout import Layout
 from uythac.adapters.sql.unit_of_work import SqlUnitOfWork
 from uythac.adapters.sql.wal import WalCheckpoints, changes
+from uythac.core.scorecard import Scorecard
 from uythac.errors import StoreError, StoreUnavailable
 from uythac.service.ports import Rows
 
@@ -39,7 +40,9 @@ class Limits:
 class Store:
     """A SQLAlchemy engine and the schema; `unit_of_work()` opens one transaction."""
 
-    def __init__(self, url: str, limits: Limits = Limits()) -> None:
+    def __init__(self, url: str, limits: Limits = Limits(), prepare: bool = True) -> None:
+        """`prepare`: make the tables of an empty database, refuse a store of another layout (False: only
+        `layout` and `upgrade` may be used)."""
         self.url, self.limits = url, limits
         self.engine: Engine = _engine(url, limits)
         self._checkpoints: WalCheckpoints | None = None
@@ -49,15 +52,22 @@ class Store:
             if self.engine.url.database not in (None, "", ":memory:"):
                 self._checkpoints = WalCheckpoints(self.engine.url.database)
         try:
-            with unavailable(url):
-                self._create_schema()
+            if prepare:
+                with unavailable(url):
+                    self._create_schema()
         except BaseException:
             self.engine.dispose()
             raise
 
     def _create_schema(self) -> None:
-        """Create the missing tables and indexes, one process at a time (a worker and a reader may start
-        together).
+        """Give an empty database the newest layout, and refuse a store of another one (`layout.prepare`)."""
+        with self._locked() as connection:
+            layout.prepare(connection, _shown(self.url))
+
+    @contextmanager
+    def _locked(self) -> Iterator[Connection]:
+        """A connection holding the store's schema lock, committed at the end, one process at a time (a worker and
+        a reader may start together).
 
         Python's sqlite3 runs DDL outside any transaction of its own, so two processes could both find
         a table missing; BEGIN IMMEDIATE takes SQLite's write lock before the check. PostgreSQL: two workers
@@ -68,29 +78,30 @@ class Store:
                 connection.exec_driver_sql("BEGIN IMMEDIATE")
             else:
                 connection.exec_driver_sql(statements.SCHEMA_LOCK)
-            if sa.inspect(connection).has_table("meta"):
-                layout = connection.execute(sa.select(meta.c.value).where(meta.c.key == "layout")).scalar()
-                if layout != LAYOUT:
-                    raise StoreError(
-                        f"{self.url}: made by an older uythac (table layout {layout or 1}, this one reads "
-                        f"{LAYOUT}): replay the events into a new store (or let the worker rebuild it from Kafka)"
-                    )
-            metadata.create_all(connection)
-            for table in metadata.sorted_tables:  # and indexes added since the store was made
-                for index in table.indexes:
-                    index.create(connection, checkfirst=True)
-            dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-            connection.execute(dialect.insert(meta).values(key="layout", value=LAYOUT).on_conflict_do_nothing())
+            yield connection
             connection.commit()
 
+    def layout(self) -> Layout:
+        """Where the store's layout stands (`uythac db current`)."""
+        with unavailable(self.url), self.engine.connect() as connection:
+            return layout.layout(connection)
+
+    def upgrade(self, card: Scorecard) -> Layout:
+        """Bring the store to the newest layout, in one transaction (`uythac db upgrade`); where it stood before.
+        It holds the writer lock too: a worker left running waits for it rather than commit a batch meanwhile."""
+        with unavailable(self.url), self._locked() as connection:
+            if self.engine.dialect.name == "postgresql":
+                connection.exec_driver_sql(statements.WRITER_LOCK)
+            return layout.upgrade(connection, _shown(self.url), card)
+
     @classmethod
-    def at(cls, path: Path | str, limits: Limits = Limits()) -> Store:
+    def at(cls, path: Path | str, limits: Limits = Limits(), prepare: bool = True) -> Store:
         """A SQLite file (WAL), or any SQLAlchemy URL given as is."""
         text = str(path)
         if "://" in text:
-            return cls(text, limits)
+            return cls(text, limits, prepare)
         Path(text).parent.mkdir(parents=True, exist_ok=True)
-        return cls(f"sqlite:///{text}", limits)
+        return cls(f"sqlite:///{text}", limits, prepare)
 
     @contextmanager
     def unit_of_work(self, rows: Rows | None = None) -> Iterator[SqlUnitOfWork]:

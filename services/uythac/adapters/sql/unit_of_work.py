@@ -60,6 +60,19 @@ class SqlUnitOfWork:
     def set_meta(self, key: str, value: str) -> None:
         self._write("upsert", meta, [(key, value)])
 
+    def beat(self, worker: str, lag: int, now: float) -> None:
+        """This worker is alive at `now` (seconds since the epoch), `lag` messages behind on its partitions. A
+        worker without a fixed name (`UYTHAC_KAFKA_INSTANCE_ID`) has a new one at each start: heartbeats silent
+        for a day are dropped."""
+        self._write("upsert", meta, [(HEARTBEAT + worker, f"{now:.3f}"), (LAG + worker, str(lag))])
+        stale = [name for name, (at, _) in heartbeats(self.connection).items() if at < now - SILENT_FOR_GOOD_S]
+        if stale:
+            keys = [prefix + name for name in stale for prefix in (HEARTBEAT, LAG)]
+            self.connection.execute(sa.delete(meta).where(meta.c.key.in_(keys)))
+
+    def heartbeats(self) -> dict[str, tuple[float, int]]:
+        return heartbeats(self.connection)
+
     def clock(self) -> date | None:
         value = self.get_meta("clock")
         return None if value is None else date.fromisoformat(value)
@@ -426,6 +439,23 @@ class SqlUnitOfWork:
             cursor.executemany(sql, rows if bound is None else [dict(zip(bound, row, strict=True)) for row in rows])
         finally:
             cursor.close()
+
+
+HEARTBEAT, LAG = "worker_heartbeat:", "worker_lag:"  # meta keys of each worker's heartbeat, by its name
+SILENT_FOR_GOOD_S = 86_400.0
+
+
+def heartbeats(connection: Connection) -> dict[str, tuple[float, int]]:
+    """Each worker's last heartbeat (seconds since the epoch) and its lag then, by the worker's name."""
+    query = sa.select(meta.c.key, meta.c.value).where(
+        sa.or_(meta.c.key.startswith(HEARTBEAT, autoescape=True), meta.c.key.startswith(LAG, autoescape=True))
+    )
+    values = {key: value for key, value in connection.execute(query)}
+    return {
+        key.removeprefix(HEARTBEAT): (float(value), int(values.get(LAG + key.removeprefix(HEARTBEAT)) or 0))
+        for key, value in values.items()
+        if key.startswith(HEARTBEAT)
+    }
 
 
 def _stray_key(entity: Entity) -> tuple[str, str]:

@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from uythac.adapters.sql import queries
 from uythac.adapters.sql.store import Store
+from uythac.adapters.sql.unit_of_work import heartbeats
 from uythac.core.dates import VIETNAM
 from uythac.entrypoints.api.context import services
 from uythac.entrypoints.api.marshal import respond
@@ -74,30 +75,35 @@ def readyz() -> Response:
 def readiness(store: Store, settings: Settings) -> dict[str, Check]:
     try:
         with queries.snapshot(store) as connection:
-            values = queries.meta_values(connection, "clock", "worker_heartbeat", "worker_lag")
+            values = queries.meta_values(connection, "clock")
+            beats = heartbeats(connection)
     except SQLAlchemyError as error:
         down = Check(False, f"the store cannot be read ({type(error).__name__})")
         return {"store": down, "worker_heartbeat": down, "worker_lag": down, "clock": down}
     return {
         "store": Check(True, "the store reads"),
-        "worker_heartbeat": _heartbeat(values.get("worker_heartbeat"), settings.api_ready_heartbeat_s),
-        "worker_lag": _lag(values.get("worker_lag"), settings.api_ready_lag),
+        "worker_heartbeat": _heartbeat(beats, settings.api_ready_heartbeat_s),
+        "worker_lag": _lag(beats, settings.api_ready_heartbeat_s, settings.api_ready_lag),
         "clock": _clock(values.get("clock"), settings.api_ready_clock_days),
     }
 
 
-def _heartbeat(value: str | None, limit_s: int) -> Check:
-    if value is None:
+def _heartbeat(beats: dict[str, tuple[float, int]], limit_s: int) -> Check:
+    """Ready while any worker beats: the group moves a silent worker's partitions to the others."""
+    if not beats:
         return Check(False, "no worker has written a heartbeat to this store")
-    age = max(time.time() - float(value), 0.0)
-    return Check(age <= limit_s, f"the worker's last heartbeat was {age:.0f} s ago (limit {limit_s} s)")
+    age = max(time.time() - max(at for at, _ in beats.values()), 0.0)
+    alive = sum(time.time() - at <= limit_s for at, _ in beats.values())
+    return Check(age <= limit_s, f"the last worker heartbeat was {age:.0f} s ago (limit {limit_s} s); {alive} alive")
 
 
-def _lag(value: str | None, limit: int) -> Check:
-    if value is None:
-        return Check(False, "no worker has reported how far behind it is")
-    lag = int(value)
-    return Check(lag <= limit, f"the worker is {lag} messages behind the events topic (limit {limit})")
+def _lag(beats: dict[str, tuple[float, int]], limit_s: int, limit: int) -> Check:
+    """The lag of the workers alive (each reports its own partitions'; a silent worker's moved to the others)."""
+    alive = [lag for at, lag in beats.values() if time.time() - at <= limit_s]
+    if not alive:
+        return Check(False, "no worker alive has reported how far behind it is")
+    lag = sum(alive)
+    return Check(lag <= limit, f"the workers are {lag} messages behind the events topic (limit {limit})")
 
 
 def _clock(value: str | None, limit_days: int) -> Check:

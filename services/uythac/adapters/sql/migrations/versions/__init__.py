@@ -1,0 +1,1 @@
+"""One revision per layout of the store, named by the layout's number."""
