@@ -23,8 +23,8 @@ COMMUNES="${DEMO_COMMUNES:-130}"
 # Names carry the generator's revision and the store's table layout: a demo made by an older uythac is left
 # aside, not refused.
 read -r REVISION LAYOUT < <("$BIN/python" -c 'from uythac.devtools.generate import REVISION
-from uythac.adapters.sql.schema import LAYOUT
-print(REVISION, LAYOUT)')
+from uythac.adapters.sql.layout import head
+print(REVISION, head())')
 PROVINCE="$DIR/province-$COMMUNES.r$REVISION.jsonl.gz"
 DEFAULT_STORE=var/uythac.db # settings.py's default store: what `uythac report`, `status`, `distribution` read
 own_store="${UYTHAC_DB:-}"

@@ -65,3 +65,13 @@ def test_ctrl_c_of_make_run_ends_without_a_make_error(tmp_path: Path) -> None:
     os.waitpid(pid, 0)
     text = shown.decode(errors="replace")
     assert "stopped" in text and not re.search(r"make: \*\*\* .*Error", text), text
+
+
+def test_the_python_that_make_run_runs_inline_runs() -> None:
+    """deploy/run.sh asks Python for names (the generator's revision, the store's layout) before anything
+    starts; a module it imports from that moved would stop `make run` at its first step."""
+    snippets = re.findall(r"\"\$BIN/python\" -c '([^']*)'", (ROOT / "deploy/run.sh").read_text())
+    assert snippets
+    for snippet in snippets:
+        ran = subprocess.run([sys.executable, "-c", snippet], capture_output=True, text=True, timeout=60, check=False)
+        assert ran.returncode == 0 and ran.stdout.strip(), (snippet, ran.stderr)
