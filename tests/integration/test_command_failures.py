@@ -43,7 +43,7 @@ def store(tmp_path: Path) -> Path:
     return tmp_path / "s.db"
 
 
-@pytest.mark.parametrize("command", ["report", "distribution", "status"])
+@pytest.mark.parametrize("command", ["report", "distribution", "status", "api"])
 def test_a_read_command_refuses_a_store_that_does_not_exist(command: str, tmp_path: Path) -> None:
     done = _run(tmp_path, command, "--db", "typo.db", UYTHAC_KAFKA_BOOTSTRAP=NOBODY)
     _one_line(done, "typo.db: no store there", "uythac replay")

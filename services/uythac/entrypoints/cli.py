@@ -456,14 +456,15 @@ def run_api(args: argparse.Namespace, config: Settings) -> int:
 
     bootstrap.load_scorecard(config)  # a bad scorecard or keys file stops here, not in every worker
     load_keys(config.api_keys_file)
-    _refuse_older_layout(config)  # ... and a store that needs `uythac db upgrade`
+    _refuse_store(config)  # ... and a store missing or needing `uythac db upgrade`
     return serve(config)
 
 
-def _refuse_older_layout(config: Settings) -> None:
-    """A `StoreError` if the store has tables of another layout than this uythac's (a database down now is the
+def _refuse_store(config: Settings) -> None:
+    """A `StoreError` if there is no SQLite store at the path (the worker makes it: a typo must not serve an
+    empty province) or the store has tables of another layout than this uythac's (a database down now is the
     API's to wait for: it answers 503 until it is back)."""
-    store = bootstrap.open_store(config.db, config, prepare=False)
+    store = bootstrap.open_store(config.db, config, prepare=False, existing=True)
     try:
         found = store.layout()
     except StoreUnavailable:
