@@ -191,6 +191,9 @@ def test_a_frozen_worker_is_fenced_when_it_wakes_and_nothing_counts_twice(
     open is ended by the server). After SIGCONT the frozen worker's next commit is refused."""
     pipeline.batch_size = 5
     pipeline.settings["UYTHAC_DB_IDLE_IN_TRANSACTION_S"] = "3"
+    # kafka-python sometimes hands a new member its partitions and then no records; the worker's stall watch
+    # replaces such an intake. At its default (60 s) that would come after this test's wait for the takeover.
+    pipeline.settings["UYTHAC_WORKER_STALL_S"] = "15"
     pipeline.produce(keyed(province.read_bytes().splitlines()))
     frozen = pipeline.start_worker()
     deadline = time.monotonic() + 60
