@@ -23,6 +23,7 @@ import pytest
 
 from tests.kafka_broker import KafkaBroker
 from tests.pipeline import Pipeline, Record, keyed, replay_report
+from uythac.adapters.sql import queries
 from uythac.adapters.sql.store import Store
 from uythac.devtools import generate
 
@@ -361,3 +362,50 @@ def test_worker_exits_0_on_sigterm_even_while_idle(pipeline: Pipeline) -> None:
     time.sleep(3.0)
     assert pipeline.stop_workers() == [0]
     assert "worker stopped" in pipeline.worker_log()
+
+
+def test_a_backlog_is_applied_in_date_order_across_partitions(pipeline: Pipeline, tmp_path: Path) -> None:
+    """A worker catching up reads its partitions as the broker's fetches serve them, a thinly active commune's
+    months ahead of a busy one's. Handed over in business-date order across the partitions, the backlog makes
+    each kept month-end report the one `uythac replay` keeps of the same file (in date order), and opens no
+    duty a replay does not open: none for a loan whose repayments are still unread."""
+    source = tmp_path / "province.jsonl"
+    generate.write(source, generate.GenerateOptions(communes=6, months=8, seed=3))
+    dated = tmp_path / "dated.jsonl"  # its events in date order (a replay's month ends follow the file's order)
+    dated.write_bytes(b"\n".join(sorted(_events(source), key=lambda line: orjson.loads(line)["occurred_at"])) + b"\n")
+    replayed = tmp_path / "replay.db"
+    pipeline.uythac("replay", str(dated), "--db", str(replayed), "--report", str(tmp_path / "replay.json"))
+    pipeline.batch_size = 300  # many small polls: each brings one partition's records, months ahead of another's
+    pipeline.produce(keyed(dated.read_bytes().splitlines()))
+    pipeline.start_worker()
+    pipeline.wait_caught_up()
+    pipeline.stop_workers()
+
+    expected = _month_ends(replayed)
+    assert len(expected) >= 6 and any(report["duties"] for report in expected.values())
+    assert _month_ends(pipeline.db) == expected
+
+
+def _events(path: Path) -> list[bytes]:
+    """The file's lines that are JSON objects with a business date (the generator adds broken ones)."""
+    out = []
+    for line in _lines(path):
+        try:
+            event = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(event, dict) and isinstance(event.get("occurred_at"), str):
+            out.append(line)
+    return out
+
+
+def _month_ends(db: Path) -> dict[str, Any]:
+    """Every month-end report the store kept, by day."""
+    store = Store.at(db)
+    try:
+        with queries.snapshot(store) as connection:
+            return {
+                day.isoformat(): queries.stored_report(connection, day) for day in queries.snapshot_dates(connection)
+            }
+    finally:
+        store.close()

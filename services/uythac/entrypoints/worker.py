@@ -350,6 +350,8 @@ class Worker:
                 first_digests.setdefault(ids[i], digests[i])
             if start < stop:
                 batch.offset_moves[partition] = (expected, offsets[stop - 1] + 1)
+        days = polled.days  # in business-date order: the partitions have none between them (`alignment`)
+        picked.sort(key=lambda at: days[at[1]])
         batch.decoding = self.decoder.submit(_decode, polled, picked)
         return batch
 

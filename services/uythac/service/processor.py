@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -129,12 +130,15 @@ class Processor:
         worker decodes the batch on another thread)."""
         outcome = Outcome(today=self.today)
         accepted = _dedupe(uow, batch, first_digests, outcome)
+        loaded = Loaded()
         for part, until, passed in _parts(accepted, self.today, floor, self.months_kept):
-            outcome.absorb(_Batch(self, uow).run(part, until))
+            outcome.absorb(_Batch(self, uow, loaded).run(part, until))
             self.today = outcome.today  # the next part starts from here
             if passed is not None:
                 uow.keep_report(passed, self._report(passed), self.months_kept)
                 outcome.month_ends.append(passed)
+        uow.save_loans(loaded.loans.values())  # once a batch: a loan active every week is in each of its parts
+        uow.save_groups(loaded.groups.values())
         uow.next_version()
         if outcome.other_unit:
             log.warning(
@@ -154,7 +158,7 @@ class Processor:
             return
         for unit in self.units.values():
             unit.counts = NOTHING
-        batch = _Batch(self, uow)
+        batch = _Batch(self, uow, Loaded())
         batch.loans, batch.groups = uow.loans(loan_ids), uow.groups(group_ids)
         for row in periodic:
             group = batch.groups[row["group_id"]]
@@ -175,11 +179,25 @@ class Processor:
         return report.build(today, self.units.values(), flags, self.open_duties.entries(), self.card, self.score)
 
 
-class _Batch:
-    """One batch's working set: the loans and groups its events name and those the clock brought due."""
+@dataclass
+class Loaded:
+    """The loans and groups of a batch's parts so far, written to the store once the batch's last part is done
+    (until then the store's rows of them may be older: their next due day is read here)."""
 
-    def __init__(self, processor: Processor, uow: UnitOfWork) -> None:
-        self.processor, self.uow = processor, uow
+    loans: dict[str, Loan] = field(default_factory=dict)
+    groups: dict[str, Group] = field(default_factory=dict)
+
+    def due(self, entities: dict[str, Any], through: date) -> list[str]:
+        return [
+            key for key, entity in entities.items() if entity.next_change is not None and entity.next_change <= through
+        ]
+
+
+class _Batch:
+    """One part of a batch's working set: the loans and groups its events name and those the clock brought due."""
+
+    def __init__(self, processor: Processor, uow: UnitOfWork, loaded: Loaded) -> None:
+        self.processor, self.uow, self.loaded = processor, uow, loaded
         self.windows = processor.card.windows
         self.loans: dict[str, Loan] = {}
         self.groups: dict[str, Group] = {}
@@ -206,8 +224,8 @@ class _Batch:
         self._rescore(at)
         self.processor.flags.sync(self.loans.values(), at.assessed_after)
         self.processor.open_duties.sync(self.duties_moved.values())
-        self.uow.save_loans(self.loans.values())
-        self.uow.save_groups(self.groups.values())
+        self.loaded.loans.update(self.loans)
+        self.loaded.groups.update(self.groups)
         self.uow.set_clock(today)
         return self.outcome
 
@@ -217,8 +235,8 @@ class _Batch:
         loan_ids = {e.data["loan_id"] for e in accepted if "loan_id" in e.data}
         group_ids = {e.data["group_id"] for e in accepted if "group_id" in e.data and e.type != "loan.disbursed"}
         if old is not None and today > old:
-            loan_ids.update(self.uow.due_loan_ids(today))
-            group_ids.update(self.uow.due_group_ids(today))
+            loan_ids.update(self.uow.due_loan_ids(today), self.loaded.due(self.loaded.loans, today))
+            group_ids.update(self.uow.due_group_ids(today), self.loaded.due(self.loaded.groups, today))
         at = None if old is None else Bounds.at(old, self.windows)
         cache = self.processor.cache
         self.loans = cache.loans.take(sorted(loan_ids), self.uow.loans, at)

@@ -4,7 +4,8 @@ kafka-python decodes every record in Python (~8 µs a record on these machines) 
 a few µs more, while the store takes one writer at a time. So the worker reads Kafka in a second process
 and the two run on two cores: the intake is the consumer-group member; it polls, checks each record
 (`core.events.parse`: accepted with its business date and digest, or rejected with its reason) and hands
-each poll to the worker through a pipe, while the worker applies the one before. It also owns the output
+the records to the worker through a pipe, in business-date order across its partitions (`alignment`), while
+the worker applies the batch before. It also owns the output
 producer: told to relay, it reads the outbox rows the worker committed from the store and sends them; the
 worker deletes those the broker acknowledged. The worker owns the store and everything written there:
 state, offsets, outbox (`service.checkpoint`); the intake only reads it.
@@ -40,6 +41,7 @@ from kafka.structs import OffsetAndMetadata
 
 from uythac import logs, metrics
 from uythac.adapters.kafka.admin import wait_for_broker, with_backoff
+from uythac.adapters.kafka.alignment import Alignment, Entry
 from uythac.adapters.kafka.producer import idempotent_producer
 from uythac.adapters.kafka.protocol import (
     Assigned,
@@ -68,6 +70,10 @@ ENDS_TIMEOUT_MS = 500  # for the partitions' end offsets, asked each ENDS_EVERY_
 AHEAD = 2  # batches checked and queued for the worker while it applies the one before
 FIRST_POLL = 1 / 16  # of the batch size: the first poll after a start or a rewind, doubled each poll after
 POLL_MS = 200  # how long one poll waits for records (and the worker for the intake)
+ALIGN_PATIENCE_S = 5.0  # a partition behind that brings nothing this long stops holding the others back
+ALIGN_HOLD = 240_000  # records held for date order (~0.1 GB): beyond, only the partitions fetched count
+ALIGN_PAUSE_AT = 10_000  # records held by one partition: its fetches wait (each brings up to FETCH_BYTES)
+FETCH_BYTES = 1024 * 1024  # a partition's share of a fetch
 
 
 @dataclass(frozen=True)
@@ -184,6 +190,8 @@ class _Loop:
         self.generation = 0
         self.limit = self._first_limit()  # records the next poll may bring: doubled after each poll, to the batch size
         self.stopping = False
+        self.alignment = Alignment(ALIGN_PATIENCE_S, ALIGN_HOLD)
+        self.next_offsets: dict[int, int] = {}  # partition → the offset after the last record polled from it
 
     def _first_limit(self) -> int:
         """After a start or a rewind the worker waits for its first batch, and a full one takes the intake most
@@ -202,17 +210,24 @@ class _Loop:
                 [self.config.topic], listener=_Seek(self.consumer, self.store, self.config, self.out)
             )
             reported = 0.0
+            released: list[tuple[int, list[Entry]]] = []
             while not self._follow_commands():
-                polled = self.consumer.poll(timeout_ms=POLL_MS, max_records=self.limit)
-                latest = latest_accepted(datetime.now(UTC), self.config.max_future_days)
-                self.out.send(Batch(_checked(polled, self.generation, latest)) if polled else None)
+                # Held records may go at once: hand them over before polling again (kafka-python 3.0.12's poll
+                # with a timeout of 0 can wait for good).
+                more = bool(released) and self.alignment.holding() > 0
+                polled = {} if more else self.consumer.poll(timeout_ms=POLL_MS, max_records=self.limit)
+                notices = self.out.take_notices()
+                if notices:  # partitions sought again or taken away: what is held was read before
+                    self._forget()
+                released = self._align(polled)
+                self.out.send(*notices, *([Batch(_polled(released, self.generation))] if released else []))
                 if polled:
                     self.limit = min(self.limit * 2, self.config.batch_size)
                 self._answer_round()
                 self.collections.done(sum(map(len, polled.values())))
                 if time.monotonic() - reported >= ENDS_EVERY_S:
                     reported = time.monotonic()
-                    self.out.send(Ends(_ends(self.consumer, fetching=bool(polled))))
+                    self.out.send(Ends(_ends(self.consumer, fetching=bool(polled) or self.alignment.holding() > 0)))
             if self.round is not None and self.producer is not None:  # stopping: the round in flight first
                 self.producer.flush(timeout=10)
                 self._answer_round()
@@ -259,6 +274,7 @@ class _Loop:
                 case Rewind(generation):
                     self.generation = generation
                     self.limit = self._first_limit()
+                    self._forget()
                     if self.consumer is not None:  # before the first assignment there is nothing to rewind
                         _seek_to_store(self.consumer, self.store, self.config.topic, self.consumer.assignment())
                 case Relay(limit) if self.producer is None:  # still connecting: sent once connected
@@ -277,6 +293,51 @@ class _Loop:
                     if offsets:
                         self.consumer.commit_async(offsets)
         return self.stopping
+
+    def _align(self, polled: dict[TopicPartition, list[Any]]) -> list[tuple[int, list[Entry]]]:
+        """This poll's records checked and held; those that can go now (`alignment`)."""
+        assert self.consumer is not None
+        latest = latest_accepted(datetime.now(UTC), self.config.max_future_days)
+        for tp, records in polled.items():  # kept even if a rebalance is under way: its notices drop them
+            if records:
+                self.alignment.add(tp.partition, _checked(records, latest))
+                self.next_offsets[tp.partition] = records[-1].offset + 1
+        released = self.alignment.release(self._behind(), self.limit, time.monotonic())
+        self._pace()
+        return released
+
+    def _pace(self) -> None:
+        """Pause the partitions ahead, resume the others: a partition of thin communes would otherwise take
+        its share of every fetch while its records wait for the busy ones'."""
+        assert self.consumer is not None
+        ahead = {TopicPartition(self.config.topic, p) for p in self.alignment.ahead(ALIGN_PAUSE_AT)}
+        paused = self.consumer.paused()
+        with suppress(KafkaError):  # revoked meanwhile (the listener runs on another thread): its notice follows
+            if pause := (ahead - paused) & self.consumer.assignment():
+                self.consumer.pause(*pause)
+            if paused - ahead:
+                self.consumer.resume(*(paused - ahead))
+
+    def _behind(self) -> set[int]:
+        """Partitions with records still in Kafka, or not fetched since their assignment (their end unknown)."""
+        assert self.consumer is not None
+        behind = set()
+        for tp in self.consumer.assignment():
+            try:
+                end = self.consumer.highwater(tp)
+                position = self.next_offsets.get(tp.partition)
+                if end is not None and position is None:  # nothing polled since the assignment: where it stands
+                    position = self.next_offsets[tp.partition] = self.consumer.position(tp, timeout_ms=POLL_MS)
+            except KafkaError:  # revoked meanwhile (the listener runs on another thread): its notice follows
+                continue
+            if end is None or position is None or position < end:
+                behind.add(tp.partition)
+        return behind
+
+    def _forget(self) -> None:
+        """Drop what is held: its partitions are read again from the store's offsets (a rewind, an assignment)."""
+        self.alignment.clear()
+        self.next_offsets.clear()
 
     def _connect(self) -> KafkaConsumer | None:
         """The group's consumer (and the relay's producer) once the broker answers and knows the topic,
@@ -306,7 +367,7 @@ def _consumer(config: IntakeConfig) -> KafkaConsumer:
         auto_offset_reset="earliest",
         max_poll_records=config.batch_size,
         fetch_max_bytes=64 * 1024 * 1024,
-        max_partition_fetch_bytes=8 * 1024 * 1024,
+        max_partition_fetch_bytes=FETCH_BYTES,
         session_timeout_ms=config.session_timeout_ms,
         heartbeat_interval_ms=min(1000, config.session_timeout_ms // 3),  # a rebalance is heard of within 1 s
         client_id="uythac-intake",
@@ -335,29 +396,37 @@ def _ends(consumer: KafkaConsumer, fetching: bool) -> dict[int, int]:
     return {tp.partition: end for tp, end in ends.items() if end is not None}
 
 
-def _checked(polled: dict[TopicPartition, list[Any]], generation: int, latest: date) -> Polled:
+def _checked(records: list[Any], latest: date) -> list[Entry]:
     """Each record's verdict (`latest`: the latest business date accepted), beside what the worker needs of it."""
+    entries = []
+    for record in records:
+        value = record.value
+        parsed = parse(value, latest) if value is not None else Rejection("message: null value")
+        seen = (record.offset, record.key, value, tuple(record.headers) if record.headers else (), record.timestamp)
+        if isinstance(parsed, Rejection):
+            entries.append(Entry(0, *seen, "", b"", parsed))
+        else:
+            entries.append(Entry(day_number(parsed.day), *seen, parsed.event_id, parsed.digest, None))
+    return entries
+
+
+def _polled(released: list[tuple[int, list[Entry]]], generation: int) -> Polled:
+    """The records handed over, in the lists the worker reads (`Polled`)."""
     batch = Polled(generation)
-    for tp, records in polled.items():
+    for partition, entries in released:
         start = len(batch.offsets)
-        for record in records:
-            value = record.value
-            parsed = parse(value, latest) if value is not None else Rejection("message: null value")
-            if isinstance(parsed, Rejection):
-                batch.rejections[len(batch.offsets)] = parsed
-                batch.days.append(0)
-                batch.ids.append("")
-                batch.digests.append(b"")
-            else:
-                batch.days.append(day_number(parsed.day))
-                batch.ids.append(parsed.event_id)
-                batch.digests.append(parsed.digest)
-            batch.offsets.append(record.offset)
-            batch.keys.append(record.key)
-            batch.values.append(value)
-            batch.headers.append(tuple(record.headers) if record.headers else ())
-            batch.timestamps.append(record.timestamp)
-        batch.runs.append((tp.partition, start, len(batch.offsets)))
+        for entry in entries:
+            if entry.rejection is not None:
+                batch.rejections[len(batch.offsets)] = entry.rejection
+            batch.days.append(entry.day)
+            batch.ids.append(entry.event_id)
+            batch.digests.append(entry.digest)
+            batch.offsets.append(entry.offset)
+            batch.keys.append(entry.key)
+            batch.values.append(entry.value)
+            batch.headers.append(entry.headers)
+            batch.timestamps.append(entry.timestamp)
+        batch.runs.append((partition, start, len(batch.offsets)))
     return batch
 
 
@@ -386,8 +455,8 @@ class _Out:
     """The pipe to the worker, written by a thread of its own from a short queue: the intake polls and checks
     the next batches while the worker takes the one before (up to `AHEAD` batches ready). The rebalance
     listener runs on kafka-python's network thread, which must never wait on the worker (it sends the
-    heartbeats), so its notices are kept aside (`notice`) and queued by the polling thread before the
-    records of the poll that brought them (`send`)."""
+    heartbeats), so its notices are kept aside (`notice`) and taken by the polling thread (`take_notices`),
+    which drops the records it holds and sends the notices before the records it polls after them."""
 
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
@@ -400,13 +469,18 @@ class _Out:
     def notice(self, message: FromIntake) -> None:
         self._notices.append(message)
 
-    def send(self, message: FromIntake | None = None) -> None:
-        """Queue the notices kept aside, then `message`; waits while `AHEAD` batches are already queued."""
+    def take_notices(self) -> list[FromIntake]:
+        """The notices kept aside, for the polling thread to send before the records polled after them."""
+        taken = []
+        while self._notices:
+            taken.append(self._notices.popleft())
+        return taken
+
+    def send(self, *messages: FromIntake) -> None:
+        """Queue `messages`; waits while `AHEAD` batches are already queued."""
         if self._failed is not None:
             raise BrokenPipeError("the worker has gone") from self._failed
-        while self._notices:
-            self._queue.put(self._notices.popleft())
-        if message is not None:
+        for message in messages:
             self._queue.put(message)
 
     def close(self) -> None:
