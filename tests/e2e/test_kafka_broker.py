@@ -16,6 +16,7 @@ from kafka.errors import KafkaError, KafkaTimeoutError
 
 from tests.kafka_broker import KafkaBroker, free_ports
 from uythac.adapters.kafka import admin as kafka_admin
+from uythac.adapters.kafka import intake
 from uythac.adapters.kafka.admin import ensure_topics, wait_for_broker
 
 Record = tuple[str, str]  # (key, value)
@@ -163,3 +164,37 @@ def test_a_half_built_admin_client_leaves_no_socket_behind(monkeypatch: pytest.M
     with pytest.raises(KafkaTimeoutError):
         kafka_admin._admin("127.0.0.1:9", 0.1)
     assert sockets and sockets[0]() is None, "the half-built client and its socket are still alive"
+
+
+def test_a_partition_paused_while_read_then_resumed_is_read_to_its_end(kafka_bootstrap: str) -> None:
+    """The intake pauses a partition that runs ahead, often the one kafka-python is reading; resumed, it must be
+    read to its end (`intake.unpark` works around kafka-python 3.0.12 keeping its records parked for good)."""
+    topic = unique("pause")
+    ensure_topics(kafka_bootstrap, {topic: 2})
+    produce(kafka_bootstrap, topic, [(f"C{i % 2}", "x" * 200) for i in range(4000)])
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=kafka_bootstrap,
+        group_id=unique("g"),
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=64 * 1024,
+    )
+    try:
+        counts: dict[int, int] = defaultdict(int)
+        deadline = time.monotonic() + 30
+        paused_once = False
+        while sum(counts.values()) < 4000 and time.monotonic() < deadline:
+            for tp, records in consumer.poll(timeout_ms=200, max_records=50).items():
+                counts[tp.partition] += len(records)
+                if not paused_once and counts[tp.partition] >= 100:  # paused while being read: its records parked
+                    consumer.pause(tp)
+                    paused_once = True
+                    for _ in range(5):  # the other partition goes on meanwhile
+                        for other, more in consumer.poll(timeout_ms=200, max_records=50).items():
+                            counts[other.partition] += len(more)
+                    consumer.resume(tp)
+            intake.unpark(consumer)
+        assert paused_once and sum(counts.values()) == 4000, dict(counts)
+    finally:
+        consumer.close()
