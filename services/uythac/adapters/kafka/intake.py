@@ -364,9 +364,9 @@ def unpark(consumer: KafkaConsumer) -> None:
 
     It keeps those records aside (KAFKA-7548) and does not fetch the partition while it holds them; once the
     partition is resumed it takes them back only when its slot for the partition being read is empty, but it
-    leaves a slot it has read to the end full. A resumed partition then waited for good (a catch-up of the bench
-    province with 4 MB fetches applied nothing for 9 minutes). Emptying a slot read to the end, as the next
-    read would, is the one change to its state; the test in tests/e2e/test_kafka_broker.py fails without it."""
+    leaves a slot it has read to the end full: a resumed partition then waited for good, and with it every
+    partition it held back. Emptying a slot read to the end, as the next read would, is the one change to its
+    state; the test in tests/e2e/test_kafka_broker.py fails without it."""
     fetcher = consumer._fetcher
     reading = fetcher._next_partition_records
     if reading is not None and not reading:
