@@ -86,7 +86,8 @@ class Alignment:
     def release(self, behind: set[int], limit: int, now: float) -> list[tuple[int, list[Entry]]]:
         """Up to `limit` records that can be handed over now, by partition, in offset order: as a merge of the
         partitions by date would hand them over, until the partition that bounds them has nothing left to give.
-        `behind` are the partitions with records still in Kafka (or their end unknown); `now` is monotonic."""
+        `behind` are the partitions with records still in Kafka (or their end unknown); `now` is the clock
+        `patience_s` runs on (the intake's: seconds of polls that brought nothing)."""
         behind = self._patient(behind, now)
         released: dict[int, list[Entry]] = {}
         count = 0

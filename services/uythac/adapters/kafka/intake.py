@@ -70,10 +70,10 @@ ENDS_TIMEOUT_MS = 500  # for the partitions' end offsets, asked each ENDS_EVERY_
 AHEAD = 2  # batches checked and queued for the worker while it applies the one before
 FIRST_POLL = 1 / 16  # of the batch size: the first poll after a start or a rewind, doubled each poll after
 POLL_MS = 200  # how long one poll waits for records (and the worker for the intake)
-ALIGN_PATIENCE_S = 5.0  # a partition behind that brings nothing this long stops holding the others back
+ALIGN_PATIENCE_S = 5.0  # polls bringing nothing this long while a partition behind holds the others back: it stops
 ALIGN_HOLD = 240_000  # records held for date order (~0.1 GB): beyond, only the partitions fetched count
 ALIGN_PAUSE_AT = 10_000  # records held by one partition: its fetches wait (each brings up to FETCH_BYTES)
-FETCH_BYTES = 2 * 1024 * 1024  # a partition's share of a fetch
+FETCH_BYTES = 1024 * 1024  # a partition's share of a fetch
 
 
 @dataclass(frozen=True)
@@ -192,6 +192,9 @@ class _Loop:
         self.stopping = False
         self.alignment = Alignment(ALIGN_PATIENCE_S, ALIGN_HOLD)
         self.next_offsets: dict[int, int] = {}  # partition → the offset after the last record polled from it
+        # Seconds of polls that brought nothing while records were held: the alignment's patience runs on this
+        # clock, so a partition whose records wait in kafka-python behind another's does not run out of it.
+        self.starved_s = 0.0
 
     def _first_limit(self) -> int:
         """After a start or a rewind the worker waits for its first batch, and a full one takes the intake most
@@ -215,7 +218,7 @@ class _Loop:
                 # Held records may go at once: hand them over before polling again (kafka-python 3.0.12's poll
                 # with a timeout of 0 can wait for good).
                 more = bool(released) and self.alignment.holding() > 0
-                polled = {} if more else self.consumer.poll(timeout_ms=POLL_MS, max_records=self.limit)
+                polled = {} if more else self._poll()
                 notices = self.out.take_notices()
                 if notices:  # partitions sought again or taken away: what is held was read before
                     self._forget()
@@ -302,9 +305,18 @@ class _Loop:
             if records:
                 self.alignment.add(tp.partition, _checked(records, latest))
                 self.next_offsets[tp.partition] = records[-1].offset + 1
-        released = self.alignment.release(self._behind(), self.limit, time.monotonic())
+        released = self.alignment.release(self._behind(), self.limit, self.starved_s)
         self._pace()
         return released
+
+    def _poll(self) -> dict[TopicPartition, list[Any]]:
+        """One poll; the time it waited for nothing while records were held counts toward `starved_s`."""
+        assert self.consumer is not None
+        started = time.monotonic()
+        polled: dict[TopicPartition, list[Any]] = self.consumer.poll(timeout_ms=POLL_MS, max_records=self.limit)
+        if not polled and self.alignment.holding():
+            self.starved_s += time.monotonic() - started
+        return polled
 
     def _pace(self) -> None:
         """Pause the partitions ahead, resume the others: a partition of thin communes would otherwise take
