@@ -18,8 +18,9 @@ its records are handed over from the front, while they are dated on or before th
 The broker serves each partition the same bytes a fetch, so a partition of thinly active communes runs
 months ahead of a busy one; the intake pauses a partition that holds many records (`ahead`: kafka-python
 keeps what it fetched for it) so the fetches go to the partitions behind. Past `hold_limit` records held, or
-for a partition behind that brings nothing for `patience_s`, the others stop waiting for the partitions not
-fetched, and the records held still go in date order among themselves.
+for a partition behind that brings nothing for `patience_s` (seconds of polls that brought nothing), the
+others stop waiting for the partitions not fetched, and the records held still go in date order among
+themselves.
 """
 
 from __future__ import annotations
@@ -102,8 +103,8 @@ class Alignment:
 
     def _patient(self, behind: set[int], now: float) -> set[int]:
         """The partitions behind still worth waiting for: none once `hold_limit` records are held; otherwise
-        those that brought something within `patience_s` (kafka-python sometimes stops fetching a partition:
-        the worker's stall watch is there for that, and the other partitions go on meanwhile)."""
+        those that brought something within `patience_s` of the caller's clock (kafka-python sometimes stops
+        fetching a partition: the worker's stall watch is there for that, and the other partitions go on)."""
         for partition in set(self.waiting) - behind:
             del self.waiting[partition]
         if self.holding() >= self.hold_limit:
