@@ -74,6 +74,9 @@ ALIGN_PATIENCE_S = 5.0  # seconds of polls that bring nothing before a partition
 ALIGN_HOLD = 240_000  # records held for date order (~0.1 GB): beyond, only the partitions fetched count
 ALIGN_PAUSE_AT = 10_000  # records held by one partition: its fetches wait (each brings up to FETCH_BYTES)
 FETCH_BYTES = 1024 * 1024  # a partition's share of a fetch
+# records a poll may bring, at least: kafka-python hands a partition's fetch over before the next one's, and
+# nothing goes until every partition behind has brought something (the batch's size is `release`'s limit)
+ALIGN_POLL = 10_000
 
 
 @dataclass(frozen=True)
@@ -313,7 +316,8 @@ class _Loop:
         """One poll; the time it waited for nothing while records were held counts toward `starved_s`."""
         assert self.consumer is not None
         started = time.monotonic()
-        polled: dict[TopicPartition, list[Any]] = self.consumer.poll(timeout_ms=POLL_MS, max_records=self.limit)
+        wanted = max(self.limit, ALIGN_POLL)
+        polled: dict[TopicPartition, list[Any]] = self.consumer.poll(timeout_ms=POLL_MS, max_records=wanted)
         if not polled and self.alignment.holding():
             self.starved_s += time.monotonic() - started
         return polled
