@@ -22,8 +22,9 @@ class Settings:
     # store's writer lock) is ended by the server, so the other workers go on; 0: never
     db_idle_in_transaction_s: int = 60
     scorecard: str = ""  # a scorecard YAML file; empty: the packaged rules/scorecard.yaml
-    # Events per store transaction (at most: a worker applies what one poll brings). Each commit rewrites most
-    # leaves of the table of seen event ids, so fewer, larger commits pay, for some memory (docs/benchmarks.md).
+    # Events per store transaction (at most: a worker applies what its intake polled meanwhile). Each commit
+    # rewrites most leaves of the table of seen event ids, so fewer, larger commits pay, for some memory
+    # (docs/benchmarks.md).
     batch_size: int = 60_000
     reports_months: int = 24  # month-end reports kept for `?as_of=` (the latest ones); 0: none
     cache_entities: int = 250_000  # loans (and as many groups) kept in memory between batches; ~1 KB each

@@ -83,7 +83,7 @@ class _Record:
 
 @dataclass
 class _Batch:
-    """The records of one poll that still need applying, and where each partition will stand after
+    """The records of one batch that still need applying, and where each partition will stand after
     (`service.checkpoint.Staged`)."""
 
     make_dead_letter: Callable[[int, _Record, Rejection], Message]
@@ -294,7 +294,7 @@ class Worker:
 
     # one batch ------------------------------------------------------------------------------------
     def _handle(self, intake: Intake, polled: Polled) -> bool:
-        """Apply one poll's records; False if they must be read again (store down, partitions lost)."""
+        """Apply one batch's records; False if they must be read again (store down, partitions lost)."""
         batch = self._prepare(polled)
         started = time.perf_counter()
         try:

@@ -21,7 +21,6 @@ import ctypes
 import logging
 import multiprocessing
 import os
-import queue
 import signal
 import threading
 import time
@@ -67,7 +66,7 @@ from uythac.service.ports import Store
 log = logging.getLogger(__name__)
 ENDS_EVERY_S = 1.0
 ENDS_TIMEOUT_MS = 500  # for the partitions' end offsets, asked each ENDS_EVERY_S
-AHEAD = 2  # batches checked and queued for the worker while it applies the one before
+AHEAD = 2  # messages (batches, mostly) queued for the worker while it applies the batch before
 FIRST_POLL = 1 / 16  # of the batch size: the first poll after a start or a rewind, doubled each poll after
 POLL_MS = 200  # how long one poll waits for records (and the worker for the intake)
 ALIGN_PATIENCE_S = 5.0  # seconds of polls that bring nothing before a partition behind stops holding others back
@@ -183,7 +182,7 @@ class _Loop:
     def __init__(
         self, config: IntakeConfig, records: Connection, commands: Connection, collections: Collections
     ) -> None:
-        self.config, self.out, self.collections = config, _Out(records), collections
+        self.config, self.out, self.collections = config, _Out(records, config.batch_size), collections
         self.commands = _Commands(commands)
         self.store = config.open_store()
         self.consumer: KafkaConsumer | None = None
@@ -484,15 +483,20 @@ class _Commands:
 
 class _Out:
     """The pipe to the worker, written by a thread of its own from a short queue: the intake polls and checks
-    the next batches while the worker takes the one before (up to `AHEAD` batches ready). The rebalance
-    listener runs on kafka-python's network thread, which must never wait on the worker (it sends the
-    heartbeats), so its notices are kept aside (`notice`) and taken by the polling thread (`take_notices`),
-    which drops the records it holds and sends the notices before the records it polls after them."""
+    the next batches while the worker takes the one before (up to `AHEAD` messages ready). While the worker is
+    busy, a poll's records join the last batch waiting, up to `batch_size` records: on few partitions a poll
+    brings one fetch (about 4 000 records of 1 MB), and the worker's cost per batch would otherwise outweigh its
+    cost per record. The rebalance listener runs on kafka-python's network thread, which must never wait on the
+    worker (it sends the heartbeats), so its notices are kept aside (`notice`) and taken by the polling thread
+    (`take_notices`), which drops the records it holds and sends the notices before the records it polls after
+    them: records never join a batch from before a notice."""
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, batch_size: int) -> None:
         self._connection = connection
+        self._batch_size = batch_size
         self._notices: deque[FromIntake] = deque()
-        self._queue: queue.Queue[FromIntake | None] = queue.Queue(maxsize=AHEAD)
+        self._queue: deque[FromIntake | None] = deque()
+        self._changed = threading.Condition()
         self._failed: BaseException | None = None
         self._thread = threading.Thread(target=self._write, name="intake-out", daemon=True)
         self._thread.start()
@@ -508,25 +512,54 @@ class _Out:
         return taken
 
     def send(self, *messages: FromIntake) -> None:
-        """Queue `messages`; waits while `AHEAD` batches are already queued."""
-        if self._failed is not None:
-            raise BrokenPipeError("the worker has gone") from self._failed
+        """Queue `messages` (a batch may join the last one waiting); waits while `AHEAD` are already queued."""
         for message in messages:
-            self._queue.put(message)
+            with self._changed:
+                if isinstance(message, Batch) and self._gathered(message.polled):
+                    continue
+                self._changed.wait_for(lambda: len(self._queue) < AHEAD or self._failed is not None)
+                if self._failed is not None:
+                    raise BrokenPipeError("the worker has gone") from self._failed
+                self._queue.append(message)
+                self._changed.notify_all()
 
     def close(self) -> None:
         """Write what is queued, then stop the writer."""
-        self._queue.put(None)
+        with self._changed:
+            self._queue.append(None)
+            self._changed.notify_all()
         self._thread.join(timeout=30)
 
+    def _gathered(self, polled: Polled) -> bool:
+        """Has `polled` joined the last batch waiting (of its generation, with room, no notice after it)?"""
+        for waiting in reversed(self._queue):
+            match waiting:
+                case Batch(last) if last.generation == polled.generation:
+                    if len(last) + len(polled) > self._batch_size:
+                        return False
+                    last.extend(polled)
+                    return True
+                case Ends() | Relayed():  # the worker reads these as well after the records
+                    continue
+                case _:
+                    return False
+        return False
+
     def _write(self) -> None:
-        while (message := self._queue.get()) is not None:
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: bool(self._queue))
+                message = self._queue.popleft()
+                self._changed.notify_all()
+            if message is None:
+                return
             try:
                 self._connection.send(message)
             except (BrokenPipeError, EOFError, OSError) as error:
-                self._failed = error
-                while self._queue.get() is not None:  # drain: the polling thread may be waiting to put
-                    pass
+                with self._changed:
+                    self._failed = error
+                    self._queue.clear()
+                    self._changed.notify_all()
                 return
 
 

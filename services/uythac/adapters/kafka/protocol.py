@@ -2,7 +2,8 @@
 
 intake → worker:  Assigned      partitions sought to the store's offsets (read them as the store has them)
                   Revoked       partitions taken away
-                  Batch         one poll, checked, tagged with the generation it was read in
+                  Batch         polled records, checked, tagged with the generation they were read in (the
+                                polls made while the worker was busy, gathered up to the batch size)
                   Ends          about once a second, the assigned partitions' end offsets ({}: no answer)
                   Relayed       a relay round has its answers
                   Restarted     (made by the worker's handle, not sent) a new intake replaced one that ended
@@ -31,7 +32,7 @@ def _numbers() -> array[int]:
 
 @dataclass
 class Polled:
-    """One poll's records as the worker needs them, in lists side by side (cheap to pickle: the numbers in
+    """Polled records as the worker needs them, in lists side by side (cheap to pickle: the numbers in
     arrays, one block of bytes each rather than an object per record). A record the intake accepted has its
     event id, business date and digest; a rejected one, the reason (and event id, if it had a readable one).
     The records of a partition are side by side, in offset order: `runs` says where."""
@@ -47,6 +48,23 @@ class Polled:
     ids: list[str] = field(default_factory=list)  # event ids, "" for a rejected record (claimed while decoding)
     digests: list[bytes] = field(default_factory=list)  # b"" for a rejected record
     rejections: dict[int, Rejection] = field(default_factory=dict)  # by position in the lists
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def extend(self, other: Polled) -> None:
+        """Append a later poll's records (the same generation): one batch for the worker instead of two."""
+        shift = len(self.offsets)
+        self.runs.extend((partition, start + shift, stop + shift) for partition, start, stop in other.runs)
+        self.offsets.extend(other.offsets)
+        self.keys.extend(other.keys)
+        self.values.extend(other.values)
+        self.headers.extend(other.headers)
+        self.timestamps.extend(other.timestamps)
+        self.days.extend(other.days)
+        self.ids.extend(other.ids)
+        self.digests.extend(other.digests)
+        self.rejections.update((i + shift, rejection) for i, rejection in other.rejections.items())
 
     def partitions(self) -> set[int]:
         return {partition for partition, _, _ in self.runs}
@@ -77,7 +95,7 @@ class Revoked:
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """One poll's records, checked; its generation says which rewind it was read after (the worker drops a batch
+    """Polled records, checked; its generation says which rewind it was read after (the worker drops a batch
     of an older generation: its records are read again)."""
 
     polled: Polled
