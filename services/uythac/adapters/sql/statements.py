@@ -150,15 +150,31 @@ def first_offset(dialect: sa.Dialect) -> Any:
 # PostgreSQL's advisory locks of one store (a schema: the tests keep many stores in one database): the writer's,
 # held by a batch's transaction, the outbox relay's, held by one intake's session, and the schema's.
 WRITER_LOCK = "SELECT pg_advisory_xact_lock(hashtext(current_schema() || ':uythac.writer'))"
+TRY_WRITER_LOCK = "SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || ':uythac.writer'))"
 RELAY_LOCK = "SELECT pg_try_advisory_lock(hashtext(current_schema() || ':uythac.relay'))"
-# %s: seconds. A lock on one bigint key shows in pg_locks as its high (classid) and low (objid) halves.
-END_SILENT_RELAY = (
-    "SELECT pg_terminate_backend(locks.pid) FROM pg_locks AS locks JOIN pg_stat_activity AS sessions "
-    "ON sessions.pid = locks.pid WHERE locks.locktype = 'advisory' AND locks.granted AND locks.objsubid = 1 "
-    "AND locks.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-    "AND ((locks.classid::bigint << 32) | locks.objid::bigint) = hashtext(current_schema() || ':uythac.relay') "
-    "AND sessions.state = 'idle' AND sessions.state_change < now() - make_interval(secs => %s)"
-)
+LOCK_NOT_AVAILABLE = "55P03"  # SQLSTATE of a lock not taken within lock_timeout
+
+
+def _end_silent(lock: str, silent: str) -> str:
+    """End the session holding `lock` if it is `silent` (a condition on pg_stat_activity) since %s seconds ago.
+    A lock on one bigint key shows in pg_locks as its high (classid) and low (objid) halves. The clock is the
+    wall's, not the transaction's start (`now()`); in a transaction, run `FRESH_ACTIVITY` first."""
+    return (
+        "SELECT pg_terminate_backend(locks.pid) FROM pg_locks AS locks JOIN pg_stat_activity AS sessions "
+        "ON sessions.pid = locks.pid WHERE locks.locktype = 'advisory' AND locks.granted AND locks.objsubid = 1 "
+        "AND locks.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+        f"AND ((locks.classid::bigint << 32) | locks.objid::bigint) = hashtext(current_schema() || ':{lock}') "
+        f"AND {silent} AND sessions.state_change < clock_timestamp() - make_interval(secs => %s)"
+    )
+
+
+# pg_stat_activity as it is now: a transaction otherwise reads the same snapshot of it each time
+FRESH_ACTIVITY = "SELECT pg_stat_clear_snapshot()"
+END_SILENT_RELAY = _end_silent("uythac.relay", "sessions.state = 'idle'")
+# The writer's session waits on its client: idle in its transaction (which the server's own timeout ends), or in
+# the middle of a statement, such as a pipeline of rows (psycopg's `executemany`) or a result not read, which no
+# timeout of the server ends.
+END_SILENT_WRITER = _end_silent("uythac.writer", "sessions.wait_event IN ('ClientRead', 'ClientWrite')")
 SCHEMA_LOCK = "SELECT pg_advisory_xact_lock(hashtext(current_schema() || ':uythac.schema'))"  # its tables made
 
 # `claim` on SQLite: ?1 the batch's new ids, a JSON array; ?2 their digests, end to end in the same order.

@@ -110,7 +110,7 @@ class Store:
         `StoreUnavailable` if the database cannot be reached or stays locked (nothing was committed)."""
         with unavailable(self.url), self.engine.begin() as connection:
             before = changes(connection)
-            yield SqlUnitOfWork(connection, rows)
+            yield SqlUnitOfWork(connection, rows, self.limits.idle_in_transaction_s)
             changed = changes(connection) - before
         if self._checkpoints is not None:
             self._checkpoints.committed(changed)

@@ -43,12 +43,15 @@ from uythac.core.report import DutyRow, Flag
 from uythac.errors import StoreError
 from uythac.service.ports import OffsetMoves, Rows
 
+WRITER_WAIT_S = 1.0  # waits for the writer lock this long before looking for a silent holder (again each time)
+
 
 class SqlUnitOfWork:
     """Reads and writes of one transaction, in the vocabulary of the domain."""
 
-    def __init__(self, connection: Connection, rows: Rows | None = None) -> None:
+    def __init__(self, connection: Connection, rows: Rows | None = None, silent_s: int = 0) -> None:
         self.connection = connection
+        self._silent_s = silent_s  # PostgreSQL: a writer silent this long has its session ended (0: never)
         self._loaded = {"loans": {}, "groups": {}} if rows is None else rows
         self._keys: dict[str, int] = {}  # the last `n` given out, by kind
 
@@ -87,9 +90,37 @@ class SqlUnitOfWork:
     def take_writer(self) -> None:
         """Wait for the store's writer lock, held until this transaction ends: several workers share one
         PostgreSQL store, one batch at a time (each sees the state the ones before committed). SQLite takes
-        its own write lock at the first write, and is written by one worker."""
-        if self.connection.dialect.name == "postgresql":
+        its own write lock at the first write, and is written by one worker.
+
+        A holder whose session has waited on its worker for `silent_s` (a frozen worker, or one on a host that
+        stopped) has its session ended, which frees the lock: the server's idle-in-transaction timeout ends such a
+        session only between statements, not one frozen in the middle of a pipeline of rows."""
+        if self.connection.dialect.name != "postgresql":
+            return
+        if not self._silent_s:
             self.connection.exec_driver_sql(statements.WRITER_LOCK)
+            return
+        while not self.connection.exec_driver_sql(statements.TRY_WRITER_LOCK).scalar() and not self._writer_within(
+            WRITER_WAIT_S
+        ):
+            self.connection.exec_driver_sql(statements.FRESH_ACTIVITY)
+            self.connection.exec_driver_sql(statements.END_SILENT_WRITER, (self._silent_s,))
+
+    def _writer_within(self, seconds: float) -> bool:
+        """Has the writer lock come within `seconds`? (A lock wait that times out aborts its transaction: the
+        wait runs in a savepoint.)"""
+        savepoint = self.connection.begin_nested()
+        try:
+            self.connection.exec_driver_sql(f"SET LOCAL lock_timeout = '{round(seconds * 1000)}ms'")
+            self.connection.exec_driver_sql(statements.WRITER_LOCK)
+        except sa.exc.OperationalError as error:
+            if getattr(error.orig, "sqlstate", None) != statements.LOCK_NOT_AVAILABLE:
+                raise
+            savepoint.rollback()
+            return False
+        savepoint.commit()  # the lock is the transaction's
+        self.connection.exec_driver_sql("SET LOCAL lock_timeout TO DEFAULT")
+        return True
 
     def claim_scorecard(self, digest: str) -> None:
         """Bind the store to one scorecard: its windows are baked into every stored count."""
