@@ -41,9 +41,13 @@ def waits_for_the_writer(store: Store) -> float:
             taken.set()
 
     started = time.monotonic()
-    threading.Thread(target=take, daemon=True).start()
+    taker = threading.Thread(target=take, daemon=True)
+    taker.start()
     assert taken.wait(timeout=30), "the writer lock was never taken"
-    return time.monotonic() - started
+    waited = time.monotonic() - started
+    taker.join(timeout=10)  # its connection back in the store's pool before the store closes
+    assert not taker.is_alive()
+    return waited
 
 
 def alive(store: Store, pid: int) -> bool:
