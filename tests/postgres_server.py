@@ -81,9 +81,14 @@ class PostgresServer:
         """The URL of an empty store: a new schema of the session's database, first on its search path."""
         base = self.url
         name = f"s{os.getpid()}_{next(_schemas)}"
-        with psycopg.connect(sa.make_url(base).set(drivername="postgresql").render_as_string(False)) as connection:
+        with psycopg.connect(libpq_url(base)) as connection:
             connection.execute(f"CREATE SCHEMA {name}")
         return f"{base}?options=-csearch_path%3D{name}"
+
+
+def libpq_url(url: str) -> str:
+    """A store's SQLAlchemy URL as libpq (psycopg, `pq.PGconn`) takes it: without the driver's name."""
+    return sa.make_url(url).set(drivername="postgresql").render_as_string(False)
 
 
 @pytest.fixture(scope="session")

@@ -45,15 +45,21 @@ def produce(bootstrap: str, topic: str, records: list[Record]) -> None:
         producer.close(timeout=10)
 
 
-def consume(bootstrap: str, topic: str, expected: int, timeout_s: float = 30.0) -> list[tuple[int, Record]]:
-    """Read `expected` records through a new consumer group: (partition, (key, value)) in partition order."""
-    consumer = KafkaConsumer(
+def new_consumer(bootstrap: str, topic: str, **settings: int) -> KafkaConsumer:
+    """A consumer of `topic` in a new group, from its beginning, committing only when told."""
+    return KafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,
         group_id=unique("group"),
         auto_offset_reset="earliest",
         enable_auto_commit=False,
+        **settings,
     )
+
+
+def consume(bootstrap: str, topic: str, expected: int, timeout_s: float = 30.0) -> list[tuple[int, Record]]:
+    """Read `expected` records through a new consumer group: (partition, (key, value)) in partition order."""
+    consumer = new_consumer(bootstrap, topic)
     got: list[tuple[int, Record]] = []
     deadline = time.monotonic() + timeout_s
     try:
@@ -172,14 +178,7 @@ def test_a_partition_paused_while_read_then_resumed_is_read_to_its_end(kafka_boo
     topic = unique("pause")
     ensure_topics(kafka_bootstrap, {topic: 2})
     produce(kafka_bootstrap, topic, [(f"C{i % 2}", "x" * 200) for i in range(4000)])
-    consumer = KafkaConsumer(
-        topic,
-        bootstrap_servers=kafka_bootstrap,
-        group_id=unique("g"),
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=64 * 1024,
-    )
+    consumer = new_consumer(kafka_bootstrap, topic, max_partition_fetch_bytes=64 * 1024)
     try:
         counts: dict[int, int] = defaultdict(int)
         deadline = time.monotonic() + 30

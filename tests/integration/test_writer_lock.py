@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from psycopg import pq
 
-from tests.postgres_server import PostgresServer
+from tests.postgres_server import PostgresServer, libpq_url
 from uythac.adapters.sql import statements
 from uythac.adapters.sql.store import Limits, Store
 
@@ -25,10 +25,6 @@ def store(postgres_server: PostgresServer) -> Iterator[Store]:
         yield store
     finally:
         store.close()
-
-
-def libpq_url(store: Store) -> str:
-    return store.url.replace("postgresql+psycopg://", "postgresql://")
 
 
 def waits_for_the_writer(store: Store) -> float:
@@ -51,14 +47,14 @@ def waits_for_the_writer(store: Store) -> float:
 
 
 def alive(store: Store, pid: int) -> bool:
-    with psycopg.connect(libpq_url(store)) as connection:
+    with psycopg.connect(libpq_url(store.url)) as connection:
         return connection.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone() is not None
 
 
 def test_a_writer_frozen_in_the_middle_of_a_pipeline_is_ended(store: Store) -> None:
     """Frozen after sending a statement of a pipeline (psycopg's `executemany`) without its end: the server waits
     for the rest, reports the session active, and its idle-in-transaction timeout never ends it."""
-    frozen = pq.PGconn.connect(libpq_url(store).encode())
+    frozen = pq.PGconn.connect(libpq_url(store.url).encode())
     for sql in (f"SET idle_in_transaction_session_timeout = '{SILENT_S}s'", "BEGIN", statements.WRITER_LOCK):
         assert frozen.exec_(sql.encode()).status in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK)
     frozen.enter_pipeline_mode()
@@ -77,7 +73,7 @@ def test_a_writer_at_work_is_waited_for(store: Store) -> None:
     holding = threading.Event()
 
     def work() -> None:
-        with psycopg.connect(libpq_url(store)) as connection, connection.transaction():
+        with psycopg.connect(libpq_url(store.url)) as connection, connection.transaction():
             connection.execute(statements.WRITER_LOCK)
             holding.set()
             connection.execute("SELECT pg_sleep(%s)", (SILENT_S * 3,))
