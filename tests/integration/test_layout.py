@@ -80,15 +80,15 @@ def test_a_store_of_layout_4_is_upgraded_to_a_replays_report(
     replayed = render(report_at(url))
     _back_to_layout_4(url)
     assert _db("current", "--db", url) == 0
-    assert capsys.readouterr().out == "layout 4; this uythac reads 5: run `uythac db upgrade`\n"
+    assert capsys.readouterr().out == "layout 4; this uythac reads 6: run `uythac db upgrade`\n"
 
     assert _db("upgrade", "--db", url) == 0
-    assert capsys.readouterr().out == "layout 4 upgraded to 5\n"
+    assert capsys.readouterr().out == "layout 4 upgraded to 6\n"
     assert render(report_at(url)) == replayed
     assert _db("current", "--db", url) == 0
-    assert capsys.readouterr().out == "layout 5 (head)\n"
+    assert capsys.readouterr().out == "layout 6 (head)\n"
     assert _db("upgrade", "--db", url) == 0
-    assert capsys.readouterr().out == "layout 5: already the newest\n"
+    assert capsys.readouterr().out == "layout 6: already the newest\n"
 
 
 def test_an_upgrade_that_fails_leaves_the_store_as_it_was(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -101,7 +101,7 @@ def test_an_upgrade_that_fails_leaves_the_store_as_it_was(tmp_path: Path, capsys
     assert _db("upgrade", "--db", url, "--scorecard", str(other)) == 2
     assert "the store was built with scorecard" in capsys.readouterr().err
     assert _db("current", "--db", url) == 0
-    assert capsys.readouterr().out == "layout 4; this uythac reads 5: run `uythac db upgrade`\n"
+    assert capsys.readouterr().out == "layout 4; this uythac reads 6: run `uythac db upgrade`\n"
     store = Store.at(url, prepare=False)
     try:
         with store.engine.connect() as connection:
@@ -126,10 +126,10 @@ def test_the_revisions_make_the_tables_of_a_new_store(tmp_path: Path) -> None:
     url = new_store(tmp_path)
     store = Store.at(url, prepare=False)
     try:
-        assert store.upgrade(CARD) == layout.Layout(None, "5")
+        assert store.upgrade(CARD) == layout.Layout(None, "6")
         with store.engine.connect() as connection:
             assert compare_metadata(MigrationContext.configure(connection), metadata) == []
-        assert store.layout() == layout.Layout("5", "5")
+        assert store.layout() == layout.Layout("6", "6")
     finally:
         store.close()
     assert report_at(url)["units"] == []  # and the store opens for any command
@@ -138,8 +138,8 @@ def test_the_revisions_make_the_tables_of_a_new_store(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("marked", "refusal"),
     [
-        ("3", "made by an older uythac (table layout 3, which cannot be upgraded; this one reads 5): replay"),
-        ("9", "made by a newer uythac (table layout 9; this one reads 5): run that version"),
+        ("3", "made by an older uythac (table layout 3, which cannot be upgraded; this one reads 6): replay"),
+        ("9", "made by a newer uythac (table layout 9; this one reads 6): run that version"),
     ],
 )
 def test_a_layout_without_a_way_up_is_refused(

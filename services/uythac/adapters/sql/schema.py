@@ -132,6 +132,8 @@ groups = sa.Table(
     sa.Column("next_change", Day),
     sa.Column("has_strays", sa.Boolean, nullable=False),
     sa.Index("groups_next_change", "next_change"),
+    sa.Index("groups_unit", "commune_id", "org"),  # a commune's or a district's groups in its worklist
+    sa.Index("groups_district", "district_id", "commune_id", "org"),
 )
 inspections = sa.Table(
     "inspections",
