@@ -167,10 +167,27 @@ def _equal(table: sa.Table, columns: tuple[str, ...]) -> list[sa.ColumnElement[b
 _LIMIT, _OFFSET = sa.bindparam("limit", type_=sa.Integer), sa.bindparam("offset", type_=sa.Integer)
 
 
-def _listing(query: sa.Select[Any], page: sa.Select[Any] | None = None) -> _Listing:
-    """`query` (ordered) paged with LIMIT/OFFSET, unless `page` reads a page (:limit, :offset) another way."""
-    count = sa.select(sa.func.count()).select_from(query.order_by(None).subquery())
+def _listing(
+    query: sa.Select[Any], page: sa.Select[Any] | None = None, count: sa.Select[Any] | None = None
+) -> _Listing:
+    """`query` (ordered) paged with LIMIT/OFFSET, unless `page` reads a page (:limit, :offset) another way;
+    counted by `count` if given, else by counting its rows."""
+    if count is None:
+        count = sa.select(sa.func.count()).select_from(query.order_by(None).subquery())
     return _Listing(query, count, query.limit(_LIMIT).offset(_OFFSET) if page is None else page)
+
+
+def _tally(columns: tuple[str, ...], counts: Sequence[sa.ColumnElement[Any]]) -> sa.Select[Any] | None:
+    """The sum of the units' `counts` over the units these ids select: how many loans or groups of a kind the
+    selection has, read from a row per unit instead of counting the loans (a whole country's flags of the
+    window are hundreds of thousands of index entries; its units, tens of thousands of rows). The units keep
+    these counts at the store's T, in the worker's transaction that changes the loans (the flags of a unit are
+    its assessed loans less those inspected in time: docs/contract.md §5). None when the ids fix a district: a
+    loan or group carries the district of its own event, which may not be its unit's (docs/decisions.md)."""
+    if "district_id" in columns:
+        return None
+    summed = sa.func.coalesce(sa.func.sum(reduce(operator.add, counts)), 0)
+    return sa.select(summed).where(*_equal(units, columns))
 
 
 # units ----------------------------------------------------------------------------------------------
@@ -217,6 +234,7 @@ def _loan(row: Sequence[Any]) -> Loan:
 
 
 _BY_UNIT: tuple[sa.ColumnElement[Any], ...] = (loans.c.commune_id, loans.c.org, loans.c.loan_id)
+_FLAGS_OF_UNIT = units.c.loans_assessed - units.c.loans_inspected  # its missed loans of the window (T - W, T)
 _BY_DEADLINE = (loans.c.deadline, *_BY_UNIT)
 
 
@@ -241,7 +259,8 @@ def _loans_listing(kind: str, columns: tuple[str, ...]) -> _Listing:
     conditions += _equal(loans, columns)
     ids = sa.select(loans.c.loan_id).where(*conditions).order_by(*order).limit(_LIMIT).offset(_OFFSET)
     page = sa.select(*_LOAN_COLUMNS).where(loans.c.loan_id.in_(ids)).order_by(*order)
-    return _listing(sa.select(*_LOAN_COLUMNS).where(*conditions).order_by(*order), page)
+    count = _tally(columns, [_FLAGS_OF_UNIT]) if kind == "flags" else None
+    return _listing(sa.select(*_LOAN_COLUMNS).where(*conditions).order_by(*order), page, count)
 
 
 def _loans(
@@ -296,8 +315,18 @@ def _items(table: sa.Table, duty: DutyKind, *columns: sa.ColumnElement[Any]) -> 
     return sa.select(*(column.label(name) for column, name in zip(row, WorkItem._fields, strict=True)))
 
 
-def _work_parts(duty: str | None, status: str | None) -> list[tuple[sa.Table, sa.Select[Any]]]:
-    """One select per duty and kind of status that the filters admit, with the area's table of each."""
+@dataclass(frozen=True)
+class _WorkPart:
+    """The items of one duty and kind of status: the select, the table its area is read from, and the units'
+    count of each status it lists (`_tally`), if the units keep one."""
+
+    table: sa.Table
+    select: sa.Select[Any]
+    tallies: Mapping[str, sa.ColumnElement[Any]] | None
+
+
+def _work_parts(duty: str | None, status: str | None) -> list[_WorkPart]:
+    """One part per duty and kind of status that the filters admit."""
     today = sa.bindparam("today", type_=Day)
     year_start = sa.bindparam("year_start", type_=Day)
     new_loan = (loans.c.loan_id, loans.c.disbursed_on, loans.c.deadline, loans.c.status)
@@ -306,6 +335,7 @@ def _work_parts(duty: str | None, status: str | None) -> list[tuple[sa.Table, sa
             DutyKind.NEW_LOAN,
             loans,
             tuple(s.value for s in OPEN),
+            None,  # the units count loans by deadline in the scoring window only
             _items(loans, DutyKind.NEW_LOAN, *new_loan).where(
                 loans.c.status.in_([sa.literal(s.value) for s in OPEN]),
                 loans.c.deadline <= sa.bindparam("through", type_=Day),
@@ -315,6 +345,7 @@ def _work_parts(duty: str | None, status: str | None) -> list[tuple[sa.Table, sa
             DutyKind.NEW_LOAN,
             loans,
             (Status.MISSED.value,),
+            {Status.MISSED.value: _FLAGS_OF_UNIT},
             _items(loans, DutyKind.NEW_LOAN, *new_loan).where(
                 loans.c.status == Status.MISSED.value,
                 loans.c.deadline > sa.bindparam("flagged_after", type_=Day),
@@ -325,6 +356,7 @@ def _work_parts(duty: str | None, status: str | None) -> list[tuple[sa.Table, sa
             DutyKind.INACTIVE_LOAN,
             loans,
             tuple(s.value for s in OPEN_DUTY),
+            {DutyStatus.PENDING.value: units.c.inactive_pending, DutyStatus.MISSED.value: units.c.inactive_missed},
             _items(
                 loans,
                 DutyKind.INACTIVE_LOAN,
@@ -341,6 +373,7 @@ def _work_parts(duty: str | None, status: str | None) -> list[tuple[sa.Table, sa
             DutyKind.GROUP_OF_YEAR,
             groups,
             (DutyStatus.PENDING.value,),
+            {DutyStatus.PENDING.value: units.c.year_pending},
             _items(
                 groups,
                 DutyKind.GROUP_OF_YEAR,
@@ -356,27 +389,34 @@ def _work_parts(duty: str | None, status: str | None) -> list[tuple[sa.Table, sa
         )
     )
     admitted = []
-    for kind, table, statuses, select in parts:
+    for kind, table, statuses, tallies, select in parts:
         if duty not in (None, kind) or status not in (None, *statuses):
             continue
         if status is not None and len(statuses) > 1:
             select = select.where(select.selected_columns.status == status)
-        admitted.append((table, select))
+        if tallies is not None and status is not None:
+            tallies = {status: tallies[status]}
+        admitted.append(_WorkPart(table, select, tallies))
     return admitted
 
 
 @cache
 def _worklist_listing(columns: tuple[str, ...], duty: str | None, status: str | None) -> _Listing | None:
     """The worklist's statements for these fixed ids and filters; None if the filters admit no duty."""
-    parts = [select.where(*_equal(table, columns)).subquery() for table, select in _work_parts(duty, status)]
-    if not parts:
+    admitted = _work_parts(duty, status)
+    if not admitted:
         return None
+    parts = [part.select.where(*_equal(part.table, columns)).subquery() for part in admitted]
     items = sa.union_all(*(sa.select(*part.c) for part in parts)).subquery("items")
     # A page reads only the first offset + limit items of each duty's part (sorted each on its own), and the
-    # count adds the parts' counts: neither sorts nor carries the whole province's items (~40 000 of them).
+    # count adds the parts' counts (the units' sums where they keep them, `_tally`): neither sorts nor carries
+    # the whole province's items (~40 000 of them).
     firsts = (sa.select(*part.c).order_by(*_work_order(part)).limit(_OFFSET + _LIMIT).subquery() for part in parts)
     heads = sa.union_all(*(sa.select(*first.c) for first in firsts)).subquery("heads")
-    counts = [sa.select(sa.func.count()).select_from(part).scalar_subquery() for part in parts]
+    counts = []
+    for part, subquery in zip(admitted, parts, strict=True):
+        tally = None if part.tallies is None else _tally(columns, list(part.tallies.values()))
+        counts.append((sa.select(sa.func.count()).select_from(subquery) if tally is None else tally).scalar_subquery())
     return _Listing(
         sa.select(*items.c).order_by(*_work_order(items)),
         sa.select(reduce(operator.add, counts)),
@@ -392,7 +432,7 @@ def _work_order(items: sa.Subquery) -> tuple[sa.ColumnElement[Any], ...]:
 
 @cache
 def _duties_by_district() -> sa.Select[Any]:
-    items = sa.union_all(*(select for _, select in _work_parts(None, None))).subquery("items")
+    items = sa.union_all(*(part.select for part in _work_parts(None, None))).subquery("items")
     keys = (items.c.district_id, items.c.duty, items.c.status)
     return sa.select(*keys, sa.func.count()).group_by(*keys)
 
