@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import date
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from uythac.core.flags import FlagIndex
 from uythac.core.model import Loan, Status
 from uythac.core.report import Flag, flag_entry
@@ -57,3 +60,29 @@ def test_a_loan_moved_to_another_commune_takes_its_new_place() -> None:
     loan.commune_id = "C0001"  # an earlier disbursement named another commune
     index.sync([loan], AFTER)
     assert [e["loan_id"] for e in index.entries(AFTER, BEFORE)] == ["L1", "L2"]
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["L1", "L2", "L3", "L4", "L5"]),
+            st.sampled_from(["C0001", "C0002", "C0003"]),
+            st.sampled_from([Status.MISSED, Status.FULFILLED]),
+            st.booleans(),  # ask for the report after this change
+        ),
+        max_size=40,
+    )
+)
+def test_the_order_follows_every_change_whenever_a_report_asks(changes: list[tuple[str, str, Status, bool]]) -> None:
+    """The index sorts when asked and keeps that order until an entry comes, goes or moves: after any sequence
+    of changes, with reports asked for in between, the entries are the missed loans in report order."""
+    index, state = FlagIndex(), dict[str, Loan]()
+    for loan_id, commune_id, status, asked in changes:
+        loan = missed(loan_id, commune_id, date(2023, 3, 1))
+        loan.status = status
+        state[loan_id] = loan
+        index.sync([loan], AFTER)
+        if asked:
+            index.entries(AFTER, BEFORE)
+    expected = sorted((x.commune_id, x.loan_id) for x in state.values() if x.status == Status.MISSED)
+    assert [(e["commune_id"], e["loan_id"]) for e in index.entries(AFTER, BEFORE)] == expected
