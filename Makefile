@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 RUN_DIR ?= var/demo
 
-.PHONY: run test lint typecheck tools unit bench bench-national venv kafka-up kafka-down nginx-up nginx-down pg-up pg-down clean schemas
+.PHONY: run test lint typecheck tools unit bench bench-width bench-national venv kafka-up kafka-down nginx-up nginx-down pg-up pg-down clean schemas
 
 $(STAMP): pyproject.toml deploy/durable-rules/fixes.patch deploy/durable-rules/build-wheel.sh
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,11 @@ bench: $(STAMP)
 	$(BIN)/python -m tests.bench.recovery_bench
 	$(BIN)/python -m tests.bench.api_bench
 	$(BIN)/python -m tests.bench.pages_bench
+	$(BIN)/python -m tests.bench.width_bench
+
+## bench-width: the replay's cost per event at 520, 1 040 and 2 080 communes (BENCH_WIDTHS), one core (~30 min)
+bench-width: $(STAMP)
+	$(BIN)/python -m tests.bench.width_bench
 
 ## bench-national: a generated country toward VBSP's national size (BENCH_NATIONAL_COMMUNES, default 2000):
 ## replay throughput and peak RSS, the store's size on disk, the API's p99 on it (tens of minutes)

@@ -52,10 +52,15 @@ class Run:
     seconds: float
     peak_rss_mb: float
     output: str
+    cpu_seconds: float  # user + system, the child's own
+
+
+CORE = int(os.environ.get("BENCH_CORE", "0"))  # the core a one-core run is pinned to
 
 
 def measure(command: list[str], one_core: bool = True, env: dict[str, str] | None = None) -> Run:
-    """Run a command to its end: its wall time and its own peak resident memory (pinned to core 0 if asked)."""
+    """Run a command to its end: its wall time and its own peak resident memory (pinned to core BENCH_CORE, 0 by
+    default, if asked)."""
     with tempfile.TemporaryFile("w+", encoding="utf-8") as log:
         started = time.perf_counter()
         process = subprocess.Popen(
@@ -63,7 +68,7 @@ def measure(command: list[str], one_core: bool = True, env: dict[str, str] | Non
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},
-            preexec_fn=(lambda: os.sched_setaffinity(0, {0})) if one_core else None,
+            preexec_fn=(lambda: os.sched_setaffinity(0, {CORE})) if one_core else None,
         )
         _, status, usage = os.wait4(process.pid, 0)
         seconds = time.perf_counter() - started
@@ -72,4 +77,4 @@ def measure(command: list[str], one_core: bool = True, env: dict[str, str] | Non
         output = log.read()
     if process.returncode:
         raise RuntimeError(f"{' '.join(command)} failed ({process.returncode}):\n{output}")
-    return Run(seconds, usage.ru_maxrss / 1024, output)
+    return Run(seconds, usage.ru_maxrss / 1024, output, usage.ru_utime + usage.ru_stime)

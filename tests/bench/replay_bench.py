@@ -14,7 +14,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from tests.bench.common import BENCH_DIR, UYTHAC, machine, measure, province
+from tests.bench.common import BENCH_DIR, CORE, UYTHAC, machine, measure, province
 from tests.postgres_server import PostgresServer
 
 TARGET = 20_000  # events/s on one core (issue 2)
@@ -51,7 +51,7 @@ def on_both_stores(events: int) -> None:
 
 def main() -> None:
     size = int(os.environ.get("BENCH_EVENTS", "1200000"))
-    print(f"replay benchmark on {machine()}; one core (taskset-style affinity to core 0)")
+    print(f"replay benchmark on {machine()}; one core (affinity to core {CORE})")
     results = [replay_once(n) for n in (size // 2, size)]
     for read, rate, rss, _ in results:
         print(f"  replay {read:>9,} events: {rate:>8,.0f} events/s, peak RSS {rss:>6.0f} MB")
