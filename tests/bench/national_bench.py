@@ -7,7 +7,8 @@ a year. It measures:
 1. `uythac replay` of the whole country onto a new SQLite store, pinned to one core: events/s and peak RSS;
 2. the store's size on disk, and its loans, groups and units;
 3. the API on that store (`uythac api`, 2 processes x 4 threads), the API benchmark's request mix at
-   BENCH_NATIONAL_API_RATE requests/s (300) for BENCH_NATIONAL_API_SECONDS (20) after a warm-up: p50, p99.
+   BENCH_NATIONAL_API_RATE requests/s (300) for BENCH_NATIONAL_API_SECONDS (20) after a warm-up: p50, p99;
+   with BENCH_NATIONAL_REPORT=0, without the whole country's report (one request in 3 000, ~20 s each).
 
 `make bench-national`; the generated file is kept under var/bench/, the store is made again at each run.
 """
@@ -56,6 +57,8 @@ def main() -> None:
         replay(source, db, communes)
     randomness = random.Random(20240105)
     mix = request_mix(db)
+    if os.environ.get("BENCH_NATIONAL_REPORT") == "0":  # without the whole country's report (see docs/benchmarks.md)
+        mix = [(weight, make) for weight, make in mix if not make(randomness).startswith("/v1/report")]
     makers = randomness.choices(
         [make for _, make in mix], [weight for weight, _ in mix], k=int(rate * (WARM_UP_S + seconds))
     )
