@@ -158,9 +158,10 @@ LOCK_NOT_AVAILABLE = "55P03"  # SQLSTATE of a lock not taken within lock_timeout
 def _end_silent(lock: str, silent: str) -> str:
     """End the session holding `lock` if it is `silent` (a condition on pg_stat_activity) since %s seconds ago.
     A lock on one bigint key shows in pg_locks as its high (classid) and low (objid) halves. The clock is the
-    wall's, not the transaction's start (`now()`); in a transaction, run `FRESH_ACTIVITY` first."""
+    wall's, not the transaction's start (`now()`); in a transaction, run `FRESH_ACTIVITY` first. It waits (up to
+    5 s) for that session to be gone: its locks are freed only then, and the caller asks for the lock next."""
     return (
-        "SELECT pg_terminate_backend(locks.pid) FROM pg_locks AS locks JOIN pg_stat_activity AS sessions "
+        "SELECT pg_terminate_backend(locks.pid, 5000) FROM pg_locks AS locks JOIN pg_stat_activity AS sessions "
         "ON sessions.pid = locks.pid WHERE locks.locktype = 'advisory' AND locks.granted AND locks.objsubid = 1 "
         "AND locks.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
         f"AND ((locks.classid::bigint << 32) | locks.objid::bigint) = hashtext(current_schema() || ':{lock}') "
