@@ -38,7 +38,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.bench.common import BENCH_DIR, UYTHAC, machine
+from tests.bench.common import BENCH_DIR, UYTHAC, generated, machine
 from tests.kafka_broker import free_ports
 from tests.proxy_support import SLOW_BODIES, SLOW_HEADERS, run_nginxctl, slow_clients
 from uythac.adapters.sql.layout import head
@@ -58,10 +58,7 @@ def store() -> Path:
         return Path(given)
     db = BENCH_DIR / f"api-province-520c-12m.r{generate.REVISION}.layout{head()}.db"  # made again when either changes
     if not db.exists():
-        BENCH_DIR.mkdir(parents=True, exist_ok=True)
-        source = BENCH_DIR / f"province-520c-12m.r{generate.REVISION}.jsonl.gz"
-        if not source.exists():
-            generate.write(source, generate.GenerateOptions(communes=520, months=12, seed=7))
+        source = generated("province-520c-12m", generate.GenerateOptions(communes=520, months=12, seed=7))
         print(f"  building {db.name} by replay of {source.name} (minutes, once)", flush=True)
         partial = db.with_suffix(".partial")
         with tempfile.TemporaryDirectory() as scratch:

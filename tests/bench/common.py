@@ -34,17 +34,28 @@ def machine() -> str:
     return f"{model}, {os.cpu_count()} cores, {memory:.0f} GiB, Python {platform.python_version()}"
 
 
-def province(events: int, seed: int = 7) -> Path:
-    """A generated province of about `events` events, written once and kept under var/bench/."""
+def generated(name: str, options: generate.GenerateOptions) -> Path:
+    """The events `options` generate, written once under var/bench/ as `name` and the generator's revision (a new
+    revision: a new file), and kept."""
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
-    path = BENCH_DIR / f"province-{events}-{seed}.r{generate.REVISION}.jsonl.gz"  # a new revision: a new file
+    path = BENCH_DIR / f"{name}.r{generate.REVISION}.jsonl.gz"
     if not path.exists():
-        start = generate.GenerateOptions().start
-        options = generate.options_for_events(events, seed=seed, districts=27, months=12, start=start)
         partial = path.with_suffix(".partial.gz")
         generate.write(partial, options)
         partial.rename(path)
     return path
+
+
+def province(events: int, seed: int = 7) -> Path:
+    """A generated province of about `events` events."""
+    start = generate.GenerateOptions().start
+    options = generate.options_for_events(events, seed=seed, districts=27, months=12, start=start)
+    return generated(f"province-{events}-{seed}", options)
+
+
+def events_read(output: str) -> int:
+    """The events `uythac replay` read, from its summary line ("read N events: ...")."""
+    return int(output.split("read ", 1)[1].split(" events", 1)[0])
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 from tests.bench.api_bench import WARM_UP_S, _print, _run_client, _serving, request_mix
-from tests.bench.common import BENCH_DIR, UYTHAC, machine, measure
+from tests.bench.common import BENCH_DIR, UYTHAC, events_read, generated, machine, measure
 from uythac.devtools import generate
 from uythac.entrypoints.api.auth import new_key
 
@@ -31,14 +31,9 @@ COMMUNES_PER_DISTRICT = 14  # ~10 000 communes in ~700 districts
 
 def country(communes: int) -> Path:
     """The generated country's events, written once and kept under var/bench/."""
-    BENCH_DIR.mkdir(parents=True, exist_ok=True)
-    path = BENCH_DIR / f"national-{communes}c.r{generate.REVISION}.jsonl.gz"
-    if not path.exists():
-        districts = max(1, communes // COMMUNES_PER_DISTRICT)
-        partial = path.with_suffix(".partial.gz")
-        generate.write(partial, generate.GenerateOptions(communes=communes, districts=districts, months=12, seed=7))
-        partial.rename(path)
-    return path
+    districts = max(1, communes // COMMUNES_PER_DISTRICT)
+    options = generate.GenerateOptions(communes=communes, districts=districts, months=12, seed=7)
+    return generated(f"national-{communes}c", options)
 
 
 def on_disk(db: Path) -> int:
@@ -58,7 +53,7 @@ def main() -> None:
     randomness = random.Random(20240105)
     mix = request_mix(db)
     if os.environ.get("BENCH_NATIONAL_REPORT") == "0":  # without the whole country's report (see docs/benchmarks.md)
-        mix = [(weight, make) for weight, make in mix if not make(randomness).startswith("/v1/report")]
+        mix = [(weight, make) for weight, make in mix if not make(random.Random()).startswith("/v1/report")]
     makers = randomness.choices(
         [make for _, make in mix], [weight for weight, _ in mix], k=int(rate * (WARM_UP_S + seconds))
     )
@@ -78,7 +73,7 @@ def replay(source: Path, db: Path, communes: int) -> None:
         old.unlink()
     with tempfile.TemporaryDirectory(prefix="uythac-national-") as scratch:
         run = measure([UYTHAC, "replay", str(source), "--db", str(db), "--report", f"{scratch}/report.json"])
-    events = int(run.output.split("read ", 1)[1].split(" events", 1)[0])
+    events = events_read(run.output)
     with sqlite3.connect(db) as connection:
         loans, groups, units = (
             connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in ("loans", "groups", "units")

@@ -19,7 +19,7 @@ import sqlite3
 import tempfile
 from pathlib import Path
 
-from tests.bench.common import BENCH_DIR, CORE, UYTHAC, machine, measure
+from tests.bench.common import CORE, UYTHAC, events_read, generated, machine, measure
 from tests.bench.national_bench import on_disk
 from uythac.devtools import generate
 
@@ -27,27 +27,33 @@ FLAT = 0.15  # the target: per-event cost within 15 % of the narrowest province'
 
 
 def province(communes: int) -> Path:
-    """The province of `communes` communes, as the issue's `uythac generate` makes it, written once."""
-    BENCH_DIR.mkdir(parents=True, exist_ok=True)
-    path = BENCH_DIR / f"width-{communes}c-12m-9.r{generate.REVISION}.jsonl.gz"
-    if not path.exists():
-        partial = path.with_suffix(".partial.gz")
-        generate.write(partial, generate.GenerateOptions(communes=communes, months=12, seed=9))
-        partial.rename(path)
-    return path
+    """The province of `communes` communes, as the issue's `uythac generate` makes it."""
+    return generated(f"width-{communes}c-12m-9", generate.GenerateOptions(communes=communes, months=12, seed=9))
+
+
+def widths() -> list[int]:
+    """BENCH_WIDTHS: communes, comma-separated; a clear exit on anything else."""
+    given = os.environ.get("BENCH_WIDTHS", "520,1040,2080")
+    try:
+        found = [int(width) for width in given.split(",")]
+    except ValueError:
+        found = []
+    if not found or min(found) < 1:
+        raise SystemExit(f"BENCH_WIDTHS: numbers of communes separated by commas (e.g. 520,1040), not {given!r}")
+    return found
 
 
 def main() -> None:
-    widths = [int(width) for width in os.environ.get("BENCH_WIDTHS", "520,1040,2080").split(",")]
+    communes_of_each = widths()
     cache = os.environ.get("UYTHAC_CACHE_ENTITIES", "the default")
     print(f"cost at width: {machine()}; replay pinned to core {CORE}; entity cache {cache}")
     first: float | None = None
-    for communes in widths:
+    for communes in communes_of_each:
         source = province(communes)
         with tempfile.TemporaryDirectory(prefix="uythac-width-") as scratch:
             db = Path(scratch) / "width.db"
             run = measure([UYTHAC, "replay", str(source), "--db", str(db), "--report", f"{scratch}/report.json"])
-            events = int(run.output.split("read ", 1)[1].split(" events", 1)[0])
+            events = events_read(run.output)
             with sqlite3.connect(db) as connection:
                 loans = connection.execute("SELECT count(*) FROM loans WHERE status IS NOT NULL").fetchone()[0]
                 owing = connection.execute(
