@@ -233,6 +233,11 @@ class Loan:
             ),
         )
 
+    @property
+    def at_rest(self) -> bool:
+        """Repaid in full with nothing left for the clock to change: only a rare late event names it again."""
+        return self.next_change is None and self.disbursed_on is not None and self.amount <= self.principal_paid
+
     def inactive_stretch(self, at: Bounds) -> tuple[date, date, date] | None:
         """(a, O, E) of its duty at `at.today` if the loan is inactive: still owing, and its last activity a
         (disbursement or repayment) at least `inactive_days` ago; O = a + `inactive_days`, E = O +
@@ -361,6 +366,11 @@ class Group:
             year_done=int(this_year == "done"),
             year_missed_last_year=int(missed_last_year),
         )
+
+    @property
+    def at_rest(self) -> bool:
+        """Closed with nothing left for the clock to change (as for a loan)."""
+        return self.next_change is None and self.closed_on is not None
 
     def _inspected_in_year(self, year: int) -> bool:
         last = self.last_periodic_on

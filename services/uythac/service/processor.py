@@ -77,6 +77,7 @@ class Processor:
             self._read_state(uow)
         self.engine = obligations_engine(self.card.windows.due_soon_days)
         self.duties = duties_engine()
+        self.loaded = Loaded()  # the latest batch's loans and groups (the cache drops those left at rest)
         self._stale = False
 
     def _read_state(self, uow: UnitOfWork) -> None:
@@ -99,6 +100,7 @@ class Processor:
         up to it, whichever worker's partitions they came from."""
         if self._stale:
             self._restore()
+        self.loaded = Loaded()
         try:
             with self.store.unit_of_work(self.cache.rows()) as uow:
                 uow.take_writer()
@@ -109,7 +111,7 @@ class Processor:
         except BaseException:
             self._stale = True  # read again first thing next time: the store may be away now
             raise
-        self.cache.trim()
+        self.cache.trim(self.loaded.loans, self.loaded.groups)
 
     def process(self, batch: Events, floor: date | None = None) -> Outcome:
         """Apply a batch in a transaction of its own (replay); `floor`: see `apply`."""
@@ -130,7 +132,7 @@ class Processor:
         worker decodes the batch on another thread)."""
         outcome = Outcome(today=self.today)
         accepted = _dedupe(uow, batch, first_digests, outcome)
-        loaded = Loaded()
+        loaded = self.loaded = Loaded()
         for part, until, passed in _parts(accepted, self.today, floor, self.months_kept):
             outcome.absorb(_Batch(self, uow, loaded).run(part, until))
             self.today = outcome.today  # the next part starts from here
