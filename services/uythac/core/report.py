@@ -14,7 +14,9 @@ from datetime import date
 from functools import lru_cache, partial
 from typing import Any, NamedTuple
 
-from uythac.core.model import Counts, DutyStatus, Loan, Unit
+import orjson
+
+from uythac.core.model import Counts, DutyStatus, Loan, Unit, UnitKey
 from uythac.core.scorecard import CLASSES, Scorecard, Windows, as_number
 from uythac.schemas.events import ORGS
 
@@ -184,13 +186,64 @@ def build(
     """
     scorer = scorer or partial(score, card=card)
     entries = [scored_entry(unit, scorer(unit.counts)) for unit in sorted(units, key=unit_order)]
+    return assemble(today, entries, flags, duties, distribution(entries))
+
+
+def assemble(
+    today: date | None,
+    units: list[dict[str, Any]] | orjson.Fragment,
+    flags: Iterable[dict[str, Any]],
+    duties: Iterable[dict[str, Any]],
+    distribution: dict[str, dict[str, int]],
+) -> dict[str, Any]:
+    """The report from its parts (`units`: the entries, or their JSON array)."""
     return {
         "as_of": None if today is None else today.isoformat(),
-        "units": entries,
+        "units": units,
         "flags": list(flags),
         "duties": list(duties),
-        "distribution": distribution(entries),
+        "distribution": distribution,
     }
+
+
+class UnitEntries:
+    """The report's unit entries as JSON, kept from one month end to the next: a month end scores and writes
+    again only the units that changed since the one before (`changed`), so its cost follows what changed, not
+    how many units there are. The distribution is kept the same way."""
+
+    def __init__(self, scorer: Callable[[Counts], UnitScore]) -> None:
+        self.scorer = scorer
+        self.pending: dict[UnitKey, Unit] = {}  # changed since the entries were last written
+        self.json: dict[UnitKey, bytes] = {}
+        self.places: dict[UnitKey, tuple[str, str, str]] = {}  # each unit's `unit_order`
+        self.order: list[UnitKey] = []  # the units in report order
+        self.rated: dict[UnitKey, str] = {}  # each unit's class
+        self.tally: dict[str, dict[str, int]] = {}  # units per class, by org
+
+    def changed(self, units: Iterable[Unit]) -> None:
+        for unit in units:
+            self.pending[unit.commune_id, unit.org] = unit
+
+    def parts(self) -> tuple[orjson.Fragment, dict[str, dict[str, int]]]:
+        """The entries as one JSON array, and the distribution (as `distribution` gives it)."""
+        placed = False
+        for key, unit in self.pending.items():
+            place = unit_order(unit)
+            if self.places.get(key) != place:
+                self.places[key], placed = place, True
+            scored = self.scorer(unit.counts)
+            self.json[key] = orjson.dumps(scored_entry(unit, scored))
+            tally = self.tally.setdefault(unit.org, dict.fromkeys(CLASSES, 0))
+            if key in self.rated:
+                tally[self.rated[key]] -= 1
+            tally[scored.rating] += 1
+            self.rated[key] = scored.rating
+        self.pending.clear()
+        if placed:  # a new unit, or one whose district moved
+            self.order = sorted(self.places, key=self.places.__getitem__)
+        json = self.json
+        units = orjson.Fragment(b"[" + b",".join([json[key] for key in self.order]) + b"]")
+        return units, {org: dict(self.tally[org]) for org in ORGS if org in self.tally}
 
 
 def distribution(entries: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, int]]:

@@ -86,6 +86,8 @@ class Processor:
         self.version = uow.get_meta("version")
         self.today = uow.clock()
         self.units = uow.units()
+        self.entries = report.UnitEntries(self.score)  # the month-end report's, written again as units change
+        self.entries.changed(self.units.values())
         self.flags = FlagIndex([] if self.today is None else uow.missed_loans(*report.window(self.today, self.card)))
         self.open_duties = DutyIndex(self.card.windows, uow.open_duties())
 
@@ -170,6 +172,7 @@ class Processor:
         at = Bounds.at(self.today, self.card.windows)
         batch._decide_duties(at)
         batch._rescore(at)
+        self.entries.changed(self.units.values())
         uow.save_units(self.units.values())
         uow.save_loans(batch.loans.values())
         uow.save_groups(batch.groups.values())
@@ -178,7 +181,8 @@ class Processor:
     def _report(self, today: date) -> dict[str, Any]:
         """The report at the clock `today`, from this transaction's state (kept in memory)."""
         flags = self.flags.entries(*report.window(today, self.card))
-        return report.build(today, self.units.values(), flags, self.open_duties.entries(), self.card, self.score)
+        units, distribution = self.entries.parts()
+        return report.assemble(today, units, flags, self.open_duties.entries(), distribution)
 
 
 @dataclass
@@ -498,6 +502,7 @@ class _Batch:
                 counts = counts.minus(_total(removed[key]))
             unit.counts = counts
         self.outcome.changed_units = [(unit, previous[key]) for key, unit in changed.items()]
+        self.processor.entries.changed(changed.values())
         self.uow.save_units(changed.values())
 
 
