@@ -27,7 +27,7 @@ class Settings:
     # (docs/benchmarks.md).
     batch_size: int = 60_000
     reports_months: int = 24  # month-end reports kept for `?as_of=` (the latest ones); 0: none
-    cache_entities: int = 250_000  # loans (and as many groups) kept in memory between batches; ~1 KB each
+    cache_entities: int = 1_000_000  # loans (and as many groups) kept in memory between batches; ~1.65 KB each
     max_future_days: int = 1  # an event dated more than this many days after today in Vietnam is rejected
     log_level: str = "info"
     kafka_bootstrap: str = "127.0.0.1:19092"
