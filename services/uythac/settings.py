@@ -22,10 +22,12 @@ class Settings:
     # store's writer lock) is ended by the server, so the other workers go on; 0: never
     db_idle_in_transaction_s: int = 60
     scorecard: str = ""  # a scorecard YAML file; empty: the packaged rules/scorecard.yaml
-    # Events per store transaction (at most: a worker applies what its intake polled meanwhile). Each commit
-    # rewrites most leaves of the table of seen event ids, so fewer, larger commits pay, for some memory
-    # (docs/benchmarks.md).
+    # Events per store transaction of a worker (at most: it applies what its intake polled meanwhile), and of a
+    # replay. Each commit rewrites pages spread over the whole store (the seen event ids, the loans), so fewer,
+    # larger commits pay, for ~1.5 KB of memory an event in flight (docs/benchmarks.md): a replay, a bulk load
+    # that nothing waits on, takes larger ones.
     batch_size: int = 60_000
+    replay_batch_size: int = 240_000
     reports_months: int = 24  # month-end reports kept for `?as_of=` (the latest ones); 0: none
     cache_entities: int = 1_000_000  # loans (and as many groups) kept in memory between batches; ~1.65 KB each
     max_future_days: int = 1  # an event dated more than this many days after today in Vietnam is rejected

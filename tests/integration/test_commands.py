@@ -13,6 +13,8 @@ import pytest
 
 from tests.examples import SCORECARD_TEXT
 from tests.support import loan, write_lines
+from uythac import settings
+from uythac.entrypoints import cli
 
 UYTHAC = str(Path(sys.executable).with_name("uythac"))
 # Every command that scores, with what it needs besides its scorecard (none of them gets as far as Kafka).
@@ -94,3 +96,30 @@ def test_demo_scores_with_the_scorecard_of_the_settings(tmp_path: Path) -> None:
         "inactive_loans": 10,
         "savings_activity": 12.5,
     }
+
+
+@pytest.mark.parametrize(
+    ("argv", "environ", "replay_batch", "worker_batch"),
+    [
+        (["replay", "e.jsonl", "--report", "r.json"], {}, 240_000, 60_000),
+        (
+            ["replay", "e.jsonl", "--report", "r.json"],
+            {"UYTHAC_REPLAY_BATCH_SIZE": "7", "UYTHAC_BATCH_SIZE": "9"},
+            7,
+            9,
+        ),
+        (
+            ["replay", "e.jsonl", "--report", "r.json", "--batch-size", "3"],
+            {"UYTHAC_REPLAY_BATCH_SIZE": "7"},
+            3,
+            60_000,
+        ),
+        (["worker", "--batch-size", "3"], {"UYTHAC_REPLAY_BATCH_SIZE": "7"}, 7, 3),
+    ],
+)
+def test_a_replay_and_a_worker_each_take_their_own_batch_size(
+    argv: list[str], environ: dict[str, str], replay_batch: int, worker_batch: int
+) -> None:
+    config = settings.load(environ)
+    given = cli.overridden(config, cli.build_parser(config).parse_args(argv))
+    assert (given.replay_batch_size, given.batch_size) == (replay_batch, worker_batch)

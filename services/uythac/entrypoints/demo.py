@@ -45,7 +45,7 @@ def run(directory: Path, communes: int, settings: Settings) -> int:
                     events,
                     processor,
                     rejects=rejects,
-                    batch_size=settings.batch_size,
+                    batch_size=settings.replay_batch_size,
                     latest=latest,
                     progress=lambda done: update(done, size),
                 )
