@@ -44,8 +44,8 @@ class Kept(Generic[E]):
 
     def __init__(self, make: Callable[[str], E], limit: int) -> None:
         self.make, self.limit = make, limit
-        # an OrderedDict, not a dict: dropping the oldest of a dict walks past the slots of those dropped before
-        # (until it is resized), which took 3 % of a 2 080-commune replay whose live loans overflow the cache
+        # an OrderedDict, not a dict: finding the oldest entries of a dict walks past the slots of those dropped
+        # before (until it is resized), batch after batch once the cache is full
         self.entities: OrderedDict[str, E] = OrderedDict()
         self.rows: dict[str, tuple[Any, ...]] = {}  # as the store has them (the store keeps this up to date)
 
