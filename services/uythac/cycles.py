@@ -10,9 +10,9 @@ garbage is gone, a full collection walks only what is kept (~0.4 s for a provinc
 SQLAlchemy and kafka-python: a few hundred objects per million events), so they wait that long to be freed
 for a few hundred kB at most.
 
-A full collection's cost grows with what is kept: ~0.5 s a million cached loans, ~3 s for a 2 080-commune
-province's cache (7.7 % of its replay, against 2.5 % at 520 communes). So collections that take more than
-`SHARE` of the time come further apart, up to `MAX_SPACING` times the interval asked for.
+A full collection's cost grows with what is kept (~0.5 s a million cached loans), so in a wide province it
+would take a growing share of the time: collections that take more than `SHARE` of the time come further
+apart, up to `MAX_SPACING` times the interval asked for.
 """
 
 from __future__ import annotations

@@ -169,7 +169,9 @@ def _scorecard(command: argparse.ArgumentParser) -> None:
 
 
 def _batch_size(command: argparse.ArgumentParser, dest: str, default: int) -> None:
-    command.add_argument("--batch-size", type=int, dest=dest, default=default, help="events per transaction")
+    command.add_argument(
+        "--batch-size", type=int, dest=dest, default=default, metavar="N", help="events per transaction"
+    )
 
 
 def _kafka(command: argparse.ArgumentParser, config: Settings) -> None:

@@ -77,7 +77,8 @@ class Processor:
             self._read_state(uow)
         self.engine = obligations_engine(self.card.windows.due_soon_days)
         self.duties = duties_engine()
-        self.loaded = Loaded()  # the latest batch's loans and groups (the cache drops those left at rest)
+        # the loans and groups of the batch in the transaction (after it, the cache drops those at rest)
+        self.loaded = Loaded()
         self._stale = False
 
     def _read_state(self, uow: UnitOfWork) -> None:
@@ -102,7 +103,6 @@ class Processor:
         up to it, whichever worker's partitions they came from."""
         if self._stale:
             self._restore()
-        self.loaded = Loaded()
         try:
             with self.store.unit_of_work(self.cache.rows()) as uow:
                 uow.take_writer()
@@ -114,6 +114,7 @@ class Processor:
             self._stale = True  # read again first thing next time: the store may be away now
             raise
         self.cache.trim(self.loaded.loans, self.loaded.groups)
+        self.loaded = Loaded()  # let go of the batch's entities the cache dropped
 
     def process(self, batch: Events, floor: date | None = None) -> Outcome:
         """Apply a batch in a transaction of its own (replay); `floor`: see `apply`."""
