@@ -277,8 +277,9 @@ class SqlUnitOfWork:
     # month-end reports --------------------------------------------------------------------------
     def keep_report(self, as_of: date, report: Mapping[str, Any], months_kept: int) -> None:
         """Keep the report at a month end the clock passed (gzip'd JSON, ~0.5 MB for a province), and
-        only the latest `months_kept` of them."""
-        blob = gzip.compress(orjson.dumps(report), 1)
+        only the latest `months_kept` of them. The gzip header's time is left at 0, so the same events keep the
+        same bytes whenever they are replayed."""
+        blob = gzip.compress(orjson.dumps(report), 1, mtime=0)
         self._write("upsert", snapshots, [(day_number(as_of), blob)])
         older = sa.select(snapshots.c.as_of).order_by(snapshots.c.as_of.desc()).offset(months_kept).limit(1)
         cut = self.connection.execute(older).scalar()
