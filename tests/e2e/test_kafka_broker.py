@@ -10,7 +10,7 @@ import weakref
 from collections import defaultdict
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient
 from kafka.errors import KafkaError, KafkaTimeoutError
 
@@ -97,6 +97,48 @@ def test_ensure_topics_creates_partitions_and_is_idempotent(
     warnings = [r for r in caplog.records if r.name == "uythac.adapters.kafka.admin" and r.levelno == logging.WARNING]
     assert len(warnings) == 1
     assert warnings[0].__dict__["topic"] == events
+
+
+@pytest.mark.kafka
+def test_a_topic_another_process_creates_meanwhile_is_waited_for_and_not_logged_as_ours(
+    kafka_bootstrap: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`make run` starts the worker and the publisher at once: both find the topic missing and one creates it.
+    The other must still wait for its partitions' leaders (else its first sends log NotLeaderForPartitionError)
+    and must not log the topic as created by it."""
+    topic = unique("raced")
+    first_look = [True]
+    real_counts, real_admin = kafka_admin._partition_counts, kafka_admin._admin
+
+    def counts_while_another_creates_it(admin: KafkaAdminClient, names: list[str]) -> dict[str, int]:
+        if first_look.pop() if first_look else False:
+            other = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+            try:
+                other.create_topics({topic: {"num_partitions": 6, "replication_factor": 1}})
+            finally:
+                other.close()
+            return {}  # looked just before the other process created it
+        return real_counts(admin, names)
+
+    asked: list[TopicPartition] = []
+
+    def spied_admin(bootstrap: str, timeout_s: float) -> KafkaAdminClient:
+        client = real_admin(bootstrap, timeout_s)
+        listing = client.list_partition_offsets
+
+        def list_partition_offsets(specs: dict[TopicPartition, object], **options: object) -> object:
+            asked.extend(specs)
+            return listing(specs, **options)
+
+        client.list_partition_offsets = list_partition_offsets
+        return client
+
+    monkeypatch.setattr(kafka_admin, "_partition_counts", counts_while_another_creates_it)
+    monkeypatch.setattr(kafka_admin, "_admin", spied_admin)
+    with caplog.at_level(logging.INFO, logger="uythac.adapters.kafka.admin"):
+        ensure_topics(kafka_bootstrap, {topic: 12})
+    assert sorted(tp.partition for tp in asked if tp.topic == topic) == list(range(6))  # the other's partitions
+    assert not [r for r in caplog.records if r.getMessage() == "topics created"]
 
 
 @pytest.mark.kafka
