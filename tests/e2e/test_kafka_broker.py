@@ -111,7 +111,8 @@ def test_a_topic_another_process_creates_meanwhile_is_waited_for_and_not_logged_
     real_counts, real_admin = kafka_admin._partition_counts, kafka_admin._admin
 
     def counts_while_another_creates_it(admin: KafkaAdminClient, names: list[str]) -> dict[str, int]:
-        if first_look.pop() if first_look else False:
+        if first_look:
+            first_look.pop()
             other = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
             try:
                 other.create_topics({topic: {"num_partitions": 6, "replication_factor": 1}})
