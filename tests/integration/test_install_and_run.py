@@ -6,9 +6,9 @@ from __future__ import annotations
 import os
 import pty
 import re
+import signal
 import subprocess
 import sys
-import time
 import zipfile
 from pathlib import Path
 
@@ -39,32 +39,45 @@ def test_ctrl_c_of_make_run_ends_without_a_make_error(tmp_path: Path) -> None:
     """run.sh's own traps, around a foreground command that Ctrl-C stops as it stops the API, under make in a
     terminal: make must not report `Error 1`."""
     traps = [line for line in (ROOT / "deploy/run.sh").read_text().splitlines() if line.startswith("trap ")]
+    # the API's stand-in: it says when it is up, and whether Ctrl-C, not its minute running out, ended it
+    command = (
+        "import time\ntry:\n    print('ready', flush=True)\n    time.sleep(60)\n"
+        "except KeyboardInterrupt:\n    print('interrupted', flush=True)\n    raise SystemExit(1)"
+    )
     script = tmp_path / "run.sh"
     script.write_text(
         "#!/usr/bin/env bash\nset -euo pipefail\nstop() { echo stopped; }\n"
         + "\n".join(traps)
-        + f"\n{sys.executable} -c 'import time\ntry:\n    time.sleep(60)\nexcept KeyboardInterrupt:\n"
-        "    raise SystemExit(1)'\n"
+        + f'\n{sys.executable} -c "{command}"\n'
     )
     script.chmod(0o755)
     (tmp_path / "Makefile").write_text("run:\n\t./run.sh\n")
     pid, terminal = pty.fork()
     if pid == 0:
+        # as from a terminal's shell: a pytest started in the background (`&`) passes Ctrl-C on as ignored
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.execvp("make", ["make", "-C", str(tmp_path), "run"])
-    time.sleep(2)
+    shown = _read_until(terminal, b"ready")
     os.write(terminal, b"\x03")
+    shown += _read_until(terminal, None)
+    os.waitpid(pid, 0)
+    text = shown.decode(errors="replace")
+    assert "interrupted" in text, text
+    assert "stopped" in text and not re.search(r"make: \*\*\* .*Error", text), text
+
+
+def _read_until(terminal: int, wanted: bytes | None) -> bytes:
+    """What the terminal shows until `wanted` (None: until it closes)."""
     shown = b""
-    while True:
+    while wanted is None or wanted not in shown:
         try:
             chunk = os.read(terminal, 4096)
-        except OSError:
+        except OSError:  # the terminal's other end closed
             break
         if not chunk:
             break
         shown += chunk
-    os.waitpid(pid, 0)
-    text = shown.decode(errors="replace")
-    assert "stopped" in text and not re.search(r"make: \*\*\* .*Error", text), text
+    return shown
 
 
 def test_the_python_that_make_run_runs_inline_runs() -> None:
