@@ -25,9 +25,13 @@ class Settings:
     # Events per store transaction of a worker (at most: it applies what its intake polled meanwhile), and of a
     # replay. Each commit rewrites pages spread over the whole store (the seen event ids, the loans), so fewer,
     # larger commits pay, for ~1.5 KB of memory an event in flight (docs/benchmarks.md): a replay, a bulk load
-    # that nothing waits on, takes larger ones.
+    # that nothing waits on, takes larger ones. A replay's batch holds at least `replay_batch_size` events and
+    # covers at least `replay_batch_days` business days, so that a wider province's batches cover as many days
+    # as a narrower one's (each loan a batch touches costs the same once a batch), up to `replay_batch_max`.
     batch_size: int = 60_000
     replay_batch_size: int = 240_000
+    replay_batch_days: int = 42
+    replay_batch_max: int = 1_000_000
     reports_months: int = 24  # month-end reports kept for `?as_of=` (the latest ones); 0: none
     cache_entities: int = 1_000_000  # loans (and as many groups) kept in memory between batches; ~1.65 KB each
     max_future_days: int = 1  # an event dated more than this many days after today in Vietnam is rejected

@@ -123,3 +123,21 @@ def test_a_replay_and_a_worker_each_take_their_own_batch_size(
     config = settings.load(environ)
     given = cli.overridden(config, cli.build_parser(config).parse_args(argv))
     assert (given.replay_batch_size, given.batch_size) == (replay_batch, worker_batch)
+
+
+@pytest.mark.parametrize(
+    ("argv", "environ", "days", "most"),
+    [
+        ([], {}, 42, 1_000_000),
+        ([], {"UYTHAC_REPLAY_BATCH_DAYS": "0", "UYTHAC_REPLAY_BATCH_MAX": "500000"}, 0, 500_000),
+        (["--batch-days", "7"], {"UYTHAC_REPLAY_BATCH_DAYS": "30"}, 7, 1_000_000),
+    ],
+)
+def test_a_replays_batches_span_days_from_the_settings_or_the_flag(
+    argv: list[str], environ: dict[str, str], days: int, most: int
+) -> None:
+    config = settings.load(environ)
+    given = cli.overridden(
+        config, cli.build_parser(config).parse_args(["replay", "e.jsonl", "--report", "r.json", *argv])
+    )
+    assert (given.replay_batch_days, given.replay_batch_max) == (days, most)

@@ -101,6 +101,85 @@ def test_conflict_and_duplicate_of_an_event_of_an_earlier_replay(tmp_path: Path,
     assert "conflict" in record["reason"]
 
 
+# --- batches ----------------------------------------------------------------------------------
+
+
+def _batches(tmp_path: Path, days: list[int], clock: int | None = None, **sizes: int) -> list[list[int]]:
+    """The batches a replay hands its processor, as the day (of January 2023) of each event: one clock tick a day
+    as given, and `sizes` (`batch_size`, `batch_days`, `batch_max`) as the replay takes them; `clock`: the day of
+    the store's clock before (a replay of one tick that day first)."""
+
+    def ticks(days: list[int]) -> Path:
+        events = [
+            {"event_id": f"t{next(_files)}", "type": "clock.tick", "occurred_at": f"2023-01-{d:02d}"} for d in days
+        ]
+        return write_lines(tmp_path / f"ticks-{next(_files)}.jsonl", events)
+
+    store = Store.at(tmp_path / f"batches-{next(_files)}.db")
+    processor = Processor(store, CARD, 24, 250_000)
+    if clock is not None:
+        replay(ticks([clock]), processor, batch_size=1, latest=None)
+    source = ticks(days)
+    handed: list[list[int]] = []
+    process = processor.process
+
+    def recorded(batch: Any, floor: Any = None) -> Any:
+        handed.append([event.day.day for _, event in batch])
+        return process(batch, floor)
+
+    processor.process = recorded  # type: ignore[method-assign]
+    try:
+        replay(source, processor, latest=None, **sizes)
+    finally:
+        store.close()
+    return [batch for batch in handed if batch]
+
+
+def test_a_batch_holds_its_size_and_spans_its_days_from_the_latest_date_before_it(tmp_path: Path) -> None:
+    every_day = list(range(1, 21))
+    assert _batches(tmp_path, every_day, batch_size=3, batch_days=5) == [
+        [1, 2, 3, 4, 5, 6],  # day 6 is 5 days after day 1, the first
+        [7, 8, 9, 10, 11],  # day 11 is 5 days after day 6, the latest before the batch
+        [12, 13, 14, 15, 16],
+        [17, 18, 19, 20],  # the end of the file
+    ]
+    # late events (earlier dates, as inspections entered weeks later) add to a batch, not to its span
+    assert _batches(tmp_path, [1, 2, 3, 4, 5, 6, 7, 2, 8, 1, 9, 10, 11, 12], batch_size=3, batch_days=5) == [
+        [1, 2, 3, 4, 5, 6],
+        [7, 2, 8, 1, 9, 10, 11],
+        [12],
+    ]
+    # onto a store whose clock is later, only the size and the most end a batch
+    assert _batches(tmp_path, every_day[:10], clock=25, batch_size=2, batch_days=5, batch_max=4) == [
+        [1, 2, 3, 4],
+        [5, 6, 7, 8],
+        [9, 10],
+    ]
+    # a day with many events: the size is reached before the span
+    assert _batches(tmp_path, [1, 1, 1, 1, 9, 9, 9, 9], batch_size=3, batch_days=5) == [[1, 1, 1, 1, 9], [9, 9, 9]]
+
+
+def test_a_batch_stops_at_its_most_and_without_days_at_its_size(tmp_path: Path) -> None:
+    every_day = list(range(1, 11))
+    assert _batches(tmp_path, every_day, batch_size=2, batch_days=5, batch_max=4) == [
+        [1, 2, 3, 4],
+        [5, 6, 7, 8],
+        [9, 10],
+    ]
+    assert _batches(tmp_path, every_day, batch_size=4) == [[1, 2, 3, 4], [5, 6, 7, 8], [9, 10]]
+    assert _batches(tmp_path, every_day, batch_size=4, batch_days=0, batch_max=9) == [
+        [1, 2, 3, 4],
+        [5, 6, 7, 8],
+        [9, 10],
+    ]
+    # a most below the size is the size
+    assert _batches(tmp_path, every_day, batch_size=4, batch_days=30, batch_max=2) == [
+        [1, 2, 3, 4],
+        [5, 6, 7, 8],
+        [9, 10],
+    ]
+
+
 # --- end to end through the command line ------------------------------------------------------
 
 GOOD_EVENTS: list[dict[str, Any]] = [

@@ -52,7 +52,15 @@ def build_parser(config: Settings) -> argparse.ArgumentParser:
     replay_cmd.add_argument("--rejects", type=Path, help="where to write rejected lines (JSON Lines)")
     replay_cmd.add_argument("--db", help="keep state in this store and continue from it (default: a fresh one)")
     _scorecard(replay_cmd)
-    _batch_size(replay_cmd, "replay_batch_size", config.replay_batch_size)
+    _batch_size(replay_cmd, "replay_batch_size", config.replay_batch_size, "events per transaction, at least")
+    replay_cmd.add_argument(
+        "--batch-days",
+        type=int,
+        dest="replay_batch_days",
+        default=config.replay_batch_days,
+        metavar="D",
+        help="business days a transaction covers, at least, up to UYTHAC_REPLAY_BATCH_MAX events (0: --batch-size)",
+    )
 
     report_cmd = commands.add_parser("report", help="print the report of a store at its clock")
     _store(report_cmd, config)
@@ -91,7 +99,7 @@ def build_parser(config: Settings) -> argparse.ArgumentParser:
     )
     worker_cmd.add_argument("--idle-exit", type=float, help="stop after this many seconds with nothing to read")
     _scorecard(worker_cmd)
-    _batch_size(worker_cmd, "batch_size", config.batch_size)
+    _batch_size(worker_cmd, "batch_size", config.batch_size, "events per transaction, at most")
 
     publish_cmd = commands.add_parser("publish", help="validate a JSON Lines file and produce it to Kafka")
     publish_cmd.add_argument("events", type=Path, help="EVENTS.jsonl or EVENTS.jsonl.gz (one event per line)")
@@ -168,10 +176,8 @@ def _scorecard(command: argparse.ArgumentParser) -> None:
     command.add_argument("--scorecard", help="scorecard YAML (default: UYTHAC_SCORECARD, else the packaged one)")
 
 
-def _batch_size(command: argparse.ArgumentParser, dest: str, default: int) -> None:
-    command.add_argument(
-        "--batch-size", type=int, dest=dest, default=default, metavar="N", help="events per transaction"
-    )
+def _batch_size(command: argparse.ArgumentParser, dest: str, default: int, meaning: str) -> None:
+    command.add_argument("--batch-size", type=int, dest=dest, default=default, metavar="N", help=meaning)
 
 
 def _kafka(command: argparse.ArgumentParser, config: Settings) -> None:
@@ -186,6 +192,7 @@ def overridden(config: Settings, args: argparse.Namespace) -> Settings:
         "scorecard": "scorecard",
         "batch_size": "batch_size",
         "replay_batch_size": "replay_batch_size",
+        "replay_batch_days": "replay_batch_days",
         "kafka_bootstrap": "bootstrap",
         "kafka_topic": "topic",
         "kafka_partitions": "partitions",
@@ -267,6 +274,8 @@ def _replay_file(args: argparse.Namespace, processor: Processor, config: Setting
                     processor,
                     as_of=args.as_of,
                     batch_size=config.replay_batch_size,
+                    batch_days=config.replay_batch_days,
+                    batch_max=config.replay_batch_max,
                     latest=bootstrap.latest_accepted(config),
                     rejects=rejects,
                     progress=read,

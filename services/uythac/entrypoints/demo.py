@@ -46,6 +46,8 @@ def run(directory: Path, communes: int, settings: Settings) -> int:
                     processor,
                     rejects=rejects,
                     batch_size=settings.replay_batch_size,
+                    batch_days=settings.replay_batch_days,
+                    batch_max=settings.replay_batch_max,
                     latest=latest,
                     progress=lambda done: update(done, size),
                 )
