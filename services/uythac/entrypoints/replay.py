@@ -79,30 +79,6 @@ def reject_line(number: int, original: bytes, rejection: Rejection) -> str:
     return json.dumps(record, ensure_ascii=False) + "\n"
 
 
-@dataclass
-class _Span:
-    """How far a batch reaches past the business dates before it: from the latest date before it (the first
-    event's, at the start) to the latest date so far. A late event (an earlier date, common: inspections entered
-    weeks after they were made) adds to the batch but not to its span."""
-
-    since: date | None
-
-    def __post_init__(self) -> None:
-        self.latest = self.since
-
-    def add(self, day: date) -> int:
-        """Take in one more event's date; the days from `since` to the latest so far."""
-        if self.latest is None or day > self.latest:
-            self.latest = day
-        if self.since is None:
-            self.since = day
-        return (self.latest - self.since).days
-
-    def next(self) -> _Span:
-        """The span of the batch after this one."""
-        return _Span(self.latest)
-
-
 def replay(
     path: Path,
     processor: Processor,
@@ -116,8 +92,8 @@ def replay(
     progress: Progress | None = None,
 ) -> Summary:
     """Apply the file's valid events in batches: a batch is applied once it holds `batch_size` events and its
-    latest business date is `batch_days` or more after the latest before it (`_Span`; 0: at `batch_size`), or
-    once it holds `batch_max` (None: no limit; below `batch_size`: `batch_size`).
+    latest business date is `batch_days` or more after the store's clock before it (0: at `batch_size`), or once
+    it holds `batch_max` (None: no limit; below `batch_size`: `batch_size`).
 
     Each loan a batch touches is loaded, decided and written once a batch, so the cost per event follows the
     days a batch covers: a fixed number of events covers fewer days in a wider province (docs/benchmarks.md)."""
@@ -143,7 +119,9 @@ def replay(
         originals.clear()
         refused.clear()
 
-    span = _Span(processor.today)
+    # The batch's span runs from the store's clock to the batch's latest date: a late event (an earlier date,
+    # common: inspections entered weeks after they were made) adds to the batch, not to its span.
+    since = reached = processor.today
     with lines_of(path) as (lines, raw), Collections("replay") as collections:
         for number, line in enumerate(lines, 1):
             line = line.rstrip(b"\r\n")
@@ -156,11 +134,13 @@ def replay(
             else:
                 batch.append((number, parsed))
                 originals[number] = line
-                days = span.add(parsed.day)
+                if reached is None or parsed.day > reached:
+                    reached = parsed.day
+                since = since or reached  # a new store: from the first event's date
                 held = len(batch)
-                if held >= most or (held >= batch_size and days >= batch_days):
+                if held >= most or (held >= batch_size and (reached - since).days >= batch_days):
                     flush()
-                    span = span.next()
+                    since = processor.today
                     collections.done(held)
                     if progress is not None:
                         progress(raw.tell())
