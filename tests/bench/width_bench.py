@@ -1,12 +1,20 @@
-"""Cost at width (issue 21): the per-event cost of `uythac replay` as the province widens, one core.
+"""Cost at width (issue 21): the per-event cost of `uythac replay` and `uythac worker` as the province widens.
 
 The same generator at BENCH_WIDTHS communes (default 520, 1 040 and 2 080: Thanh Hóa's 520 and twice and four
-times it), each with history from 2002 plus 12 months (`uythac generate --communes N --months 12 --seed 9`),
-replayed onto a new SQLite store pinned to one core with the default settings (and the environment's
-`UYTHAC_*`, e.g. `UYTHAC_CACHE_ENTITIES`). For each width: events, events/s, CPU µs per event and its ratio to
-the narrowest, peak RSS, the store's size and its loans, the loans still owing at the end (what the entity
-cache would need to hold them all), and the report's digest (a change of the code must leave it as it was).
-The target: the cost per event flat within 15 % across the widths.
+times it), each with history from 2002 plus 12 months (`uythac generate --communes N --months 12 --seed 9`).
+BENCH_WIDTH_COMMANDS (default `replay,worker`) says which of the two run at each width:
+
+- replay: the file onto a new SQLite store, pinned to one core, with the default settings (and the
+  environment's `UYTHAC_*`, e.g. `UYTHAC_CACHE_ENTITIES`);
+- worker: the file's lines sent to a 12-partition topic of a broker of the benchmark's own (keyed by commune,
+  as `uythac publish` sends them; not timed), then one `uythac worker` from the topic's start onto a new SQLite
+  store until it has applied every message and relayed its output messages. Its CPU (its intake process
+  included) and wall time; it is not pinned, since it runs on two cores by design (intake and apply).
+
+For each: events, events/s, CPU µs per event and its ratio to the narrowest width's, peak RSS, and the report's
+digest (a change of the code must leave it as it was; the worker's must be the replay's). For the replay also
+the store's size and its loans, and the loans still owing at the end (what the entity cache would need to hold
+them all). The target: the cost per event flat within 15 % across the widths.
 
 `make bench-width` alone; `make bench` runs it last. Generated provinces are kept under var/bench/.
 """
@@ -16,14 +24,38 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import subprocess
 import tempfile
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from kafka import KafkaProducer
 
 from tests.bench.common import CORE, UYTHAC, events_read, generated, machine, measure
 from tests.bench.national_bench import on_disk
+from tests.bench.worker_bench import PARTITIONS, _key, _lines, applied, start_broker, stored, worker_env
+from uythac.adapters.kafka.admin import ensure_topics
 from uythac.devtools import generate
 
 FLAT = 0.15  # the target: per-event cost within 15 % of the narrowest province's
+COMMANDS = ("replay", "worker")
+
+
+@dataclass(frozen=True)
+class Cost:
+    """One command's run at one width."""
+
+    events: int
+    seconds: float
+    cpu_seconds: float
+    peak_rss_mb: float
+    report: str  # the report's sha256, first 16 hex digits
+    peaks_mb: dict[str, float] = field(default_factory=dict)  # the worker's, by process
+
+    @property
+    def per_event_us(self) -> float:
+        return self.cpu_seconds / self.events * 1e6
 
 
 def province(communes: int) -> Path:
@@ -43,33 +75,136 @@ def widths() -> list[int]:
     return found
 
 
+def commands() -> list[str]:
+    """BENCH_WIDTH_COMMANDS: `replay`, `worker` or both, comma-separated; a clear exit on anything else."""
+    given = os.environ.get("BENCH_WIDTH_COMMANDS", ",".join(COMMANDS))
+    found = [command.strip() for command in given.split(",")]
+    if not found or any(command not in COMMANDS for command in found):
+        raise SystemExit(f"BENCH_WIDTH_COMMANDS: replay, worker or both separated by a comma, not {given!r}")
+    return found
+
+
+def digest(report: Path) -> str:
+    return hashlib.sha256(report.read_bytes()).hexdigest()[:16]
+
+
+def replayed(source: Path, scratch: Path) -> tuple[Cost, str]:
+    """`uythac replay` of `source` pinned to one core; and what the store holds, as text."""
+    db = scratch / "width.db"
+    run = measure([UYTHAC, "replay", str(source), "--db", str(db), "--report", f"{scratch}/report.json"])
+    with sqlite3.connect(db) as connection:
+        loans = connection.execute("SELECT count(*) FROM loans WHERE status IS NOT NULL").fetchone()[0]
+        owing = connection.execute(
+            "SELECT count(*) FROM loans JOIN loan_balances USING (n) "
+            "WHERE status IS NOT NULL AND amount > principal_paid"
+        ).fetchone()[0]
+    cost = Cost(events_read(run.output), run.seconds, run.cpu_seconds, run.peak_rss_mb, digest(scratch / "report.json"))
+    return cost, f"store {on_disk(db) / 2**30:.2f} GiB, {loans:,} loans ({owing:,} owing)"
+
+
+def sent(bootstrap: str, topic: str, source: Path) -> int:
+    """Every line of `source` sent to a new `topic` as `uythac publish` keys it (broken lines too: the worker
+    dead-letters them, as it would the bank's); the number sent."""
+    ensure_topics(bootstrap, {topic: PARTITIONS})
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=50, batch_size=1 << 20
+    )
+    count = 0
+    try:
+        for line in _lines(source):
+            producer.send(topic, key=_key(line), value=line)
+            count += 1
+        producer.flush()
+    finally:
+        producer.close()
+    return count
+
+
+def consumed(bootstrap: str, topic: str, total: int, scratch: Path) -> Cost:
+    """One `uythac worker` from the start of `topic` until its store has applied all `total` messages and relayed
+    their output messages: its wall time and its CPU, its intake process included."""
+    db = scratch / "worker.db"
+    env = worker_env(bootstrap, topic, db)
+    started = time.perf_counter()
+    worker = subprocess.Popen([UYTHAC, "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    peaks: dict[str, float] = {}
+    try:
+        while sum(applied(db, topic).values()) < total or stored(db, topic)[1]:
+            if worker.poll() is not None:
+                raise SystemExit(f"uythac worker exited ({worker.returncode}) before it had applied the topic")
+            peaks = peak_rss_mb(worker.pid) or peaks
+            time.sleep(1)
+        seconds = time.perf_counter() - started
+    finally:
+        worker.terminate()
+        _, _, usage = os.wait4(worker.pid, 0)
+    report = scratch / "worker-report.json"
+    subprocess.run([UYTHAC, "report", "--db", str(db), "--out", str(report)], env=env, check=True)
+    return Cost(total, seconds, usage.ru_utime + usage.ru_stime, sum(peaks.values()), digest(report), peaks)
+
+
+def peak_rss_mb(pid: int) -> dict[str, float]:
+    """Peak resident memory (MB) of the worker process and of its intake (its largest child), as Linux kept
+    them so far (VmHWM); the two add up to what the worker needs at its peak, or less."""
+
+    def hwm(process: int) -> float:
+        status = Path(f"/proc/{process}/status").read_text()
+        return int(status.split("VmHWM:", 1)[1].split()[0]) / 1024
+
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        return {"worker": hwm(pid), "intake": max((hwm(int(child)) for child in children), default=0.0)}
+    except (OSError, IndexError):  # ended, or a zombie (no VmHWM), between two reads: the loop's next look says so
+        return {}
+
+
+def against(replay: Cost | None, worker: Cost) -> str:
+    """Whether the worker's store reports what the replay's does (nothing to say if the replay did not run)."""
+    if replay is None:
+        return ""
+    return "the replay's " if replay.report == worker.report else "NOT THE REPLAY'S "
+
+
+def by_process(cost: Cost) -> str:
+    if not cost.peaks_mb:
+        return ""
+    return " (" + " + ".join(f"{name} {mb:,.0f}" for name, mb in cost.peaks_mb.items()) + ")"
+
+
+def line(command: str, communes: int, cost: Cost, first: Cost, more: str) -> str:
+    ratio = cost.per_event_us / first.per_event_us
+    return (
+        f"  {command:<6} {communes:>6,} communes: {cost.events:>11,} events, {cost.events / cost.seconds:>7,.0f} "
+        f"events/s, {cost.per_event_us:5.1f} µs CPU/event ({ratio:.2f}x; target within {1 + FLAT:.2f}x), "
+        f"peak RSS {cost.peak_rss_mb:>5,.0f} MB{by_process(cost)}, {more}report (sha256 {cost.report}…)"
+    )
+
+
 def main() -> None:
-    communes_of_each = widths()
+    communes_of_each, wanted = widths(), commands()
     cache = os.environ.get("UYTHAC_CACHE_ENTITIES", "the default")
     print(f"cost at width: {machine()}; replay pinned to core {CORE}; entity cache {cache}")
-    first: float | None = None
-    for communes in communes_of_each:
-        source = province(communes)
-        with tempfile.TemporaryDirectory(prefix="uythac-width-") as scratch:
-            db = Path(scratch) / "width.db"
-            run = measure([UYTHAC, "replay", str(source), "--db", str(db), "--report", f"{scratch}/report.json"])
-            events = events_read(run.output)
-            with sqlite3.connect(db) as connection:
-                loans = connection.execute("SELECT count(*) FROM loans WHERE status IS NOT NULL").fetchone()[0]
-                owing = connection.execute(
-                    "SELECT count(*) FROM loans JOIN loan_balances USING (n) "
-                    "WHERE status IS NOT NULL AND amount > principal_paid"
-                ).fetchone()[0]
-            size = on_disk(db)
-            digest = hashlib.sha256((Path(scratch) / "report.json").read_bytes()).hexdigest()[:16]
-        per_event = run.cpu_seconds / events * 1e6
-        first = first or per_event
-        print(
-            f"  {communes:>6,} communes: {events:>11,} events, {events / run.seconds:>7,.0f} events/s, "
-            f"{per_event:5.1f} µs CPU/event ({per_event / first:.2f}x; target within {1 + FLAT:.2f}x), "
-            f"peak RSS {run.peak_rss_mb:>5,.0f} MB, store {size / 2**30:.2f} GiB, {loans:,} loans ({owing:,} owing), "
-            f"report sha256 {digest}…"
-        )
+    broker = start_broker() if "worker" in wanted else None
+    firsts: dict[str, Cost] = {}
+    try:
+        for communes in communes_of_each:
+            source = province(communes)
+            replay: Cost | None = None
+            with tempfile.TemporaryDirectory(prefix="uythac-width-") as directory:
+                scratch = Path(directory)
+                if "replay" in wanted:
+                    replay, store = replayed(source, scratch)
+                    firsts.setdefault("replay", replay)
+                    print(line("replay", communes, replay, firsts["replay"], f"{store}, "), flush=True)
+                if broker is not None:
+                    topic = f"width.{communes}"
+                    total = sent(broker.bootstrap, topic, source)
+                    worker = consumed(broker.bootstrap, topic, total, scratch)
+                    firsts.setdefault("worker", worker)
+                    print(line("worker", communes, worker, firsts["worker"], against(replay, worker)), flush=True)
+    finally:
+        if broker is not None:
+            broker.stop()
 
 
 if __name__ == "__main__":
