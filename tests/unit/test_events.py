@@ -5,9 +5,11 @@ published JSON Schemas are the ones the marshmallow schemas render. Pure: no sto
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import itertools
 import json
+import weakref
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -260,6 +262,38 @@ def test_reason_names_every_bad_field() -> None:
     assert reason.startswith("amount: ")
     assert "; note: " in reason
     assert "; org: " in reason
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        variant("loan.disbursed", amount=-1, org="ABC", note="x"),  # refused by marshmallow, field by field
+        {"event_id": "e1", "type": "no.such.type"},
+        "[1, 2]",  # refused as a message, not as an event
+    ],
+)
+def test_a_rejection_leaves_no_cycle_holding_its_caller(data: Any) -> None:
+    """The intake and a replay run the cycle collector seldom (`uythac.cycles`), and the frames that call `parse`
+    hold a whole poll or batch of records: a rejection that left a reference cycle reaching them (marshmallow's
+    `Schema.validate` did: the error it catches is held by its own frame) kept all of them in memory until the
+    next full collection, ~1 GB in a worker's catch-up."""
+
+    class Poll:
+        """Stands for what the calling frame holds."""
+
+    def check(raw: bytes) -> tuple[weakref.ref[Poll], Event | Rejection]:
+        poll = Poll()
+        return weakref.ref(poll), parse(raw)
+
+    raw = data.encode() if isinstance(data, str) else json.dumps(data).encode()
+    gc.collect()
+    gc.disable()
+    try:
+        held, outcome = check(raw)
+        assert isinstance(outcome, Rejection)
+        assert held() is None, "the caller's frame outlived the call: a reference cycle holds it"
+    finally:
+        gc.enable()
 
 
 @pytest.mark.parametrize(
