@@ -76,6 +76,14 @@ class Settings:
     pages_signin_failures: int = 5
     pages_per_page: int = 100
 
+    def __post_init__(self) -> None:
+        """Every number here is a count, a size, a time or a port: a negative one is a mistake, refused with the
+        setting's name (from the environment or from a command's flag: `dataclasses.replace` comes here too)."""
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, int) and value < 0:
+                raise ConfigError(f"UYTHAC_{field.name.upper()}: must be 0 or more, not {value}")
+
 
 def load(environ: Mapping[str, str] = os.environ) -> Settings:
     values: dict[str, object] = {}

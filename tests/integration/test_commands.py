@@ -141,3 +141,28 @@ def test_a_replays_batches_span_days_from_the_settings_or_the_flag(
         config, cli.build_parser(config).parse_args(["replay", "e.jsonl", "--report", "r.json", *argv])
     )
     assert (given.replay_batch_days, given.replay_batch_max) == (days, most)
+
+
+@pytest.mark.parametrize(
+    ("argv", "environ", "line"),
+    [
+        (["--batch-days", "-1"], {}, "UYTHAC_REPLAY_BATCH_DAYS: must be 0 or more, not -1"),
+        ([], {"UYTHAC_REPLAY_BATCH_MAX": "-5"}, "UYTHAC_REPLAY_BATCH_MAX: must be 0 or more, not -5"),
+        (["--batch-size", "-2"], {}, "UYTHAC_REPLAY_BATCH_SIZE: must be 0 or more, not -2"),
+    ],
+)
+def test_a_negative_number_is_refused_in_one_line_naming_the_setting(
+    tmp_path: Path, argv: list[str], environ: dict[str, str], line: str
+) -> None:
+    events = tmp_path / "e.jsonl"
+    events.write_text("")
+    done = subprocess.run(
+        [UYTHAC, "replay", str(events), "--report", str(tmp_path / "r.json"), *argv],
+        env={**os.environ, **environ},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [f"uythac: error: {line}"]
+    assert not (tmp_path / "r.json").exists()
