@@ -100,12 +100,13 @@ def test_ensure_topics_creates_partitions_and_is_idempotent(
 
 
 @pytest.mark.kafka
+@pytest.mark.parametrize("seen", [False, True], ids=["looked-just-before", "looked-just-after"])
 def test_a_topic_another_process_creates_meanwhile_is_waited_for_and_not_logged_as_ours(
-    kafka_bootstrap: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    kafka_bootstrap: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch, seen: bool
 ) -> None:
-    """`make run` starts the worker and the publisher at once: both find the topic missing and one creates it.
-    The other must still wait for its partitions' leaders (else its first sends log NotLeaderForPartitionError)
-    and must not log the topic as created by it."""
+    """`make run` starts the worker and the publisher at once, and one creates the topic. The other, whether it
+    looked just before the create or just after, must still wait for the partitions' leaders (else its first
+    sends log NotLeaderForPartitionError) and must not log the topic as created by it."""
     topic = unique("raced")
     first_look = [True]
     real_counts, real_admin = kafka_admin._partition_counts, kafka_admin._admin
@@ -118,7 +119,7 @@ def test_a_topic_another_process_creates_meanwhile_is_waited_for_and_not_logged_
                 other.create_topics({topic: {"num_partitions": 6, "replication_factor": 1}})
             finally:
                 other.close()
-            return {}  # looked just before the other process created it
+            return {topic: 6} if seen else {}
         return real_counts(admin, names)
 
     asked: list[TopicPartition] = []

@@ -149,9 +149,10 @@ def ensure_topics(
 
     Idempotent: existing topics are left alone (one with fewer partitions than asked for is logged as a
     warning), and a topic created concurrently by someone else is not an error. Returns once every topic
-    has a leader for each partition, so a producer or consumer started right after finds them; for a topic just
-    created (by this call, or by another process since this one looked), once each leader answers as one: the
-    metadata names a leader before that broker has taken the partition on, and a producer sending then logs a
+    has a leader for each partition that answers as one, so a producer or consumer started right after finds
+    them. The answer is asked for every topic, not only one this call created: another process may have created
+    it a moment before this one looked (`make run`'s worker and publisher start together), and the metadata
+    names a leader before that broker has taken the partition on; a producer sending then logs a
     `NotLeaderForPartitionError` and retries.
     """
     if not topics:
@@ -185,11 +186,11 @@ def ensure_topics(
             if created:
                 log.info("topics created", extra={"topics": {name: topics[name] for name in sorted(created)}})
         admin.wait_for_topics(names, timeout_ms=int(timeout_s * 1000))
-        if missing:  # new, by us or by another process just before us (`make run`'s worker and publish)
-            counts = _partition_counts(admin, sorted(missing))
-            leaders = {
-                TopicPartition(name, p): OffsetSpec.LATEST for name, count in counts.items() for p in range(count)
-            }
-            admin.list_partition_offsets(leaders, timeout_ms=int(timeout_s * 1000))  # retries until each answers
+        leaders = {
+            TopicPartition(name, p): OffsetSpec.LATEST
+            for name, count in _partition_counts(admin, names).items()
+            for p in range(count)
+        }
+        admin.list_partition_offsets(leaders, timeout_ms=int(timeout_s * 1000))  # retries until each answers
     finally:
         admin.close()
