@@ -62,8 +62,8 @@ bench: $(STAMP)
 	$(BIN)/python -m tests.bench.pages_bench
 	$(BIN)/python -m tests.bench.width_bench
 
-## bench-width: the replay's and the worker's cost per event at 520, 1 040 and 2 080 communes (BENCH_WIDTHS,
-## BENCH_WIDTH_COMMANDS), each with its report's digest (~1 h)
+## bench-width: the cost per event at 520, 1 040 and 2 080 communes (BENCH_WIDTHS) of a replay onto SQLite, one
+## onto the local PostgreSQL and the worker (BENCH_WIDTH_COMMANDS), each with its report's digest (~1.5 h)
 bench-width: $(STAMP)
 	$(BIN)/python -m tests.bench.width_bench
 

@@ -42,7 +42,7 @@ class PostgresError(RuntimeError):
 class PostgresServer:
     data_dir: Path
     port: int
-    _urls: list[str] = field(default_factory=list)
+    _stores: dict[str, str] = field(default_factory=dict)  # a store's URL -> its schema
 
     def _pgctl(self, command: str, timeout_s: float) -> subprocess.CompletedProcess[str]:
         env = {
@@ -83,7 +83,14 @@ class PostgresServer:
         name = f"s{os.getpid()}_{next(_schemas)}"
         with psycopg.connect(libpq_url(base)) as connection:
             connection.execute(f"CREATE SCHEMA {name}")
-        return f"{base}?options=-csearch_path%3D{name}"
+        url = f"{base}?options=-csearch_path%3D{name}"
+        self._stores[url] = name
+        return url
+
+    def drop_store(self, url: str) -> None:
+        """Drop a store `new_store` made, with all it holds (a benchmark's store is gigabytes)."""
+        with psycopg.connect(libpq_url(self.url)) as connection:
+            connection.execute(f"DROP SCHEMA {self._stores.pop(url)} CASCADE")
 
 
 def libpq_url(url: str) -> str:

@@ -2,10 +2,13 @@
 
 The same generator at BENCH_WIDTHS communes (default 520, 1 040 and 2 080: Thanh Hóa's 520 and twice and four
 times it), each with history from 2002 plus 12 months (`uythac generate --communes N --months 12 --seed 9`).
-BENCH_WIDTH_COMMANDS (default `replay,worker`) says which of the two run at each width:
+BENCH_WIDTH_COMMANDS (default `replay,postgresql,worker`) says which of them run at each width:
 
 - replay: the file onto a new SQLite store, pinned to one core, with the default settings (and the
   environment's `UYTHAC_*`, e.g. `UYTHAC_CACHE_ENTITIES`);
+- postgresql: the same replay onto a new schema of the local PostgreSQL (deploy/postgres/pgctl, started if it
+  is not running; the schema dropped after). The client is pinned to one core and the server runs on the
+  other; the CPU counted is the machine's over the run (client and server: run it alone on the machine);
 - worker: the file's lines sent to a 12-partition topic of a broker of the benchmark's own (keyed by commune,
   as `uythac publish` sends them; not timed), then one `uythac worker` from the topic's start onto a new SQLite
   store until it has applied every message and relayed its output messages. Its CPU (its intake process
@@ -27,19 +30,25 @@ import sqlite3
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import psycopg
 from kafka import KafkaProducer
 
-from tests.bench.common import CORE, UYTHAC, events_read, generated, machine, measure
+from tests.bench.common import BENCH_DIR, CORE, UYTHAC, events_read, generated, machine, measure
 from tests.bench.national_bench import on_disk
 from tests.bench.worker_bench import PARTITIONS, _key, _lines, applied, start_broker, stored, worker_env
+from tests.kafka_broker import KafkaBroker
+from tests.postgres_server import PostgresServer, libpq_url
 from uythac.adapters.kafka.admin import ensure_topics
 from uythac.devtools import generate
 
 FLAT = 0.15  # the target: per-event cost within 15 % of the narrowest province's
-COMMANDS = ("replay", "worker")
+COMMANDS = ("replay", "postgresql", "worker")
 
 
 @dataclass(frozen=True)
@@ -76,11 +85,12 @@ def widths() -> list[int]:
 
 
 def commands() -> list[str]:
-    """BENCH_WIDTH_COMMANDS: `replay`, `worker` or both, comma-separated; a clear exit on anything else."""
+    """BENCH_WIDTH_COMMANDS: some of `replay`, `postgresql`, `worker`, comma-separated; a clear exit on anything
+    else."""
     given = os.environ.get("BENCH_WIDTH_COMMANDS", ",".join(COMMANDS))
     found = [command.strip() for command in given.split(",")]
     if not found or any(command not in COMMANDS for command in found):
-        raise SystemExit(f"BENCH_WIDTH_COMMANDS: replay, worker or both separated by a comma, not {given!r}")
+        raise SystemExit(f"BENCH_WIDTH_COMMANDS: some of {', '.join(COMMANDS)} separated by commas, not {given!r}")
     return found
 
 
@@ -89,17 +99,62 @@ def digest(report: Path) -> str:
 
 
 def replayed(source: Path, scratch: Path) -> tuple[Cost, str]:
-    """`uythac replay` of `source` pinned to one core; and what the store holds, as text."""
+    """`uythac replay` of `source` onto a new SQLite file, pinned to one core; and what the store holds, as text."""
     db = scratch / "width.db"
     run = measure([UYTHAC, "replay", str(source), "--db", str(db), "--report", f"{scratch}/report.json"])
-    with sqlite3.connect(db) as connection:
-        loans = connection.execute("SELECT count(*) FROM loans WHERE status IS NOT NULL").fetchone()[0]
-        owing = connection.execute(
-            "SELECT count(*) FROM loans JOIN loan_balances USING (n) "
-            "WHERE status IS NOT NULL AND amount > principal_paid"
-        ).fetchone()[0]
     cost = Cost(events_read(run.output), run.seconds, run.cpu_seconds, run.peak_rss_mb, digest(scratch / "report.json"))
-    return cost, f"store {on_disk(db) / 2**30:.2f} GiB, {loans:,} loans ({owing:,} owing)"
+    with closing(sqlite3.connect(db)) as connection:
+        return cost, holds(connection, on_disk(db))
+
+
+def replayed_on_postgresql(source: Path, scratch: Path, server: PostgresServer) -> tuple[Cost, str]:
+    """`uythac replay` of `source` onto a new schema of `server`, the client pinned to one core; its CPU is the
+    machine's over the run, the server's included; and what the store held, as text."""
+    url = server.new_store()
+    try:
+        before = busy_seconds()
+        run = measure([UYTHAC, "replay", str(source), "--db", url, "--report", f"{scratch}/report.json"])
+        cpu_seconds = busy_seconds() - before
+        with psycopg.connect(libpq_url(url)) as connection:
+            size = connection.execute(
+                "SELECT sum(pg_total_relation_size(oid)) FROM pg_class "
+                "WHERE relnamespace = current_schema()::regnamespace AND relkind = 'r'"
+            ).fetchone()
+            held = holds(connection, int(size[0]) if size else 0)
+    finally:
+        server.drop_store(url)
+    return Cost(
+        events_read(run.output), run.seconds, cpu_seconds, run.peak_rss_mb, digest(scratch / "report.json")
+    ), held
+
+
+def holds(connection: Any, size: int) -> str:
+    """What a store holds, as text: its size and its loans, and those still owing (what the entity cache would
+    need to hold them all)."""
+    loans = connection.execute("SELECT count(*) FROM loans WHERE status IS NOT NULL").fetchone()[0]
+    owing = connection.execute(
+        "SELECT count(*) FROM loans JOIN loan_balances USING (n) WHERE status IS NOT NULL AND amount > principal_paid"
+    ).fetchone()[0]
+    return f"store {size / 2**30:.2f} GiB, {loans:,} loans ({owing:,} owing)"
+
+
+def busy_seconds() -> float:
+    """CPU time the whole machine has spent busy since it started (/proc/stat), in seconds."""
+    user, nice, system, _idle, _iowait, irq, softirq, steal = Path("/proc/stat").read_text().split()[1:9]
+    ticks = sum(int(count) for count in (user, nice, system, irq, softirq, steal))
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def local_postgresql(wanted: list[str]) -> Iterator[PostgresServer | None]:
+    """The local PostgreSQL of deploy/postgres/pgctl (var/postgres, port 15432), started if it is not running and
+    then stopped when the benchmark ends; None if the series does not ask for it."""
+    if "postgresql" not in wanted:
+        yield None
+        return
+    server = PostgresServer(BENCH_DIR.parent / "postgres", 15432)
+    server.start()
+    yield server
 
 
 def sent(bootstrap: str, topic: str, source: Path) -> int:
@@ -158,11 +213,11 @@ def peak_rss_mb(pid: int) -> dict[str, float]:
         return {}
 
 
-def against(replay: Cost | None, worker: Cost) -> str:
-    """Whether the worker's store reports what the replay's does (nothing to say if the replay did not run)."""
+def against(replay: Cost | None, other: Cost) -> str:
+    """Whether another run's store reports what the SQLite replay's does (nothing to say if that did not run)."""
     if replay is None:
         return ""
-    return "the replay's " if replay.report == worker.report else "NOT THE REPLAY'S "
+    return "the replay's " if replay.report == other.report else "NOT THE REPLAY'S "
 
 
 def by_process(cost: Cost) -> str:
@@ -174,7 +229,7 @@ def by_process(cost: Cost) -> str:
 def line(command: str, communes: int, cost: Cost, first: Cost, more: str) -> str:
     ratio = cost.per_event_us / first.per_event_us
     return (
-        f"  {command:<6} {communes:>6,} communes: {cost.events:>11,} events, {cost.events / cost.seconds:>7,.0f} "
+        f"  {command:<10} {communes:>6,} communes: {cost.events:>11,} events, {cost.events / cost.seconds:>7,.0f} "
         f"events/s, {cost.per_event_us:5.1f} µs CPU/event ({ratio:.2f}x; target within {1 + FLAT:.2f}x), "
         f"peak RSS {cost.peak_rss_mb:>5,.0f} MB{by_process(cost)}, {more}report (sha256 {cost.report}…)"
     )
@@ -183,28 +238,45 @@ def line(command: str, communes: int, cost: Cost, first: Cost, more: str) -> str
 def main() -> None:
     communes_of_each, wanted = widths(), commands()
     cache = os.environ.get("UYTHAC_CACHE_ENTITIES", "the default")
-    print(f"cost at width: {machine()}; replay pinned to core {CORE}; entity cache {cache}")
+    print(f"cost at width: {machine()}; replays pinned to core {CORE}; entity cache {cache}")
     broker = start_broker() if "worker" in wanted else None
     firsts: dict[str, Cost] = {}
     try:
-        for communes in communes_of_each:
-            source = province(communes)
-            replay: Cost | None = None
-            with tempfile.TemporaryDirectory(prefix="uythac-width-") as directory:
-                scratch = Path(directory)
-                if "replay" in wanted:
-                    replay, store = replayed(source, scratch)
-                    firsts.setdefault("replay", replay)
-                    print(line("replay", communes, replay, firsts["replay"], f"{store}, "), flush=True)
-                if broker is not None:
-                    topic = f"width.{communes}"
-                    total = sent(broker.bootstrap, topic, source)
-                    worker = consumed(broker.bootstrap, topic, total, scratch)
-                    firsts.setdefault("worker", worker)
-                    print(line("worker", communes, worker, firsts["worker"], against(replay, worker)), flush=True)
+        with local_postgresql(wanted) as postgresql:
+            for communes in communes_of_each:
+                with tempfile.TemporaryDirectory(prefix="uythac-width-") as directory:
+                    at_width(communes, Path(directory), wanted, firsts, broker, postgresql)
     finally:
         if broker is not None:
             broker.stop()
+
+
+def at_width(
+    communes: int,
+    scratch: Path,
+    wanted: list[str],
+    firsts: dict[str, Cost],
+    broker: KafkaBroker | None,
+    postgresql: PostgresServer | None,
+) -> None:
+    """The commands `wanted` at one width, each line printed as it ends; `firsts` keeps each one's narrowest."""
+    source = province(communes)
+    replay: Cost | None = None
+
+    def show(command: str, cost: Cost, more: str) -> None:
+        firsts.setdefault(command, cost)
+        print(line(command, communes, cost, firsts[command], more), flush=True)
+
+    if "replay" in wanted:
+        replay, store = replayed(source, scratch)
+        show("replay", replay, f"{store}, ")
+    if postgresql is not None:
+        on_server, store = replayed_on_postgresql(source, scratch, postgresql)
+        show("postgresql", on_server, f"{store}, {against(replay, on_server)}")
+    if broker is not None:
+        topic = f"width.{communes}"
+        worker = consumed(broker.bootstrap, topic, sent(broker.bootstrap, topic, source), scratch)
+        show("worker", worker, against(replay, worker))
 
 
 if __name__ == "__main__":
