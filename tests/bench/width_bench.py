@@ -43,7 +43,7 @@ from tests.bench.common import BENCH_DIR, CORE, UYTHAC, events_read, generated, 
 from tests.bench.national_bench import on_disk
 from tests.bench.worker_bench import PARTITIONS, _key, _lines, applied, start_broker, stored, worker_env
 from tests.kafka_broker import KafkaBroker
-from tests.postgres_server import PostgresServer, libpq_url
+from tests.postgres_server import PostgresError, PostgresServer, libpq_url
 from uythac.adapters.kafka.admin import ensure_topics
 from uythac.devtools import generate
 
@@ -153,7 +153,10 @@ def local_postgresql(wanted: list[str]) -> Iterator[PostgresServer | None]:
         yield None
         return
     server = PostgresServer(BENCH_DIR.parent / "postgres", 15432)
-    server.start()
+    try:
+        server.start()
+    except PostgresError as error:
+        raise SystemExit(f"bench-width: the local PostgreSQL did not start: {str(error).splitlines()[-1]}") from None
     yield server
 
 
