@@ -32,7 +32,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -98,23 +98,30 @@ def digest(report: Path) -> str:
     return hashlib.sha256(report.read_bytes()).hexdigest()[:16]
 
 
+def replay_onto(source: Path, scratch: Path, db: str) -> tuple[Cost, float]:
+    """`uythac replay` of `source` onto the store `db`, pinned to one core: its cost, and the CPU seconds the whole
+    machine spent over the run (a server's included)."""
+    before = busy_seconds()
+    run = measure([UYTHAC, "replay", str(source), "--db", db, "--report", f"{scratch}/report.json"])
+    machine_seconds = busy_seconds() - before
+    report = digest(scratch / "report.json")
+    return Cost(events_read(run.output), run.seconds, run.cpu_seconds, run.peak_rss_mb, report), machine_seconds
+
+
 def replayed(source: Path, scratch: Path) -> tuple[Cost, str]:
-    """`uythac replay` of `source` onto a new SQLite file, pinned to one core; and what the store holds, as text."""
+    """A replay of `source` onto a new SQLite file; and what the store holds, as text."""
     db = scratch / "width.db"
-    run = measure([UYTHAC, "replay", str(source), "--db", str(db), "--report", f"{scratch}/report.json"])
-    cost = Cost(events_read(run.output), run.seconds, run.cpu_seconds, run.peak_rss_mb, digest(scratch / "report.json"))
+    cost, _ = replay_onto(source, scratch, str(db))
     with closing(sqlite3.connect(db)) as connection:
         return cost, holds(connection, on_disk(db))
 
 
 def replayed_on_postgresql(source: Path, scratch: Path, server: PostgresServer) -> tuple[Cost, str]:
-    """`uythac replay` of `source` onto a new schema of `server`, the client pinned to one core; its CPU is the
-    machine's over the run, the server's included; and what the store held, as text."""
+    """A replay of `source` onto a new schema of `server`, its CPU the machine's (the server does half the work);
+    and what the store held, as text."""
     url = server.new_store()
     try:
-        before = busy_seconds()
-        run = measure([UYTHAC, "replay", str(source), "--db", url, "--report", f"{scratch}/report.json"])
-        cpu_seconds = busy_seconds() - before
+        cost, machine_seconds = replay_onto(source, scratch, url)
         with psycopg.connect(libpq_url(url)) as connection:
             size = connection.execute(
                 "SELECT sum(pg_total_relation_size(oid)) FROM pg_class "
@@ -123,9 +130,7 @@ def replayed_on_postgresql(source: Path, scratch: Path, server: PostgresServer) 
             held = holds(connection, int(size[0]) if size else 0)
     finally:
         server.drop_store(url)
-    return Cost(
-        events_read(run.output), run.seconds, cpu_seconds, run.peak_rss_mb, digest(scratch / "report.json")
-    ), held
+    return replace(cost, cpu_seconds=machine_seconds), held
 
 
 def holds(connection: Any, size: int) -> str:

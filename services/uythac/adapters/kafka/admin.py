@@ -186,11 +186,8 @@ def ensure_topics(
             if created:
                 log.info("topics created", extra={"topics": {name: topics[name] for name in sorted(created)}})
         admin.wait_for_topics(names, timeout_ms=int(timeout_s * 1000))
-        leaders = {
-            TopicPartition(name, p): OffsetSpec.LATEST
-            for name, count in _partition_counts(admin, names).items()
-            for p in range(count)
-        }
+        counts = {**existing, **(_partition_counts(admin, sorted(missing)) if missing else {})}
+        leaders = {TopicPartition(name, p): OffsetSpec.LATEST for name, count in counts.items() for p in range(count)}
         admin.list_partition_offsets(leaders, timeout_ms=int(timeout_s * 1000))  # retries until each answers
     finally:
         admin.close()
